@@ -1,0 +1,442 @@
+"""Goodreads book page → record. Pure: bytes in, a dict of plain values out.
+
+Two layouts exist. The current one (2022 onward, Next.js) carries everything in
+two script tags, so those are located and decoded directly instead of building
+a tree of the whole page; its markup is only read when the data is missing.
+The legacy layout (until 2022) has its data in the markup, and is read with
+BeautifulSoup over just the elements that hold it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from bs4 import BeautifulSoup, ElementFilter, SoupStrainer, Tag
+
+from app.links import canonical_url
+
+Record = dict[str, Any]
+
+RECORD_FIELDS = (
+    "book_id", "url", "title", "series", "author", "authors", "contributors", "rating",
+    "ratings_count", "reviews_count", "description", "isbn", "isbn13", "pages", "format",
+    "language", "publisher", "published", "published_date", "first_published",
+    "first_published_date", "genres", "cover_url",
+)
+
+
+@dataclass(frozen=True)
+class NotABookPage:
+    """The page holds no book: a sign-in wall, an empty body, or no book data."""
+
+    kind: str  # "sign_in_wall" | "empty" | "no_book_data"
+    detail: str
+
+
+def parse_book_page(page: bytes | str, requested_id: str | None = None) -> Record | NotABookPage:
+    """Read a book's record from a Goodreads page of either layout.
+
+    ``requested_id`` names the book when the page's own data does not (the
+    canonical link and og:url can name another edition, so they are not used).
+    """
+    text = page.decode("utf-8", errors="replace") if isinstance(page, bytes) else page
+    if not text.strip():
+        return NotABookPage("empty", "the page is empty")
+
+    record = None
+    next_data = _script_json(text, _NEXT_DATA_SCRIPT)
+    if next_data is not None:
+        record = _from_apollo(text, next_data)
+    if record is None and "application/ld+json" in text:
+        record = _from_json_ld_and_markup(text, requested_id)
+    if record is None and 'id="bookTitle"' in text:
+        record = _from_legacy(text)
+    if record is not None and record.get("title"):
+        if not record.get("book_id"):
+            record["book_id"] = requested_id
+        record["url"] = canonical_url(record["book_id"]) if record["book_id"] else None
+        return {field: record.get(field) for field in RECORD_FIELDS}
+
+    if _looks_like_sign_in(text):
+        return NotABookPage("sign_in_wall", "Goodreads answered with a sign-in page")
+    return NotABookPage("no_book_data", "the page holds no book data")
+
+
+# --- Current layout: __NEXT_DATA__ → apolloState -----------------------------------------
+
+_NEXT_DATA_SCRIPT = re.compile(r'<script[^>]*\bid="__NEXT_DATA__"[^>]*>')
+_JSON_LD_SCRIPT = re.compile(r'<script[^>]*\btype="application/ld\+json"[^>]*>')
+_PUBLICATION_INFO = re.compile(r'<p[^>]*\bdata-testid="publicationInfo"[^>]*>(.*?)</p>', re.S)
+
+
+def _script_json(text: str, opening: re.Pattern[str], start: int = 0) -> Any:
+    """Decode the JSON body of the first script tag matching ``opening``."""
+    match = opening.search(text, start)
+    if not match:
+        return None
+    end = text.find("</script>", match.end())
+    try:
+        return json.loads(text[match.end():end])
+    except ValueError:
+        return None
+
+
+def _from_apollo(text: str, next_data: Any) -> Record | None:
+    state = _dig(next_data, "props", "pageProps", "apolloState")
+    if not isinstance(state, dict):
+        return None
+    book = _page_book(state)
+    if book is None:
+        return None
+    details = book.get("details") or {}
+    work = _resolve(state, book.get("work")) or {}
+    stats = work.get("stats") or {}
+
+    contributors = []
+    edges = [book.get("primaryContributorEdge")] + list(book.get("secondaryContributorEdges") or [])
+    for edge in edges:
+        node = _resolve(state, (edge or {}).get("node"))
+        name = _clean((node or {}).get("name"))
+        if name:
+            contributors.append({"name": name, "role": _clean(edge.get("role")) or "Author"})
+
+    series = None
+    for entry in book.get("bookSeries") or []:
+        series_title = _clean((_resolve(state, entry.get("series")) or {}).get("title"))
+        if series_title:
+            series = _series_label(series_title, _clean(entry.get("userPosition")))
+            break
+
+    published, first_published = _publication_info(text)
+    return {
+        "book_id": _text_id(book.get("legacyId")),
+        "title": _clean(book.get("title")),
+        "series": series,
+        **_people(contributors),
+        "rating": _float(stats.get("averageRating")),
+        "ratings_count": _int(stats.get("ratingsCount")),
+        "reviews_count": _int(stats.get("textReviewsCount")),
+        "description": html_to_text(book.get("description")),
+        "isbn": _clean(details.get("isbn")),
+        "isbn13": _clean(details.get("isbn13")),
+        "pages": _int(details.get("numPages")),
+        "format": _clean(details.get("format")),
+        "language": _clean((details.get("language") or {}).get("name")),
+        "publisher": _clean(details.get("publisher")),
+        "published": published,
+        "published_date": _iso_date(details.get("publicationTime")),
+        "first_published": first_published,
+        "first_published_date": _iso_date((work.get("details") or {}).get("publicationTime")),
+        "genres": [name for name in (_clean(_dig(g, "genre", "name")) for g in book.get("bookGenres") or []) if name],
+        "cover_url": _clean(book.get("imageUrl")),
+    }
+
+
+def _page_book(state: dict) -> dict | None:
+    """The Book entry the page is about: the one ROOT_QUERY asks for by legacy id."""
+    for key, value in (state.get("ROOT_QUERY") or {}).items():
+        if key.startswith("getBookByLegacyId"):
+            book = _resolve(state, value)
+            if book:
+                return book
+    books = [value for key, value in state.items() if key.startswith("Book:")]
+    return books[0] if len(books) == 1 else None
+
+
+def _resolve(state: dict, reference: Any) -> dict | None:
+    if isinstance(reference, dict) and "__ref" in reference:
+        return state.get(reference["__ref"])
+    return reference if isinstance(reference, dict) else None
+
+
+def _publication_info(text: str) -> tuple[str | None, str | None]:
+    """(published, first published) as the page shows them."""
+    match = _PUBLICATION_INFO.search(text)
+    if not match:
+        return None, None
+    shown = _clean(BeautifulSoup(match.group(1), "html.parser").get_text())
+    return _split_publication(shown or "")
+
+
+def _split_publication(shown: str) -> tuple[str | None, str | None]:
+    first = re.match(r"first published\s+(.+)", shown, re.I)
+    if first:
+        return None, first.group(1)
+    edition = re.match(r"(?:published|expected publication)\s+(.+)", shown, re.I)
+    return (edition.group(1) if edition else None), None
+
+
+# --- Fallback: JSON-LD and the data-testid markup -----------------------------------------
+
+_TESTID_ELEMENTS = SoupStrainer(attrs={"data-testid": re.compile(
+    "^(bookTitle|description|publicationInfo|pagesFormat|genresList|ratingsCount|reviewsCount)$")})
+
+
+def _from_json_ld_and_markup(text: str, requested_id: str | None) -> Record | None:
+    data = _json_ld_book(text)
+    if data is None:
+        return None
+    markup = BeautifulSoup(text, "lxml", parse_only=_TESTID_ELEMENTS)
+
+    def testid(name: str) -> Tag | None:
+        return markup.find(attrs={"data-testid": name})
+
+    authors = data.get("author") or []
+    if isinstance(authors, dict):
+        authors = [authors]
+    contributors = [{"name": name, "role": "Author"}
+                    for name in (_clean(_unescape(a.get("name"))) for a in authors if isinstance(a, dict)) if name]
+    rating = data.get("aggregateRating") or {}
+    title_tag = testid("bookTitle")
+    description_tag = testid("description")
+    description = description_tag.find(class_="Formatted") if description_tag else None
+    info = testid("publicationInfo")
+    published, first_published = _split_publication(_clean(info.get_text()) or "") if info else (None, None)
+    genres_tag = testid("genresList")
+    isbn = _clean(data.get("isbn"))
+    return {
+        "book_id": requested_id,
+        "title": _clean(title_tag.get_text()) if title_tag else _clean(_unescape(data.get("name"))),
+        **_people(contributors),
+        "rating": _float(rating.get("ratingValue")),
+        "ratings_count": _int(rating.get("ratingCount")),
+        "reviews_count": _int(rating.get("reviewCount")),
+        "description": html_to_text(str(description)) if description else None,
+        "isbn": isbn if isbn and len(isbn) == 10 else None,
+        "isbn13": isbn if isbn and len(isbn) == 13 else None,
+        "pages": _int(data.get("numberOfPages")),
+        "format": _clean(data.get("bookFormat")),
+        "language": _clean(data.get("inLanguage")),
+        "published": published,
+        "first_published": first_published,
+        "genres": [_clean(a.get_text()) for a in genres_tag.select(".Button__labelItem")] if genres_tag else [],
+        "cover_url": _clean(data.get("image")),
+    }
+
+
+def _json_ld_book(text: str) -> dict | None:
+    for match in _JSON_LD_SCRIPT.finditer(text):
+        data = _script_json(text, _JSON_LD_SCRIPT, match.start())
+        if isinstance(data, dict) and data.get("@type") == "Book":
+            return data
+    return None
+
+
+# --- Legacy layout ------------------------------------------------------------------------
+
+_LEGACY_IDS = {"bookTitle", "bookSeries", "bookAuthors", "bookMeta", "description", "details", "coverImage"}
+
+
+class _LegacyElements(ElementFilter):
+    """Builds only the elements that hold a legacy page's book data (and their contents)."""
+
+    def allow_tag_creation(self, nsprefix: str | None, name: str, attrs: Any) -> bool:
+        attrs = attrs or {}
+        if attrs.get("id") in _LEGACY_IDS:
+            return True
+        if name == "div" and "elementList" in (attrs.get("class") or "").split():
+            return True
+        return name == "input" and attrs.get("name") == "book_id"
+
+    def allow_string_creation(self, string: str) -> bool:
+        return False
+
+
+_LEGACY_STRAINER = _LegacyElements()
+_LEGACY_PHOTO_ID = re.compile(r'href="/book/photo/(\d+)')
+_PUBLISHED_ROW = re.compile(
+    r"(?:Published|Expected publication)\s+(?P<date>.+?)(?:\s+by\s+(?P<publisher>.+?))?\s*"
+    r"(?:\(first published\s+(?P<first>.+?)\))?$", re.I)
+
+
+def _from_legacy(text: str) -> Record | None:
+    soup = BeautifulSoup(text, "lxml", parse_only=_LEGACY_STRAINER)
+    title = soup.find(id="bookTitle")
+    if title is None:
+        return None
+
+    contributors = []
+    for container in soup.select("#bookAuthors .authorName__container"):
+        name = container.select_one("a.authorName")
+        role = container.select_one(".role")
+        if name:
+            contributors.append({
+                "name": _clean(name.get_text()),
+                "role": _clean(role.get_text().strip("() \n")) if role else "Author",
+            })
+
+    series_tag = soup.find(id="bookSeries")
+    series = None
+    if series_tag and _clean(series_tag.get_text()):
+        label = _clean(series_tag.get_text()).strip("()").strip()
+        name, _, position = label.rpartition(" #")
+        series = _series_label(name, position) if name else label
+
+    published = first_published = publisher = None
+    details = soup.find(id="details")
+    if details:
+        for row in details.find_all("div", class_="row", recursive=False):
+            match = _PUBLISHED_ROW.match(_clean(row.get_text()) or "")
+            if match:
+                published, publisher, first_published = match.group("date", "publisher", "first")
+
+    data_box = _legacy_data_box(soup)
+    isbn_row = data_box.get("ISBN") or ""
+    isbn10 = re.match(r"\s*([0-9]{9}[0-9X])\b", isbn_row)
+    isbn13 = re.search(r"\b([0-9]{13})\b", isbn_row + " " + (data_box.get("ISBN13") or ""))
+
+    description = soup.find(id="description")
+    description_text = None
+    if description:
+        spans = description.find_all("span", recursive=False)
+        full = [span for span in spans if "display:none" in (span.get("style") or "").replace(" ", "")]
+        chosen = full[0] if full else (spans[0] if spans else None)
+        description_text = html_to_text(chosen.decode_contents()) if chosen else None
+
+    cover = soup.find(id="coverImage")
+    pages = soup.select_one("[itemprop=numberOfPages]")
+    language = soup.select_one("[itemprop=inLanguage]")
+    book_format = soup.select_one("[itemprop=bookFormat]")
+    return {
+        "book_id": _legacy_book_id(text, soup),
+        "title": _clean(title.get_text()),
+        "series": series,
+        **_people(contributors),
+        "rating": _float(_text_of(soup.select_one("[itemprop=ratingValue]"))),
+        "ratings_count": _int(_content_of(soup.select_one("meta[itemprop=ratingCount]"))),
+        "reviews_count": _int(_content_of(soup.select_one("meta[itemprop=reviewCount]"))),
+        "description": description_text,
+        "isbn": isbn10.group(1) if isbn10 else None,
+        "isbn13": isbn13.group(1) if isbn13 else None,
+        "pages": _int(re.sub(r"\D", "", _text_of(pages) or "")),
+        "format": _text_of(book_format),
+        "language": _text_of(language),
+        "publisher": publisher,
+        "published": published,
+        "first_published": first_published,
+        "genres": _legacy_genres(soup),
+        "cover_url": cover.get("src") if cover else None,
+    }
+
+
+def _legacy_book_id(text: str, soup: BeautifulSoup) -> str | None:
+    photo = _LEGACY_PHOTO_ID.search(text)
+    if photo:
+        return photo.group(1)
+    hidden = soup.find("input", attrs={"name": "book_id"})
+    return _text_id(hidden.get("value")) if hidden else None
+
+
+def _legacy_data_box(soup: BeautifulSoup) -> dict[str, str]:
+    rows = {}
+    for title in soup.select("#bookDataBox .infoBoxRowTitle"):
+        item = title.find_next_sibling(class_="infoBoxRowItem")
+        if item:
+            rows[_clean(title.get_text()) or ""] = _clean(item.get_text()) or ""
+    return rows
+
+
+def _legacy_genres(soup: BeautifulSoup) -> list[str]:
+    genres = []
+    for row in soup.find_all("div", class_="elementList"):
+        left = row.find(class_="left")
+        names = [_clean(a.get_text()) for a in (left or row).select("a.bookPageGenreLink")]
+        if names:
+            genres.append(" > ".join(names))
+    return genres
+
+
+# --- Shared helpers -----------------------------------------------------------------------
+
+_SIGN_IN_MARKERS = ("<title>Sign in</title>", "/user/sign_in' rel='canonical'", "/ap/signin")
+
+
+def _looks_like_sign_in(text: str) -> bool:
+    head = text[:20000]
+    return any(marker in head for marker in _SIGN_IN_MARKERS) or 'rel="canonical" href="https://www.goodreads.com/user/sign_in' in head
+
+
+def html_to_text(fragment: str | None) -> str | None:
+    """HTML → plain text: entities decoded, <br> and paragraphs kept as line breaks,
+    other whitespace collapsed. None for an empty description."""
+    if not fragment or not fragment.strip():
+        return None
+    soup = BeautifulSoup(fragment, "html.parser")
+    for br in soup.find_all("br"):
+        br.replace_with("\n")
+    for block in soup.find_all(["p", "div"]):
+        block.append("\n\n")
+    lines = [" ".join(line.split()) for line in soup.get_text().split("\n")]
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    return text or None
+
+
+def _people(contributors: list[dict[str, str]]) -> Record:
+    """author (the primary author), authors (every name) and contributors (with roles)."""
+    names = [person["name"] for person in contributors]
+    primary = next((p["name"] for p in contributors if p["role"].lower() == "author"), names[0] if names else None)
+    return {"author": primary, "authors": names, "contributors": contributors}
+
+
+def _series_label(name: str, position: str | None) -> str:
+    return f"{name} #{position}" if position else name
+
+
+def _clean(value: Any) -> str | None:
+    """Collapse whitespace; '' and non-strings become None."""
+    if value is None:
+        return None
+    text = " ".join(str(value).split())
+    return text or None
+
+
+def _unescape(value: Any) -> Any:
+    return html.unescape(value) if isinstance(value, str) else value
+
+
+def _text_of(tag: Tag | None) -> str | None:
+    return _clean(tag.get_text()) if tag else None
+
+
+def _content_of(tag: Tag | None) -> str | None:
+    return tag.get("content") if tag else None
+
+
+def _text_id(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    return text if text.isdigit() else None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    digits = str(value).replace(",", "").strip() if value is not None else ""
+    return int(digits) if digits.isdigit() else None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(str(value).strip()) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _iso_date(milliseconds: Any) -> str | None:
+    if not isinstance(milliseconds, (int, float)) or isinstance(milliseconds, bool):
+        return None
+    return datetime.fromtimestamp(milliseconds / 1000, tz=timezone.utc).date().isoformat()
+
+
+def _dig(value: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
