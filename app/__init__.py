@@ -1,0 +1,33 @@
+"""The Flask service: links in, book records out."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from redis import Redis
+
+from app.config import Settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app: settings, one Redis client, the book queue, routes, dashboard, errors."""
+    from app.api import bp
+    from app.dashboard import mount_dashboard
+    from app.errors import register_error_handlers
+    from app.jobs import BookJobs
+
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.json.sort_keys = False
+    app.logger.setLevel(logging.INFO)
+
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=settings.redis_socket_timeout,
+                           socket_timeout=settings.redis_socket_timeout, health_check_interval=30)
+    app.extensions["book_jobs"] = BookJobs(redis, settings)
+
+    app.register_blueprint(bp)
+    mount_dashboard(app, settings)
+    register_error_handlers(app)
+    return app

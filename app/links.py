@@ -71,6 +71,11 @@ def parse_link(value: object) -> BookId | Refusal:
     if host not in GOODREADS_HOSTS:
         return Refusal(f"{authority!r} is not a Goodreads host")
 
+    return parse_book_path(path)
+
+
+def parse_book_path(path: str) -> BookId | Refusal:
+    """The book id in a Goodreads book path such as ``/en/book/show/5907-the-hobbit``."""
     match = _BOOK_PATH.fullmatch(path)
     if not match:
         return Refusal("not a Goodreads book link: the path must be /book/show/<id>")

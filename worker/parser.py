@@ -13,7 +13,7 @@ import html
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from bs4 import BeautifulSoup, ElementFilter, SoupStrainer, Tag
@@ -353,12 +353,14 @@ def _legacy_genres(soup: BeautifulSoup) -> list[str]:
 
 # --- Shared helpers -----------------------------------------------------------------------
 
-_SIGN_IN_MARKERS = ("<title>Sign in</title>", "/user/sign_in' rel='canonical'", "/ap/signin")
+# The <title>, canonical link or form of Goodreads' and Amazon's sign-in pages.
+_SIGN_IN_MARKERS = ("<title>Sign in</title>", "/user/sign_in' rel='canonical'",
+                    'href="https://www.goodreads.com/user/sign_in" rel="canonical"', "/ap/signin")
 
 
 def _looks_like_sign_in(text: str) -> bool:
     head = text[:20000]
-    return any(marker in head for marker in _SIGN_IN_MARKERS) or 'rel="canonical" href="https://www.goodreads.com/user/sign_in' in head
+    return any(marker in head for marker in _SIGN_IN_MARKERS)
 
 
 def html_to_text(fragment: str | None) -> str | None:
@@ -431,7 +433,7 @@ def _float(value: Any) -> float | None:
 def _iso_date(milliseconds: Any) -> str | None:
     if not isinstance(milliseconds, (int, float)) or isinstance(milliseconds, bool):
         return None
-    return datetime.fromtimestamp(milliseconds / 1000, tz=timezone.utc).date().isoformat()
+    return datetime.fromtimestamp(milliseconds / 1000, tz=UTC).date().isoformat()
 
 
 def _dig(value: Any, *keys: str) -> Any:

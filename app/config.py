@@ -1,0 +1,89 @@
+"""Every setting, read from the environment once, with safe defaults.
+
+Nothing else in the code reads ``os.environ``: the web app, the worker and the
+tests all get their settings from ``Settings.from_env()``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    queue_name: str = "bookInfoParser"
+    key_prefix: str = "goodreads"
+    goodreads_base_url: str = "https://www.goodreads.com"
+    refresh_after: int = 7 * 24 * 3600
+    max_links_per_request: int = 10_000
+    max_request_bytes: int = 8 * 1024 * 1024
+    fetch_rate: float = 1.0
+    fetch_connect_timeout: float = 5.0
+    fetch_read_timeout: float = 20.0
+    max_page_bytes: int = 5 * 1024 * 1024
+    max_redirects: int = 3
+    user_agent: str = "goodreads-book-info/1.0 (+https://github.com/goodreads-book-info)"
+    retry_max: int = 4
+    retry_intervals: tuple[int, ...] = (15, 60, 300, 900)
+    job_timeout: int = 300
+    result_ttl: int = 3600
+    failure_ttl: int = 7 * 24 * 3600
+    redis_socket_timeout: float = 3.0
+    rq_dashboard_username: str = ""
+    rq_dashboard_password: str = ""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build the settings from environment variables named like the fields, upper-cased."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = environ.get(field.name.upper())
+            if raw is None or raw.strip() == "":
+                continue
+            values[field.name] = _convert(field.name, field.type, raw.strip())
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.fetch_rate < 0:
+            raise ConfigError("FETCH_RATE must be 0 (no limit) or more")
+        if self.retry_max < 0 or any(interval < 0 for interval in self.retry_intervals):
+            raise ConfigError("RETRY_MAX and RETRY_INTERVALS must not be negative")
+        if self.max_links_per_request < 1 or self.max_request_bytes < 1:
+            raise ConfigError("MAX_LINKS_PER_REQUEST and MAX_REQUEST_BYTES must be positive")
+        if not self.goodreads_base_url.startswith(("http://", "https://")):
+            raise ConfigError("GOODREADS_BASE_URL must be an http(s) origin")
+        if bool(self.rq_dashboard_username) != bool(self.rq_dashboard_password):
+            raise ConfigError("set both RQ_DASHBOARD_USERNAME and RQ_DASHBOARD_PASSWORD, or neither")
+
+    @property
+    def origin(self) -> str:
+        """The Goodreads origin pages are fetched from, without a trailing slash."""
+        return self.goodreads_base_url.rstrip("/")
+
+    @property
+    def dashboard_auth_enabled(self) -> bool:
+        return bool(self.rq_dashboard_username)
+
+
+def _convert(name: str, kind: Any, raw: str) -> Any:
+    try:
+        if kind in ("int", int):
+            return int(raw)
+        if kind in ("float", float):
+            return float(raw)
+        if kind == "tuple[int, ...]":
+            return tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"{name.upper()}={raw!r} is not a valid {kind}") from None
+    return raw

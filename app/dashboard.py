@@ -1,0 +1,47 @@
+"""rq-dashboard at /rqstatus, on the service's Redis, behind HTTP Basic auth when configured.
+
+rq-dashboard has no authentication of its own. When ``RQ_DASHBOARD_USERNAME`` and
+``RQ_DASHBOARD_PASSWORD`` are set, every dashboard route (pages, JSON, requeue)
+asks for them. Deleting jobs and emptying queues is always switched off: the
+dashboard is for watching and requeueing, not for destroying.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+import rq_dashboard
+from flask import Flask, Response, request
+from rq_dashboard.web import setup_rq_connection
+
+from app.config import Settings
+from app.errors import error_response
+
+URL_PREFIX = "/rqstatus"
+
+
+def mount_dashboard(app: Flask, settings: Settings) -> None:
+    app.config["RQ_DASHBOARD_REDIS_URL"] = settings.redis_url
+    app.config["RQ_DASHBOARD_DISABLE_DELETE"] = True
+    app.register_blueprint(rq_dashboard.blueprint, url_prefix=URL_PREFIX)
+    setup_rq_connection(app)
+
+    if settings.dashboard_auth_enabled:
+        @app.before_request
+        def require_dashboard_credentials() -> tuple[Response, int] | None:
+            if request.blueprint != rq_dashboard.blueprint.name:
+                return None
+            if _credentials_match(settings):
+                return None
+            response, status = error_response(401, "unauthorized", "the dashboard needs a user name and password")
+            response.headers["WWW-Authenticate"] = 'Basic realm="rq-dashboard", charset="UTF-8"'
+            return response, status
+
+
+def _credentials_match(settings: Settings) -> bool:
+    auth = request.authorization
+    if auth is None or auth.type != "basic":
+        return False
+    user_ok = hmac.compare_digest((auth.username or "").encode(), settings.rq_dashboard_username.encode())
+    password_ok = hmac.compare_digest((auth.password or "").encode(), settings.rq_dashboard_password.encode())
+    return user_ok and password_ok

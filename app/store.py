@@ -1,0 +1,91 @@
+"""Where a book's record and its last outcome live in Redis, and how they are read back.
+
+Key scheme (``<prefix>`` is ``KEY_PREFIX``, default ``goodreads``):
+
+- ``<prefix>:book:<book_id>``   the record: a pickle of plain Python values
+- ``<prefix>:status:<book_id>`` a hash: ``state`` (stored, not_found, retrying, blocked,
+  failed), ``reason``, ``attempts``, ``at`` (epoch seconds of the last outcome) and
+  ``stored_at`` (epoch seconds the record was last written)
+- ``<prefix>:claim:<book_id>``  set for a minute while a request enqueues the book
+
+Records are written with pickle, as the product asks, and read back with an
+unpickler that refuses every global: plain values (dict, list, str, int, float,
+bool, None) need none, so a crafted pickle cannot make it import or call anything.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import time
+from typing import Any
+
+from redis import Redis
+
+Record = dict[str, Any]
+FINAL_FAILURES = ("not_found", "blocked", "failed")
+
+
+class UnsafeRecord(Exception):
+    """The bytes under a record key are not a pickle of plain values."""
+
+
+class _PlainValuesUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"refused to load {module}.{name}: records hold plain values only")
+
+
+def dumps_record(record: Record) -> bytes:
+    return pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def loads_record(data: bytes) -> Record:
+    """Unpickle a record, refusing anything that is not plain data."""
+    try:
+        value = _PlainValuesUnpickler(io.BytesIO(data)).load()
+    except Exception as error:  # any malformed or hostile pickle lands here
+        raise UnsafeRecord(str(error)) from None
+    if not isinstance(value, dict):
+        raise UnsafeRecord(f"a record is a dict, not {type(value).__name__}")
+    return value
+
+
+class BookStore:
+    """Records and outcomes of books, on one Redis connection."""
+
+    def __init__(self, redis: Redis, prefix: str = "goodreads") -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    def record_key(self, book_id: str) -> str:
+        return f"{self.prefix}:book:{book_id}"
+
+    def status_key(self, book_id: str) -> str:
+        return f"{self.prefix}:status:{book_id}"
+
+    def claim_key(self, book_id: str) -> str:
+        return f"{self.prefix}:claim:{book_id}"
+
+    def save_record(self, book_id: str, record: Record) -> None:
+        """Write the record and mark the book stored, in one transaction."""
+        now = time.time()
+        with self.redis.pipeline() as pipe:
+            pipe.set(self.record_key(book_id), dumps_record(record))
+            pipe.hset(self.status_key(book_id), mapping={
+                "state": "stored", "reason": "", "at": now, "stored_at": now})
+            pipe.execute()
+
+    def load_record(self, book_id: str) -> Record | None:
+        data = self.redis.get(self.record_key(book_id))
+        return None if data is None else loads_record(data)
+
+    def record_outcome(self, book_id: str, state: str, reason: str) -> None:
+        """Remember how the last attempt at a book ended (a stored record is kept)."""
+        self.redis.hset(self.status_key(book_id), mapping={"state": state, "reason": reason, "at": time.time()})
+
+    def count_attempt(self, book_id: str) -> int:
+        return int(self.redis.hincrby(self.status_key(book_id), "attempts", 1))
+
+    def outcome(self, book_id: str) -> dict[str, str]:
+        raw = self.redis.hgetall(self.status_key(book_id))
+        return {key.decode(): value.decode() for key, value in raw.items()}

@@ -1,0 +1,119 @@
+"""The RQ job: fetch a book's page, parse it, store the record; turn failures into states.
+
+Outcomes, as ``GET /getBookInfo`` reports them:
+
+- a book page: the record is stored;
+- HTTP 404 or 410: ``not_found``, not retried;
+- a sign-in wall, HTTP 202 (AWS WAF's empty challenge), 403, 429 or a redirect
+  away from the book: ``blocked``; 5xx, timeouts, resets, oversized or cut-off
+  bodies, pages without book data: ``failed``. Both are retried with the
+  configured backoff (``Retry-After`` honoured) and stay ``retrying`` meanwhile.
+
+Nothing but a parsed book is ever stored as a record.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import UTC, datetime
+from functools import cache
+
+from rq import get_current_job
+from rq.job import Job
+
+from app.config import Settings
+from app.links import BookId, parse_book_path
+from app.store import BookStore
+from worker.fetch import FetchFailed, OriginResponse, fetch_book_page, new_session
+from worker.parser import NotABookPage, parse_book_page
+from worker.ratelimit import FetchRateLimiter
+
+log = logging.getLogger(__name__)
+
+
+class BookNotFetched(Exception):
+    """This attempt produced no record. ``state`` is ``blocked`` or ``failed``."""
+
+    def __init__(self, state: str, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{state}: {reason}")
+        self.state = state
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+@cache
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+def parse_book(book_id: str) -> str:
+    """Fetch, parse and store one book; return ``stored`` or ``not_found``."""
+    job = get_current_job()
+    config = settings()
+    store = BookStore(job.connection, config.key_prefix)
+    attempt = store.count_attempt(book_id)
+    try:
+        outcome = _fetch_parse_store(BookId(book_id), config, store)
+    except Exception as error:
+        failure = error if isinstance(error, BookNotFetched) else BookNotFetched(
+            "failed", f"unexpected error: {type(error).__name__}: {str(error)[:200]}")
+        _record_failure(job, store, book_id, failure)
+        log.warning("book %s attempt %d: %s", book_id, attempt, failure)
+        raise failure from None
+    log.info("book %s attempt %d: %s", book_id, attempt, outcome)
+    return outcome
+
+
+def _fetch_parse_store(book_id: BookId, config: Settings, store: BookStore) -> str:
+    if parse_book_path(f"/book/show/{book_id}") != book_id:
+        raise BookNotFetched("failed", f"{book_id!r} is not a valid book id")
+    limiter = FetchRateLimiter(store.redis, f"{config.key_prefix}:fetch:next-slot", config.fetch_rate)
+    with new_session(config) as session:
+        try:
+            response = fetch_book_page(book_id, config, session, limiter)
+        except FetchFailed as error:
+            raise BookNotFetched(error.state, error.reason, error.retry_after) from None
+
+    if response.status in (404, 410):
+        store.record_outcome(book_id, "not_found", f"Goodreads answered HTTP {response.status}")
+        return "not_found"
+    if response.status == 200:
+        result = parse_book_page(response.body, book_id)
+        if isinstance(result, NotABookPage):
+            raise BookNotFetched("blocked" if result.kind == "sign_in_wall" else "failed", result.detail)
+        result["fetched_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        store.save_record(book_id, result)
+        return "stored"
+
+    failure = _failure_for_status(response)
+    if failure.retry_after or response.status == 429:
+        limiter.pause(failure.retry_after or (config.retry_intervals or (60,))[0])
+    raise failure
+
+
+def _failure_for_status(response: OriginResponse) -> BookNotFetched:
+    status, retry_after = response.status, response.retry_after
+    if status == 202:
+        empty = "with an empty body " if not response.body.strip() else ""
+        return BookNotFetched("blocked", f"Goodreads answered HTTP 202 {empty}(a bot challenge)", retry_after)
+    if status in (401, 403, 429):
+        return BookNotFetched("blocked", f"Goodreads refused the request (HTTP {status})", retry_after)
+    if status >= 500:
+        return BookNotFetched("failed", f"Goodreads failed to answer (HTTP {status})", retry_after)
+    return BookNotFetched("failed", f"Goodreads answered HTTP {status}", retry_after)
+
+
+def _record_failure(job: Job, store: BookStore, book_id: str, failure: BookNotFetched) -> None:
+    """``retrying`` while RQ will try again, the final state otherwise; stretch the next
+    retry interval to the origin's Retry-After."""
+    if not job.retries_left:
+        store.record_outcome(book_id, failure.state, failure.reason)
+        return
+    store.record_outcome(book_id, "retrying", f"{failure.state}: {failure.reason}")
+    if failure.retry_after:
+        intervals = list(job.retry_intervals or [0])
+        index = max(len(intervals) - job.retries_left, 0)
+        intervals[index] = max(intervals[index], math.ceil(failure.retry_after))
+        job.retry_intervals = intervals
+
