@@ -34,7 +34,7 @@ RECORD_FIELDS = (
 class NotABookPage:
     """The page holds no book: a sign-in wall, an empty body, or no book data."""
 
-    kind: str  # "sign_in_wall" | "empty" | "no_book_data"
+    kind: str  # "sign_in_wall" | "empty" | "incomplete" | "no_book_data"
     detail: str
 
 
@@ -47,6 +47,8 @@ def parse_book_page(page: bytes | str, requested_id: str | None = None) -> Recor
     text = page.decode("utf-8", errors="replace") if isinstance(page, bytes) else page
     if not text.strip():
         return NotABookPage("empty", "the page is empty")
+    if "</html>" not in text[-65536:].lower():
+        return NotABookPage("incomplete", "the page is cut off before its end")
 
     record = None
     next_data = _script_json(text, _NEXT_DATA_SCRIPT)
