@@ -1,0 +1,154 @@
+"""A local stand-in for www.goodreads.com that serves book pages and misbehaves on command.
+
+Each book answers with a list of behaviours, one per request, the last one repeating:
+``origin.behave("42", "503", "503", "page")``. Every request is recorded with its
+arrival time, so tests can count fetches and measure their spacing.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PAGE_TEMPLATE = (FIXTURES / "next_apollo.html").read_text()
+SIGN_IN_PAGE = (FIXTURES / "signin_wall.html").read_bytes()
+_BOOK = re.compile(r"^/book/show/(\d+)")
+
+
+def book_page(book_id: str, title: str | None = None) -> bytes:
+    """The current-layout fixture page, made to describe ``book_id``."""
+    page = PAGE_TEMPLATE.replace("4242", book_id)
+    if title:
+        page = page.replace("The Long Way Home", title)
+    return page.encode()
+
+
+@dataclass(frozen=True)
+class Arrival:
+    at: float
+    path: str
+    book_id: str | None
+
+
+class Origin:
+    def __init__(self) -> None:
+        self.behaviours: dict[str, list[str]] = {}
+        self.arrivals: list[Arrival] = []
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def behave(self, book_id: str, *steps: str) -> None:
+        with self.lock:
+            self.behaviours[book_id] = list(steps)
+
+    def fetches(self, book_id: str | None = None) -> list[Arrival]:
+        with self.lock:
+            return [a for a in self.arrivals if book_id is None or a.book_id == book_id]
+
+    def next_step(self, path: str) -> tuple[str | None, str]:
+        match = _BOOK.match(path)
+        book_id = match.group(1) if match else None
+        with self.lock:
+            self.arrivals.append(Arrival(time.monotonic(), path, book_id))
+            steps = self.behaviours.get(book_id or "", ["page"])
+            step = steps.pop(0) if len(steps) > 1 else steps[0]
+        return book_id, step if book_id else "404"
+
+
+def _handler(origin: Origin):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:  # quiet
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            book_id, step = origin.next_step(self.path)
+            name, _, argument = step.partition(":")
+            if name.isdigit() and name != "429":
+                self._status(book_id, name)
+            else:
+                getattr(self, f"_{name}")(book_id, argument)
+
+        def _send(self, status: int, body: bytes = b"", headers: dict | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _page(self, book_id, title):
+            self._send(200, book_page(book_id, title or None))
+
+        def _slow(self, book_id, seconds):
+            time.sleep(float(seconds or 1))
+            self._page(book_id, "")
+
+        def _status(self, book_id, code):
+            self._send(int(code), f"<html><body>HTTP {code}</body></html>".encode())
+
+        def _429(self, book_id, retry_after):
+            self._send(429, b"Too Many Requests", {"Retry-After": retry_after or "1"})
+
+        def _waf(self, book_id, _):
+            self._send(202, b"", {"x-amzn-waf-action": "challenge"})
+
+        def _signin(self, book_id, _):
+            self._send(200, SIGN_IN_PAGE)
+
+        def _redirect(self, book_id, target):
+            self._send(302, b"", {"Location": target or f"/book/show/{book_id}.Some_Title"})
+
+        def _truncated(self, book_id, _):
+            page = book_page(book_id)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page[: len(page) // 2])
+            self.close_connection = True
+
+        def _stall(self, book_id, seconds):
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(b"<html>")
+            self.wfile.flush()
+            time.sleep(float(seconds or 10))
+            self.close_connection = True
+
+        def _reset(self, book_id, _):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+
+        def _huge(self, book_id, megabytes):
+            size = int(megabytes or 20) * 1024 * 1024
+            self.send_response(200)
+            self.end_headers()  # no Content-Length: the size shows only while reading
+            chunk = b"<p>" + b"x" * 65533
+            try:
+                for _ in range(size // len(chunk)):
+                    self.wfile.write(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            self.close_connection = True
+
+    return Handler
