@@ -33,7 +33,7 @@ class Settings:
     user_agent: str = "goodreads-book-info/1.0 (+https://github.com/goodreads-book-info)"
     retry_max: int = 4
     retry_intervals: tuple[int, ...] = (15, 60, 300, 900)
-    job_timeout: int = 300
+    job_timeout: int = 120
     result_ttl: int = 3600
     failure_ttl: int = 7 * 24 * 3600
     redis_socket_timeout: float = 3.0

@@ -1,0 +1,28 @@
+# The image both the web and the worker services run (docker-compose.yml picks the command).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PORT=5000
+
+WORKDIR /srv
+
+# Dependencies first, exactly as locked, so code changes do not reinstall them.
+COPY Pipfile Pipfile.lock ./
+RUN pip install --no-cache-dir pipenv==2026.10.3 \
+    && pipenv install --system --deploy \
+    && pip uninstall --yes pipenv
+
+COPY app ./app
+COPY worker ./worker
+COPY Procfile ./
+
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin books
+USER 10001
+
+EXPOSE 5000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5000/healthz', timeout=4)"]
+CMD ["gunicorn", "--access-logfile", "-", "--limit-request-line", "8190", "--timeout", "30", "--graceful-timeout", "20", "app:create_app()"]

