@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import Service, free_port
+from tests.processes import Service, free_port
 
 pytestmark = pytest.mark.e2e
 BOOK = "https://www.goodreads.com/book/show/5907"

@@ -8,7 +8,7 @@ import shutil
 import pytest
 import requests
 
-from tests.conftest import wait_until
+from tests.processes import wait_until
 
 pytestmark = [pytest.mark.e2e]
 USER, PASSWORD = "operator", "s3cret-for-tests"

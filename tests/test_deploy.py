@@ -8,7 +8,7 @@ import re
 import subprocess
 
 from app.config import Settings
-from tests.conftest import BIN, ROOT, procfile_command
+from tests.processes import BIN, ROOT, procfile_command
 
 CREDENTIALS = {"RQ_DASHBOARD_USERNAME": "operator", "RQ_DASHBOARD_PASSWORD": "not-a-real-secret"}
 

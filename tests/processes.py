@@ -1,0 +1,149 @@
+"""Real processes for tests and benchmarks: a redis-server of their own, and the
+Procfile's own web and worker commands pointed at it and at a local origin."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+from redis import Redis
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition, timeout: float, interval: float = 0.05, message: str = "condition"):
+    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+class RedisServer:
+    """A redis-server on a free port with its own data folder, which can be restarted."""
+
+    def __init__(self, appendonly: bool = False) -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="redis-test-"))
+        self.appendonly = appendonly
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        command = [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                   "--dir", str(self.dir), "--save", "", "--appendonly", "yes" if self.appendonly else "no"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        client = Redis(port=self.port, socket_connect_timeout=0.2)
+        wait_until(lambda: _pings(client), 10, message="redis-server to start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _pings(client: Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+
+
+def procfile_command(name: str) -> list[str]:
+    """The command the Procfile (and so honcho and docker-compose) runs for a process type."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        kind, _, command = line.partition(":")
+        if kind.strip() == name:
+            return shlex.split(command)
+    raise KeyError(name)
+
+
+class Service:
+    """The Procfile's web and worker processes, pointed at a test Redis and origin."""
+
+    def __init__(self, redis_url: str, origin_url: str, log_dir: Path, **settings: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_dir = log_dir
+        self.env = {
+            **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONPATH": str(ROOT),
+            "PYTHONUNBUFFERED": "1",
+            "PORT": str(self.port),
+            "REDIS_URL": redis_url,
+            "GOODREADS_BASE_URL": origin_url,
+            "FETCH_RATE": "0",
+            "RETRY_MAX": "2",
+            "RETRY_INTERVALS": "1,1",
+            "FETCH_READ_TIMEOUT": "2",
+            **settings,
+        }
+        self.web: subprocess.Popen | None = None
+        self.workers: list[subprocess.Popen] = []
+
+    def start_web(self) -> None:
+        self.web = self._spawn("web", len(self.workers))
+        wait_until(self._web_answers, 30, message="gunicorn to answer")
+
+    def start_worker(self) -> subprocess.Popen:
+        worker = self._spawn("worker", len(self.workers))
+        self.workers.append(worker)
+        redis = Redis.from_url(self.env["REDIS_URL"])
+        from rq import Worker
+        wait_until(lambda: Worker.count(connection=redis) >= len(self.workers), 30, message="the rq worker")
+        return worker
+
+    def _spawn(self, kind: str, number: int) -> subprocess.Popen:
+        log = open(self.log_dir / f"{kind}-{number}.log", "ab")  # noqa: SIM115 (kept open for the child)
+        return subprocess.Popen(procfile_command(kind), cwd=ROOT, env=self.env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+    def _web_answers(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-4000:]}"
+                         for path in sorted(self.log_dir.glob("*.log")))
+
+    def stop(self) -> None:
+        for process in [self.web, *self.workers]:
+            if process and process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in [self.web, *self.workers]:
+            if process:
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(5)
