@@ -2,47 +2,62 @@
 
 One job per book, job id ``book-<book_id>``. RQ's own ``unique=True`` refuses a job
 id whose hash still exists, and a failed job's hash lives for ``failure_ttl``, so a
-book whose last attempt failed could not be sent again; and ``enqueue_many`` checks
-nothing. So a Lua script decides atomically, for a whole batch, which books need a
-job: none while one is queued, running or waiting for a retry (or while another
-request is enqueueing it), none while a fresh record or a fresh "not found" exists.
-The books it claims are then enqueued with ``enqueue_many`` in one transaction.
+book whose last attempt failed could not be sent again; ``enqueue_many`` checks
+nothing, and builds each job in Python, one Redis command per field.
+
+So one Lua script does it all for a thousand books at a time, atomically: for each
+book it decides whether a job is needed (none while one is queued, running or
+waiting for a retry, none while a fresh record or a fresh "not found" exists), and
+if so writes the job hash and pushes it on the queue. The job hash is RQ's own:
+its fields come from ``Job.to_dict()`` of a job RQ builds for the batch, and each
+book's ``data`` from RQ's serializer, so workers run these jobs like any other.
 """
 
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from redis import Redis
 from rq import Queue, Retry
 from rq.job import Job
+from rq.utils import now
 
 from app.config import Settings
 from app.links import BookId, job_id
 from app.store import FINAL_FAILURES, BookStore
 
 TASK = "worker.tasks.parse_book"
-CLAIM_SECONDS = 60
 BATCH = 1000
+ACTIVE_JOB_STATUSES = ("queued", "started", "scheduled", "deferred", "rate_limited", "ready_to_enqueue")
 
-# ARGV: job key prefix, status key prefix, claim key prefix, fresh-since (epoch s),
-#       refresh (1/0), claim seconds, then the book ids. Keys are built inside, as RQ's
-#       own scripts do, so one call covers a thousand books.
-_CLAIM_SCRIPT = """
-local active = {queued=true, started=true, scheduled=true, deferred=true,
-                rate_limited=true, ready_to_enqueue=true}
-local fresh_since = tonumber(ARGV[4])
+# KEYS: queue, set of queues, failed / finished / canceled registries of the queue.
+# ARGV: job key prefix, status key prefix, fresh-since (epoch s), refresh (1/0),
+#       n = number of template values, the n template field/value values, then
+#       (book id, job data, description) for each book.
+# Returns one outcome per book. Book keys are built inside, as RQ's own scripts do.
+_ENQUEUE_SCRIPT = """
+local active = {}
+for _, status in ipairs({ACTIVE_STATUSES}) do active[status] = true end
+local fresh_since = tonumber(ARGV[3])
+local template_end = 5 + tonumber(ARGV[5])
+local template = {}
+for i = 6, template_end do template[#template + 1] = ARGV[i] end
 local outcomes = {}
-for i = 7, #ARGV do
-    local id = ARGV[i]
-    local job_status = redis.call('HGET', ARGV[1] .. 'book-' .. id, 'status')
+local queued = 0
+for i = template_end + 1, #ARGV, 3 do
+    local id, data, description = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    local job_id = 'book-' .. id
+    local job_key = ARGV[1] .. job_id
+    local status_key = ARGV[2] .. id
+    local job_status = redis.call('HGET', job_key, 'status')
     local outcome
-    if (job_status and active[job_status]) or redis.call('EXISTS', ARGV[3] .. id) == 1 then
+    if job_status and active[job_status] then
         outcome = 'already_queued'
-    elseif ARGV[5] == '0' then
-        local last = redis.call('HMGET', ARGV[2] .. id, 'stored_at', 'state', 'at')
+    elseif ARGV[4] == '0' then
+        local last = redis.call('HMGET', status_key, 'stored_at', 'state', 'at')
         if last[1] and tonumber(last[1]) >= fresh_since then
             outcome = 'stored'
         elseif last[2] == 'not_found' and tonumber(last[3]) >= fresh_since then
@@ -50,13 +65,22 @@ for i = 7, #ARGV do
         end
     end
     if not outcome then
-        redis.call('SET', ARGV[3] .. id, '1', 'EX', ARGV[6])
-        outcome = job_status and 'requeued' or 'queued'
+        if job_status then  -- a finished or failed job of the same id: start clean
+            redis.call('DEL', job_key)
+            for k = 3, 5 do redis.call('ZREM', KEYS[k], job_id) end
+        end
+        redis.call('HSET', job_key, 'data', data, 'description', description, 'status', 'queued',
+                   unpack(template))
+        redis.call('RPUSH', KEYS[1], job_id)
+        redis.call('HSET', status_key, 'attempts', 0)
+        queued = queued + 1
+        outcome = 'queued'
     end
     outcomes[#outcomes + 1] = outcome
 end
+if queued > 0 then redis.call('SADD', KEYS[2], KEYS[1]) end
 return outcomes
-"""
+""".replace("ACTIVE_STATUSES", ", ".join(f"'{status}'" for status in ACTIVE_JOB_STATUSES))
 
 
 @dataclass(frozen=True)
@@ -77,7 +101,7 @@ class BookJobs:
         self.settings = settings
         self.store = BookStore(redis, settings.key_prefix)
         self.queue = Queue(settings.queue_name, connection=redis)
-        self._claim = redis.register_script(_CLAIM_SCRIPT)
+        self._enqueue = redis.register_script(_ENQUEUE_SCRIPT)
 
     def enqueue_books(self, book_ids: Iterable[BookId], refresh: bool = False) -> dict[BookId, str]:
         """Queue a job for each book that needs one; say for each what happened.
@@ -92,46 +116,37 @@ class BookJobs:
         return outcomes
 
     def _enqueue_batch(self, book_ids: list[BookId], refresh: bool) -> dict[BookId, str]:
-        fresh_since = time.time() - self.settings.refresh_after
-        raw = self._claim(args=[
-            Job.redis_job_namespace_prefix, f"{self.settings.key_prefix}:status:",
-            f"{self.settings.key_prefix}:claim:", fresh_since, int(refresh), CLAIM_SECONDS, *book_ids])
-        outcomes = dict(zip(book_ids, (value.decode() for value in raw), strict=True))
-        claimed = [book_id for book_id, outcome in outcomes.items() if outcome in ("queued", "requeued")]
-        if claimed:
-            with self.redis.pipeline() as pipe:
-                for book_id in claimed:
-                    if outcomes[book_id] == "requeued":
-                        self._forget_old_job(job_id(book_id), pipe)
-                    pipe.hset(self.store.status_key(book_id), "attempts", 0)
-                self.queue.enqueue_many([self._job_data(book_id) for book_id in claimed], pipeline=pipe)
-                pipe.delete(*(self.store.claim_key(book_id) for book_id in claimed))
-                pipe.execute()
-        return {book_id: "queued" if outcome == "requeued" else outcome for book_id, outcome in outcomes.items()}
+        job = self._template_job()
+        template = [value for field, value in job.to_dict().items() if field not in ("data", "description", "status")
+                    for value in (field, value)]
+        books = []
+        for book_id in book_ids:
+            job.args = (book_id,)
+            books += [book_id, zlib.compress(job.data), f"parse book {book_id}"]
+        queue = self.queue
+        raw = self._enqueue(
+            keys=[queue.key, queue.redis_queues_keys, queue.failed_job_registry.key,
+                  queue.finished_job_registry.key, queue.canceled_job_registry.key],
+            args=[Job.redis_job_namespace_prefix, f"{self.settings.key_prefix}:status:",
+                  time.time() - self.settings.refresh_after, int(refresh), len(template), *template, *books])
+        return dict(zip(book_ids, (value.decode() for value in raw), strict=True))
 
-    def _job_data(self, book_id: BookId):
+    def _template_job(self) -> Job:
+        """A job as RQ builds it for this queue; each book changes only its args."""
         settings = self.settings
         retry = Retry(max=settings.retry_max, interval=list(settings.retry_intervals)) if settings.retry_max else None
-        return Queue.prepare_data(
-            TASK, args=(book_id,), job_id=job_id(book_id), description=f"parse book {book_id}",
-            timeout=settings.job_timeout, result_ttl=settings.result_ttl, failure_ttl=settings.failure_ttl,
-            retry=retry,
-        )
-
-    def _forget_old_job(self, old_job_id: str, pipe) -> None:
-        """Drop a finished or failed job of the same id, so the new one starts clean."""
-        pipe.delete(Job.key_for(old_job_id))
-        for registry in (self.queue.failed_job_registry, self.queue.finished_job_registry,
-                         self.queue.canceled_job_registry):
-            pipe.zrem(registry.key, old_job_id)
+        job = self.queue.create_job(TASK, args=("0",), job_id=job_id(BookId("0")), timeout=settings.job_timeout,
+                                    result_ttl=settings.result_ttl, failure_ttl=settings.failure_ttl, retry=retry)
+        job.origin = self.queue.name
+        job.enqueued_at = now()
+        return job
 
     def state(self, book_id: BookId) -> BookState:
         """Where a book without a record stands: in progress, failed, or unknown."""
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.hget(Job.key_for(job_id(book_id)), "status")
-            pipe.exists(self.store.claim_key(book_id))
             pipe.hgetall(self.store.status_key(book_id))
-            job_status, claimed, last = pipe.execute()
+            job_status, last = pipe.execute()
         job_status = job_status.decode() if job_status else None
         last = {key.decode(): value.decode() for key, value in last.items()}
         details = {
@@ -139,7 +154,7 @@ class BookJobs:
             "attempts": int(last["attempts"]) if last.get("attempts") else None,
             "last_attempt_at": float(last["at"]) if last.get("at") else None,
         }
-        if job_status in ("queued", "deferred", "rate_limited", "ready_to_enqueue") or claimed:
+        if job_status in ACTIVE_JOB_STATUSES and job_status not in ("started", "scheduled"):
             return BookState("queued", **details)
         if job_status == "started":
             return BookState("running", **details)

@@ -6,7 +6,6 @@ Key scheme (``<prefix>`` is ``KEY_PREFIX``, default ``goodreads``):
 - ``<prefix>:status:<book_id>`` a hash: ``state`` (stored, not_found, retrying, blocked,
   failed), ``reason``, ``attempts``, ``at`` (epoch seconds of the last outcome) and
   ``stored_at`` (epoch seconds the record was last written)
-- ``<prefix>:claim:<book_id>``  set for a minute while a request enqueues the book
 
 Records are written with pickle, as the product asks, and read back with an
 unpickler that refuses every global: plain values (dict, list, str, int, float,
@@ -62,9 +61,6 @@ class BookStore:
 
     def status_key(self, book_id: str) -> str:
         return f"{self.prefix}:status:{book_id}"
-
-    def claim_key(self, book_id: str) -> str:
-        return f"{self.prefix}:claim:{book_id}"
 
     def save_record(self, book_id: str, record: Record) -> None:
         """Write the record and mark the book stored, in one transaction."""

@@ -1,0 +1,70 @@
+"""Batch enqueue: one POST of 10,000 distinct links, against a naive loop of enqueue_call.
+
+    pipenv run python bench/enqueue.py [--links 10000] [--rounds 3]
+
+Starts its own redis-server and the Procfile's web command (gunicorn), POSTs the links
+to /parseGoodreadsLinks (no worker runs, so every job stays queued), and times the
+whole request. The naive baseline, in the same run and on the same Redis: one
+``Queue.enqueue_call(..., job_id="book-<id>")`` per link, as the original tutorial did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+from redis import Redis
+from rq import Queue
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.processes import RedisServer, Service  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--links", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    redis_server = RedisServer()
+    redis_server.start()
+    redis = Redis(port=redis_server.port)
+    service = Service(redis_server.url, "http://127.0.0.1:9", Path(tempfile.mkdtemp()))
+    service.start_web()
+    try:
+        ours, naive = [], []
+        for round_number in range(args.rounds):
+            first = 1_000_000 * (round_number + 1)
+            links = [f"https://www.goodreads.com/book/show/{first + n}-a-title" for n in range(args.links)]
+            redis.flushall()
+            started = time.perf_counter()
+            response = requests.post(f"{service.url}/parseGoodreadsLinks", json=links, timeout=120)
+            ours.append(time.perf_counter() - started)
+            assert response.status_code == 202 and response.json()["counts"]["queued"] == args.links
+            assert Queue("bookInfoParser", connection=redis).count == args.links
+
+            redis.flushall()
+            queue = Queue("bookInfoParser", connection=redis)
+            started = time.perf_counter()
+            for n in range(args.links):
+                queue.enqueue_call("worker.tasks.parse_book", args=(str(first + n),), job_id=f"book-{first + n}")
+            naive.append(time.perf_counter() - started)
+            assert queue.count == args.links
+
+        best, baseline = statistics.median(ours), statistics.median(naive)
+        print(f"links per request: {args.links}, rounds: {args.rounds} (medians)")
+        print(f"project POST /parseGoodreadsLinks: {best:.3f} s  ({args.links / best:,.0f} links/s)")
+        print(f"naive enqueue_call loop:            {baseline:.3f} s  ({args.links / baseline:,.0f} links/s)")
+        print(f"ratio: {baseline / best:.1f}x faster")
+    finally:
+        service.stop()
+        redis_server.cleanup()
+
+
+if __name__ == "__main__":
+    main()
