@@ -13,6 +13,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from urllib3.exceptions import ReadTimeoutError
 
 from app.config import Settings
 from app.links import BookId, Refusal, canonical_url, parse_book_path
@@ -92,6 +93,8 @@ def _read_capped(response: requests.Response, settings: Settings) -> bytes:
                 raise FetchFailed("failed", "Goodreads sent the page too slowly")
             chunks.append(chunk)
     except requests.RequestException as error:
+        if isinstance(error.args[0] if error.args else None, ReadTimeoutError):
+            raise FetchFailed("failed", "Goodreads stopped sending the page (read timeout)") from None
         raise FetchFailed("failed", f"the page was cut off: {type(error).__name__}") from None
     return b"".join(chunks)
 

@@ -112,8 +112,9 @@ def _record_failure(job: Job, store: BookStore, book_id: str, failure: BookNotFe
         return
     store.record_outcome(book_id, "retrying", f"{failure.state}: {failure.reason}")
     if failure.retry_after:
+        # RQ's scheduler keeps whole seconds and may run a retry up to a second early: add one.
         intervals = list(job.retry_intervals or [0])
         index = max(len(intervals) - job.retries_left, 0)
-        intervals[index] = max(intervals[index], math.ceil(failure.retry_after))
+        intervals[index] = max(intervals[index], math.ceil(failure.retry_after) + 1)
         job.retry_intervals = intervals
 
