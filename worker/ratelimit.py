@@ -1,7 +1,8 @@
 """A request rate to the origin shared by every worker process on every host.
 
 Each fetch reserves the next free slot in Redis, one slot every ``1 / rate``
-seconds, and sleeps until its slot comes. Redis's own clock decides, so hosts
+seconds (2 % more, so that a few milliseconds of scheduling jitter cannot put
+``rate + 1`` requests into one second at the origin), and sleeps until its slot comes. Redis's own clock decides, so hosts
 with skewed clocks still keep the pace. When the origin asks for a pause
 (429 or 503 with ``Retry-After``), every worker's next slot moves past it.
 """
@@ -33,7 +34,7 @@ class FetchRateLimiter:
     def __init__(self, redis: Redis, key: str, rate: float) -> None:
         self.redis = redis
         self.key = key
-        self.interval_us = int(1_000_000 / rate) if rate > 0 else 0
+        self.interval_us = int(1_000_000 / rate * 1.02) if rate > 0 else 0
         self._reserve = redis.register_script(_RESERVE_SCRIPT)
 
     def wait_for_slot(self) -> float:
