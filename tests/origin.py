@@ -82,10 +82,13 @@ def _handler(origin: Origin):
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             book_id, step = origin.next_step(self.path)
             name, _, argument = step.partition(":")
-            if name.isdigit() and name != "429":
-                self._status(book_id, name)
-            else:
-                getattr(self, f"_{name}")(book_id, argument)
+            try:
+                if name.isdigit() and name != "429":
+                    self._status(book_id, name)
+                else:
+                    getattr(self, f"_{name}")(book_id, argument)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up or was killed
+                self.close_connection = True
 
         def _send(self, status: int, body: bytes = b"", headers: dict | None = None) -> None:
             self.send_response(status)
