@@ -2,8 +2,8 @@
 
 Each fetch reserves the next free slot in Redis, one slot every ``1 / rate``
 seconds (2 % more, so that a few milliseconds of scheduling jitter cannot put
-``rate + 1`` requests into one second at the origin), and sleeps until its slot comes. Redis's own clock decides, so hosts
-with skewed clocks still keep the pace. When the origin asks for a pause
+``rate + 1`` requests into one second at the origin), and sleeps until its slot
+comes. Redis's own clock decides, so hosts with skewed clocks still keep the pace. When the origin asks for a pause
 (429 or 503 with ``Retry-After``), every worker's next slot moves past it.
 """
 
