@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 from flask import Blueprint, current_app, jsonify, request
 from redis import Redis
@@ -30,6 +31,7 @@ STATE_MESSAGES = {
 }
 BOOK_OUTCOMES = ("queued", "already_queued", "stored", "not_found")
 ECHOED_LINK_LENGTH = 300
+OPENAPI_DOCUMENT = (Path(__file__).parent / "openapi.json").read_bytes()
 
 
 def _jobs() -> BookJobs:
@@ -92,6 +94,12 @@ def get_book_info():
     if record is not None:
         return jsonify(record), 200
     return _state_response(book_id, jobs.state(book_id))
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3.1 description of this API."""
+    return OPENAPI_DOCUMENT, 200, {"Content-Type": "application/json"}
 
 
 @bp.get("/healthz")
