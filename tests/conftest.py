@@ -53,7 +53,7 @@ def make_service(redis, redis_server, origin, tmp_path, request):
     for service in started:
         service.stop()
         if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
-            print(service.logs())
+            print(service.logs(tail=4000))
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

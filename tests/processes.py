@@ -132,8 +132,9 @@ class Service:
         except requests.RequestException:
             return False
 
-    def logs(self) -> str:
-        return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-4000:]}"
+    def logs(self, tail: int = 0) -> str:
+        """Everything the processes printed (the last ``tail`` characters of each, if given)."""
+        return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-tail:]}"
                          for path in sorted(self.log_dir.glob("*.log")))
 
     def stop(self) -> None:
