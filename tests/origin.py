@@ -12,6 +12,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -38,7 +39,9 @@ class Arrival:
 
 
 class Origin:
-    def __init__(self) -> None:
+    def __init__(self, page: Callable[[str], bytes] | None = None) -> None:
+        """``page(book_id)`` makes a book's page; by default the fixture page made to describe it."""
+        self.page = page
         self.behaviours: dict[str, list[str]] = {}
         self.arrivals: list[Arrival] = []
         self.lock = threading.Lock()
@@ -100,7 +103,7 @@ def _handler(origin: Origin):
             self.wfile.write(body)
 
         def _page(self, book_id, title):
-            self._send(200, book_page(book_id, title or None))
+            self._send(200, origin.page(book_id) if origin.page else book_page(book_id, title or None))
 
         def _slow(self, book_id, seconds):
             time.sleep(float(seconds or 1))
