@@ -22,7 +22,7 @@ from redis import Redis
 from rq import Queue
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.processes import RedisServer, Service  # noqa: E402
+from tests.processes import RedisServer, Service, tree_rss_mb  # noqa: E402
 
 
 def main() -> None:
@@ -61,6 +61,7 @@ def main() -> None:
         print(f"project POST /parseGoodreadsLinks: {best:.3f} s  ({args.links / best:,.0f} links/s)")
         print(f"naive enqueue_call loop:            {baseline:.3f} s  ({args.links / baseline:,.0f} links/s)")
         print(f"ratio: {baseline / best:.1f}x faster")
+        print(f"peak RSS of gunicorn (master and worker): {tree_rss_mb(service.web.pid, 'VmHWM'):.0f} MB")
     finally:
         service.stop()
         redis_server.cleanup()

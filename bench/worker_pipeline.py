@@ -28,7 +28,7 @@ from rq import Queue  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.jobs import BookJobs  # noqa: E402
 from tests.origin import Origin  # noqa: E402
-from tests.processes import RedisServer, Service, procfile_command  # noqa: E402
+from tests.processes import RedisServer, Service, procfile_command, tree_rss_mb  # noqa: E402
 
 DEFAULT_PAGE = Path(__file__).resolve().parents[2] / "shared" / "goodreads-pages" / "pages" / "next-4214.html"
 
@@ -49,19 +49,6 @@ def drain(command: list[str], env: dict, workers: int, folder: Path) -> tuple[fl
         peak = max(peak, max(tree_rss_mb(process.pid) for process in processes))
         time.sleep(0.05)
     return time.perf_counter() - started, children_cpu() - cpu_before, peak
-
-
-def tree_rss_mb(pid: int) -> float:
-    total, pending = 0, [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
-            pending += [int(child) for child in Path(f"/proc/{current}/task/{current}/children").read_text().split()]
-        except (OSError, StopIteration):
-            pass
-    return total / 1024
 
 
 def main() -> None:

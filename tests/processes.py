@@ -76,6 +76,20 @@ def _pings(client: Redis) -> bool:
         return False
 
 
+def tree_rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Memory of a process and all its descendants, in MB: resident now (VmRSS) or at its peak (VmHWM)."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith(f"{field}:")))
+            pending += [int(child) for child in Path(f"/proc/{current}/task/{current}/children").read_text().split()]
+        except (OSError, StopIteration):
+            pass  # a process that just ended
+    return total / 1024
+
+
 def procfile_command(name: str) -> list[str]:
     """The command the Procfile (and so honcho and docker-compose) runs for a process type."""
     for line in (ROOT / "Procfile").read_text().splitlines():

@@ -6,31 +6,16 @@ from __future__ import annotations
 import random
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from tests.processes import wait_until
+from tests.processes import tree_rss_mb, wait_until
 
 pytestmark = pytest.mark.e2e
 SECONDS = 60
 CLIENTS = 8
 BOOKS = 1200
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children (gunicorn's workers, RQ's scheduler)."""
-    pids = [pid] + [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    total = 0
-    for one in pids:
-        try:
-            for line in Path(f"/proc/{one}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass  # a work horse that just ended
-    return total / 1024
 
 
 def test_soak(make_service, origin):
@@ -69,10 +54,10 @@ def test_soak(make_service, origin):
     for thread in threads:
         thread.start()
     time.sleep(10)  # warmed up
-    memory_start = {name: rss_mb(pid) for name, pid in processes.items()}
+    memory_start = {name: tree_rss_mb(pid) for name, pid in processes.items()}
     for thread in threads:
         thread.join()
-    memory_end = {name: rss_mb(pid) for name, pid in processes.items()}
+    memory_end = {name: tree_rss_mb(pid) for name, pid in processes.items()}
 
     def all_stored() -> bool:
         return all(requests.get(f"{service.url}/getBookInfo", timeout=10,
