@@ -13,6 +13,7 @@ from app.config import Settings
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app: settings, one Redis client, the book queue, routes, dashboard, errors."""
     from app.api import bp
+    from app.batches import Batches
     from app.dashboard import mount_dashboard
     from app.errors import register_error_handlers
     from app.jobs import BookJobs
@@ -26,6 +27,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=settings.redis_socket_timeout,
                            socket_timeout=settings.redis_socket_timeout, health_check_interval=30)
     app.extensions["book_jobs"] = BookJobs(redis, settings)
+    app.extensions["batches"] = Batches(redis, settings.key_prefix, settings.batch_ttl)
 
     app.register_blueprint(bp)
     mount_dashboard(app, settings)

@@ -6,11 +6,13 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 from redis import Redis
 from rq import Worker
 
+from app.batches import Batches, book_ids, progress
 from app.errors import error_response
+from app.export import FORMATS, export_lines
 from app.jobs import BookJobs, BookState
 from app.links import BookId, Refusal, canonical_url, job_id, parse_link
 from app.store import UnsafeRecord
@@ -38,6 +40,10 @@ def _jobs() -> BookJobs:
     return current_app.extensions["book_jobs"]
 
 
+def _batches() -> Batches:
+    return current_app.extensions["batches"]
+
+
 @bp.post("/parseGoodreadsLinks")
 def parse_goodreads_links():
     """Validate a JSON array of links and queue one job per book that needs one."""
@@ -58,19 +64,20 @@ def parse_goodreads_links():
         return error_response(400, "no_links", "the array holds no links")
 
     parsed = [parse_link(link) for link in links]
-    book_ids = [result for result in parsed if not isinstance(result, Refusal)]
-    outcomes = _jobs().enqueue_books(book_ids, refresh=refresh) if book_ids else {}
+    accepted = [result for result in parsed if not isinstance(result, Refusal)]
+    outcomes = _jobs().enqueue_books(accepted, refresh=refresh) if accepted else {}
     results = [_link_result(link, result, outcomes) for link, result in zip(links, parsed, strict=True)]
     counts = {"links": len(links), "books": len(outcomes),
-              **{name: 0 for name in BOOK_OUTCOMES}, "rejected": len(links) - len(book_ids)}
+              **{name: 0 for name in BOOK_OUTCOMES}, "rejected": len(links) - len(accepted)}
     for outcome in outcomes.values():
         counts[outcome] += 1
     if not outcomes:
         return error_response(400, "no_valid_links", "none of the links is a Goodreads book link",
                               counts=counts, results=results)
+    batch_id = _batches().create([(r["link"], r.get("book_id"), r.get("reason")) for r in results])
     scheduled = counts["queued"] + counts["already_queued"]
     message = f"{scheduled} {'book is' if scheduled == 1 else 'books are'} scheduled for info parsing."
-    return jsonify(message=message, counts=counts, results=results), 202
+    return jsonify(message=message, batch_id=batch_id, counts=counts, results=results), 202
 
 
 @bp.get("/getBookInfo")
@@ -94,6 +101,38 @@ def get_book_info():
     if record is not None:
         return jsonify(record), 200
     return _state_response(book_id, jobs.state(book_id))
+
+
+@bp.get("/batches/<batch_id>")
+def batch_progress(batch_id: str):
+    """Each link of a batch with its book's status, counts per status, and whether it is finished."""
+    batch = _batches().load(batch_id)
+    if batch is None:
+        return _unknown_batch()
+    return jsonify(progress(batch_id, batch, _jobs())), 200
+
+
+@bp.get("/batches/<batch_id>/books")
+def batch_books(batch_id: str):
+    """The stored records of a batch's books, streamed as JSON Lines or CSV."""
+    export_format = _export_format()
+    if isinstance(export_format, tuple):
+        return export_format
+    batch = _batches().load(batch_id)
+    if batch is None:
+        return _unknown_batch()
+    records = _jobs().store.iter_records(book_ids(batch))
+    return _export(records, export_format, f"batch-{batch_id}")
+
+
+@bp.get("/books")
+def all_books():
+    """Every stored record, streamed as JSON Lines or CSV (in no particular order)."""
+    export_format = _export_format()
+    if isinstance(export_format, tuple):
+        return export_format
+    store = _jobs().store
+    return _export(store.iter_records(store.stored_book_ids()), export_format, "books")
 
 
 @bp.get("/openapi.json")
@@ -137,6 +176,22 @@ def _state_response(book_id: BookId, state: BookState):
     if state.last_attempt_at:
         body["last_attempt_at"] = datetime.fromtimestamp(state.last_attempt_at, tz=UTC).isoformat()
     return jsonify(body), STATE_HTTP_STATUS[state.status]
+
+
+def _unknown_batch():
+    return error_response(404, "unknown_batch", "no such batch (batches expire after BATCH_TTL)")
+
+
+def _export_format() -> str | tuple:
+    export_format = request.args.get("format", "jsonl")
+    if export_format not in FORMATS:
+        return error_response(400, "invalid_format", "?format= takes jsonl or csv")
+    return export_format
+
+
+def _export(records, export_format: str, name: str) -> Response:
+    return Response(stream_with_context(export_lines(records, export_format)), mimetype=FORMATS[export_format],
+                    headers={"Content-Disposition": f'attachment; filename="{name}.{export_format}"'})
 
 
 def _flag(name: str) -> bool | tuple:

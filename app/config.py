@@ -37,6 +37,7 @@ class Settings:
     result_ttl: int = 3600
     failure_ttl: int = 7 * 24 * 3600
     redis_socket_timeout: float = 3.0
+    batch_ttl: int = 7 * 24 * 3600
     rq_dashboard_username: str = ""
     rq_dashboard_password: str = ""
 

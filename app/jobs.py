@@ -85,9 +85,9 @@ return outcomes
 
 @dataclass(frozen=True)
 class BookState:
-    """What a client is told about a book that has no record to show."""
+    """Where a book stands, as a client is told."""
 
-    status: str  # queued | running | retrying | not_found | blocked | failed | unknown
+    status: str  # queued | running | retrying | stored | not_found | blocked | failed | unknown
     reason: str | None = None
     attempts: int | None = None
     last_attempt_at: float | None = None
@@ -143,26 +143,41 @@ class BookJobs:
 
     def state(self, book_id: BookId) -> BookState:
         """Where a book without a record stands: in progress, failed, or unknown."""
+        return self.states([book_id], check_records=False)[book_id]
+
+    def states(self, book_ids: list[BookId], check_records: bool = True) -> dict[BookId, BookState]:
+        """The state of many books in one round trip; ``stored`` where a record exists
+        and no job for the book is in progress."""
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hget(Job.key_for(job_id(book_id)), "status")
-            pipe.hgetall(self.store.status_key(book_id))
-            job_status, last = pipe.execute()
-        job_status = job_status.decode() if job_status else None
-        last = {key.decode(): value.decode() for key, value in last.items()}
-        details = {
-            "reason": last.get("reason") or None,
-            "attempts": int(last["attempts"]) if last.get("attempts") else None,
-            "last_attempt_at": float(last["at"]) if last.get("at") else None,
-        }
-        if job_status in ACTIVE_JOB_STATUSES and job_status not in ("started", "scheduled"):
-            return BookState("queued", **details)
-        if job_status == "started":
-            return BookState("running", **details)
-        if job_status == "scheduled":
-            return BookState("retrying", **details)
-        if last.get("state") in FINAL_FAILURES:
-            return BookState(last["state"], **details)
-        if job_status in ("failed", "stopped", "canceled"):
-            details["reason"] = details["reason"] or "the job ended without a result (its worker stopped)"
-            return BookState("failed", **details)
-        return BookState("unknown")
+            for book_id in book_ids:
+                pipe.hget(Job.key_for(job_id(book_id)), "status")
+                pipe.hgetall(self.store.status_key(book_id))
+                if check_records:
+                    pipe.exists(self.store.record_key(book_id))
+            replies = pipe.execute()
+        step = 3 if check_records else 2
+        return {book_id: _state(*replies[n * step:n * step + step]) for n, book_id in enumerate(book_ids)}
+
+
+def _state(job_status: bytes | None, last: dict[bytes, bytes], has_record: int = 0) -> BookState:
+    job = job_status.decode() if job_status else None
+    outcome = {key.decode(): value.decode() for key, value in last.items()}
+    details = {
+        "reason": outcome.get("reason") or None,
+        "attempts": int(outcome["attempts"]) if outcome.get("attempts") else None,
+        "last_attempt_at": float(outcome["at"]) if outcome.get("at") else None,
+    }
+    if job == "started":
+        return BookState("running", **details)
+    if job == "scheduled":
+        return BookState("retrying", **details)
+    if job in ACTIVE_JOB_STATUSES:
+        return BookState("queued", **details)
+    if has_record:
+        return BookState("stored", attempts=details["attempts"], last_attempt_at=details["last_attempt_at"])
+    if outcome.get("state") in FINAL_FAILURES:
+        return BookState(outcome["state"], **details)
+    if job in ("failed", "stopped", "canceled"):
+        details["reason"] = details["reason"] or "the job ended without a result (its worker stopped)"
+        return BookState("failed", **details)
+    return BookState("unknown")

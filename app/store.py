@@ -17,11 +17,22 @@ from __future__ import annotations
 import io
 import pickle
 import time
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any
 
 from redis import Redis
 
 Record = dict[str, Any]
+
+# A record's keys, in order: what a page gives, then when it was fetched.
+PAGE_FIELDS = (
+    "book_id", "url", "title", "series", "author", "authors", "contributors", "rating",
+    "ratings_count", "reviews_count", "description", "isbn", "isbn13", "pages", "format",
+    "language", "publisher", "published", "published_date", "first_published",
+    "first_published_date", "genres", "cover_url",
+)
+RECORD_FIELDS = (*PAGE_FIELDS, "fetched_at")
 FINAL_FAILURES = ("not_found", "blocked", "failed")
 
 
@@ -70,6 +81,25 @@ class BookStore:
             pipe.hset(self.status_key(book_id), mapping={
                 "state": "stored", "reason": "", "at": now, "stored_at": now})
             pipe.execute()
+
+    def iter_records(self, book_ids: Iterable[str], chunk: int = 500) -> Iterator[Record]:
+        """The stored records of these books, in order, fetched a chunk at a time; books
+        without a record, or whose record is not plain data, are passed over."""
+        ids = iter(book_ids)
+        while keys := [self.record_key(book_id) for book_id in islice(ids, chunk)]:
+            for data in self.redis.mget(keys):
+                if data is None:
+                    continue
+                try:
+                    yield loads_record(data)
+                except UnsafeRecord:
+                    continue
+
+    def stored_book_ids(self) -> Iterator[str]:
+        """Every book with a record, as Redis's SCAN finds them (no order, no full listing in memory)."""
+        start = len(self.record_key(""))
+        for key in self.redis.scan_iter(match=self.record_key("*"), count=1000):
+            yield key.decode()[start:]
 
     def load_record(self, book_id: str) -> Record | None:
         data = self.redis.get(self.record_key(book_id))

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.parser import RECORD_FIELDS, NotABookPage, html_to_text, parse_book_page
+from app.store import PAGE_FIELDS
+from worker.parser import NotABookPage, html_to_text, parse_book_page
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -92,7 +93,7 @@ def test_legacy_layout_without_series_isbn_or_first_publication():
 @pytest.mark.parametrize("name", ["next_apollo.html", "next_markup_only.html", "legacy.html", "legacy_kindle.html"])
 def test_a_record_has_every_field_and_no_empty_strings(name):
     record = parse(name, "1")
-    assert list(record) == list(RECORD_FIELDS)
+    assert list(record) == list(PAGE_FIELDS)
     assert "" not in record.values()
 
 

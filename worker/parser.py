@@ -19,15 +19,10 @@ from typing import Any
 from bs4 import BeautifulSoup, ElementFilter, SoupStrainer, Tag
 
 from app.links import canonical_url
+from app.store import PAGE_FIELDS
 
 Record = dict[str, Any]
 
-RECORD_FIELDS = (
-    "book_id", "url", "title", "series", "author", "authors", "contributors", "rating",
-    "ratings_count", "reviews_count", "description", "isbn", "isbn13", "pages", "format",
-    "language", "publisher", "published", "published_date", "first_published",
-    "first_published_date", "genres", "cover_url",
-)
 
 
 @dataclass(frozen=True)
@@ -62,7 +57,7 @@ def parse_book_page(page: bytes | str, requested_id: str | None = None) -> Recor
         if not record.get("book_id"):
             record["book_id"] = requested_id
         record["url"] = canonical_url(record["book_id"]) if record["book_id"] else None
-        return {field: record.get(field) for field in RECORD_FIELDS}
+        return {field: record.get(field) for field in PAGE_FIELDS}
 
     if _looks_like_sign_in(text):
         return NotABookPage("sign_in_wall", "Goodreads answered with a sign-in page")
