@@ -1,0 +1,73 @@
+"""The command-line client against the running service."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from app.cli import read_links, summary
+from tests.processes import ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def run_cli(service, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app.cli", "submit", *args, "--server", service.url,
+                           "--interval", "0.3"], cwd=ROOT, input=stdin, capture_output=True, text=True,
+                          timeout=120, env=service.env)
+
+
+def test_submit_wait_and_save_csv(make_service, origin, tmp_path):
+    service = make_service(RETRY_MAX="0")
+    origin.behave("802", "404")
+    links = tmp_path / "links.txt"
+    more = "".join(f"goodreads.com/book/show/{n}\n" for n in range(810, 815))
+    links.write_text("# my reading list\n\nhttps://www.goodreads.com/book/show/801.One\n"
+                     "goodreads.com/book/show/802\n  https://m.goodreads.com/book/show/803  \n"
+                     "https://example.com/not-a-book\n" + more)
+    out = tmp_path / "books.csv"
+    result = run_cli(service, str(links), "--wait", "--out", str(out), "--batch-size", "4")
+    assert result.returncode == 1, result.stderr  # one book not found, one link rejected
+    assert "Sent 9 links in 3 batch(es)" in result.stderr
+    assert "100%" in result.stderr and "stored=7" in result.stderr  # the progress bar, with counts per status
+    assert "Done: 7 stored, 1 not_found, 1 rejected" in result.stdout
+    assert "1 not_found: Goodreads answered HTTP 404" in result.stdout
+    assert "1 rejected: 'example.com' is not a Goodreads host" in result.stdout
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert sorted(row["book_id"] for row in rows) == ["801", "803", "810", "811", "812", "813", "814"]
+    assert out.read_text().count("book_id,url,title") == 1  # one header for three batches
+
+
+def test_submit_from_stdin_to_jsonl(make_service, tmp_path):
+    service = make_service()
+    out = tmp_path / "books.jsonl"
+    result = run_cli(service, "-", "--wait", "--out", str(out), stdin="goodreads.com/book/show/821\n")
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["book_id"] for line in out.read_text().splitlines()] == ["821"]
+    assert "Done: 1 stored" in result.stdout
+
+
+def test_an_unreachable_server_is_a_clear_error(tmp_path):
+    links = tmp_path / "links.txt"
+    links.write_text("goodreads.com/book/show/1\n")
+    result = subprocess.run([sys.executable, "-m", "app.cli", "submit", str(links), "--server", "http://127.0.0.1:9"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "cannot reach the server" in result.stderr
+
+
+def test_read_links_skips_blanks_and_comments():
+    assert read_links(io.StringIO("a\n\n  # c\n b \n")) == ["a", "b"]
+
+
+def test_summary_counts_and_reasons():
+    batches = [{"counts": {"stored": 1, "failed": 1}, "links": [
+        {"status": "stored"}, {"status": "failed", "reason": "Goodreads failed to answer (HTTP 500)"}]}]
+    report, all_stored = summary(batches, [{"outcome": "rejected", "reason": "no"}])
+    assert not all_stored
+    assert report.splitlines()[0] == "Done: 1 stored, 1 failed, 1 rejected"
