@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 from redis import Redis
 
@@ -17,12 +15,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.dashboard import mount_dashboard
     from app.errors import register_error_handlers
     from app.jobs import BookJobs
+    from app.logs import register_request_log
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False
-    app.logger.setLevel(logging.INFO)
 
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=settings.redis_socket_timeout,
                            socket_timeout=settings.redis_socket_timeout, health_check_interval=30)
@@ -32,4 +30,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(bp)
     mount_dashboard(app, settings)
     register_error_handlers(app)
+    register_request_log(app)
     return app

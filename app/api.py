@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from prometheus_client import CONTENT_TYPE_LATEST
 from redis import Redis
 from rq import Worker
 
@@ -15,6 +16,7 @@ from app.errors import error_response
 from app.export import FORMATS, export_lines
 from app.jobs import BookJobs, BookState
 from app.links import BookId, Refusal, canonical_url, job_id, parse_link
+from app.metrics import Metrics
 from app.store import UnsafeRecord
 
 bp = Blueprint("api", __name__)
@@ -139,6 +141,14 @@ def all_books():
 def openapi():
     """The OpenAPI 3.1 description of this API."""
     return OPENAPI_DOCUMENT, 200, {"Content-Type": "application/json"}
+
+
+@bp.get("/metrics")
+def metrics():
+    """Queue, job, attempt, origin-status and fetch-latency metrics in the Prometheus text format."""
+    jobs = _jobs()
+    body = Metrics(jobs.redis, jobs.settings.key_prefix).render(jobs.queue)
+    return body, 200, {"Content-Type": CONTENT_TYPE_LATEST}
 
 
 @bp.get("/healthz")

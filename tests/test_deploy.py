@@ -24,7 +24,9 @@ def test_compose_file_is_valid_and_runs_the_procfile_commands():
     assert result.returncode == 0, result.stderr
     services = json.loads(result.stdout)["services"]
     assert services["web"]["command"] == procfile_command("web")
-    assert services["worker"]["command"] == procfile_command("worker")
+    # Compose restarts a worker that exits, so there it also recycles itself (honcho would stop everything).
+    assert services["worker"]["command"] == [*procfile_command("worker"), "--max-jobs", "500"]
+    assert services["worker"]["restart"] == "unless-stopped"
     assert services["web"]["environment"]["RQ_DASHBOARD_PASSWORD"] == "not-a-real-secret"
     assert services["web"]["ports"][0]["published"] == "5000"
 

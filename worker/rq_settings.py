@@ -5,6 +5,10 @@ in the worker's main process, so each forked work horse starts with them loaded
 instead of importing them again for every job.
 """
 
+import json
+from pathlib import Path
+
+import app
 import worker.tasks  # noqa: F401  (preload for the forked work horses)
 from app.config import Settings
 
@@ -12,11 +16,5 @@ _settings = Settings.from_env()
 
 REDIS_URL = _settings.redis_url
 QUEUES = [_settings.queue_name]
-DICT_CONFIG = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "plain",
-                            "stream": "ext://sys.stdout"}},
-    "root": {"level": "INFO", "handlers": ["stdout"]},
-}
+# JSON lines on stdout, as the web writes them.
+DICT_CONFIG = json.loads((Path(app.__file__).parent / "logging.json").read_text())

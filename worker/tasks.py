@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import math
+import time
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import cache
 
@@ -24,6 +26,7 @@ from rq.job import Job
 
 from app.config import Settings
 from app.links import BookId, parse_book_path
+from app.metrics import Metrics
 from app.store import BookStore
 from worker.fetch import FetchFailed, OriginResponse, fetch_book_page, new_session
 from worker.parser import NotABookPage, parse_book_page
@@ -42,6 +45,17 @@ class BookNotFetched(Exception):
         self.retry_after = retry_after
 
 
+@dataclass
+class Attempt:
+    """What one attempt at a book did, for the log and the metrics."""
+
+    book_id: str
+    job_id: str
+    number: int
+    origin_status: int | None = None
+    fetch_seconds: float | None = None
+
+
 @cache
 def settings() -> Settings:
     return Settings.from_env()
@@ -52,28 +66,43 @@ def parse_book(book_id: str) -> str:
     job = get_current_job()
     config = settings()
     store = BookStore(job.connection, config.key_prefix)
-    attempt = store.count_attempt(book_id)
+    attempt = Attempt(book_id, job.id, store.count_attempt(book_id))
+    started = time.perf_counter()
     try:
-        outcome = _fetch_parse_store(BookId(book_id), config, store)
+        outcome = _fetch_parse_store(BookId(book_id), config, store, attempt)
     except Exception as error:
         failure = error if isinstance(error, BookNotFetched) else BookNotFetched(
             "failed", f"unexpected error: {type(error).__name__}: {str(error)[:200]}")
-        _record_failure(job, store, book_id, failure)
-        log.warning("book %s attempt %d: %s", book_id, attempt, failure)
+        outcome = _record_failure(job, store, book_id, failure)
+        _report(attempt, outcome, started, store, failure.reason)
         raise failure from None
-    log.info("book %s attempt %d: %s", book_id, attempt, outcome)
+    _report(attempt, outcome, started, store)
     return outcome
 
 
-def _fetch_parse_store(book_id: BookId, config: Settings, store: BookStore) -> str:
+def _report(attempt: Attempt, outcome: str, started: float, store: BookStore, reason: str | None = None) -> None:
+    Metrics(store.redis, store.prefix).record_attempt(outcome, attempt.origin_status, attempt.fetch_seconds)
+    fields = {**asdict(attempt), "outcome": outcome, "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
+    fields["attempt"] = fields.pop("number")
+    if reason:
+        fields["reason"] = reason
+    log.log(logging.INFO if outcome in ("stored", "not_found") else logging.WARNING, "book attempt",
+            extra={"fields": fields})
+
+
+def _fetch_parse_store(book_id: BookId, config: Settings, store: BookStore, attempt: Attempt) -> str:
     if parse_book_path(f"/book/show/{book_id}") != book_id:
         raise BookNotFetched("failed", f"{book_id!r} is not a valid book id")
     limiter = FetchRateLimiter(store.redis, f"{config.key_prefix}:fetch:next-slot", config.fetch_rate)
+    fetch_started = time.perf_counter()
     with new_session(config) as session:
         try:
             response = fetch_book_page(book_id, config, session, limiter)
         except FetchFailed as error:
             raise BookNotFetched(error.state, error.reason, error.retry_after) from None
+        finally:
+            attempt.fetch_seconds = time.perf_counter() - fetch_started
+    attempt.origin_status = response.status
 
     if response.status in (404, 410):
         store.record_outcome(book_id, "not_found", f"Goodreads answered HTTP {response.status}")
@@ -104,12 +133,12 @@ def _failure_for_status(response: OriginResponse) -> BookNotFetched:
     return BookNotFetched("failed", f"Goodreads answered HTTP {status}", retry_after)
 
 
-def _record_failure(job: Job, store: BookStore, book_id: str, failure: BookNotFetched) -> None:
+def _record_failure(job: Job, store: BookStore, book_id: str, failure: BookNotFetched) -> str:
     """``retrying`` while RQ will try again, the final state otherwise; stretch the next
-    retry interval to the origin's Retry-After."""
+    retry interval to the origin's Retry-After. Returns the state recorded."""
     if not job.retries_left:
         store.record_outcome(book_id, failure.state, failure.reason)
-        return
+        return failure.state
     store.record_outcome(book_id, "retrying", f"{failure.state}: {failure.reason}")
     if failure.retry_after:
         # RQ's scheduler keeps whole seconds and may run a retry up to a second early: add one.
@@ -117,4 +146,5 @@ def _record_failure(job: Job, store: BookStore, book_id: str, failure: BookNotFe
         index = max(len(intervals) - job.retries_left, 0)
         intervals[index] = max(intervals[index], math.ceil(failure.retry_after) + 1)
         job.retry_intervals = intervals
+    return "retrying"
 
