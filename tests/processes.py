@@ -126,18 +126,18 @@ class Service:
     def start_web(self, app: str = "app:create_app()") -> None:
         """The Procfile's web command; benchmarks may serve another app with the same gunicorn settings."""
         command = [app if part == "app:create_app()" else part for part in procfile_command("web")]
-        self.web = self._spawn(command, "web")
+        self.web = self.spawn(command, "web")
         wait_until(self._web_answers, 30, message="gunicorn to answer")
 
     def start_worker(self) -> subprocess.Popen:
-        worker = self._spawn(procfile_command("worker"), f"worker-{len(self.workers)}")
+        worker = self.spawn(procfile_command("worker"), f"worker-{len(self.workers)}")
         self.workers.append(worker)
         redis = Redis.from_url(self.env["REDIS_URL"])
         from rq import Worker
         wait_until(lambda: Worker.count(connection=redis) >= len(self.workers), 30, message="the rq worker")
         return worker
 
-    def _spawn(self, command: list[str], name: str) -> subprocess.Popen:
+    def spawn(self, command: list[str], name: str) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (kept open for the child)
         return subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)

@@ -104,3 +104,15 @@ def test_records_survive_a_redis_restart_and_everything_recovers(tmp_path):
         service.stop()
         origin.stop()
         redis_server.cleanup()
+
+
+def test_a_worker_recycles_itself_after_max_jobs(make_service, origin, tmp_path):
+    """The Compose worker command: the Procfile's plus --max-jobs; the worker exits cleanly to be restarted."""
+    from tests.processes import procfile_command
+
+    service = make_service(workers=0)
+    post(service, "801", "802", "803")
+    worker = service.spawn([*procfile_command("worker"), "--max-jobs", "2"], "recycling-worker")
+    assert worker.wait(60) == 0
+    assert sorted(a.book_id for a in origin.fetches()) == ["801", "802"]
+    assert get(service, "803").json()["status"] == "queued"  # left for the next worker
