@@ -10,6 +10,8 @@ from app.config import Settings
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app: settings, one Redis client, the book queue, routes, dashboard, errors."""
+    # Imported here, not at the top, so that the worker, which imports the shared domain
+    # (app.config, app.links, app.store), never loads the routes and the dashboard.
     from app.api import bp
     from app.batches import Batches
     from app.dashboard import mount_dashboard
