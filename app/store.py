@@ -111,7 +111,3 @@ class BookStore:
 
     def count_attempt(self, book_id: str) -> int:
         return int(self.redis.hincrby(self.status_key(book_id), "attempts", 1))
-
-    def outcome(self, book_id: str) -> dict[str, str]:
-        raw = self.redis.hgetall(self.status_key(book_id))
-        return {key.decode(): value.decode() for key, value in raw.items()}

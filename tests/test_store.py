@@ -23,8 +23,8 @@ def test_a_record_round_trips_through_redis(redis):
     store.save_record("7", RECORD)
     assert store.load_record("7") == RECORD
     assert redis.type("goodreads:book:7") == b"string"
-    outcome = store.outcome("7")
-    assert outcome["state"] == "stored" and float(outcome["stored_at"]) > 0
+    outcome = redis.hgetall("goodreads:status:7")
+    assert outcome[b"state"] == b"stored" and float(outcome[b"stored_at"]) > 0
 
 
 def test_a_missing_record_is_none(redis):
@@ -59,5 +59,5 @@ def test_an_outcome_keeps_the_stored_record(redis):
     store.save_record("7", RECORD)
     store.record_outcome("7", "failed", "Goodreads failed to answer (HTTP 500)")
     assert store.load_record("7") == RECORD
-    assert store.outcome("7")["state"] == "failed"
+    assert redis.hget("goodreads:status:7", "state") == b"failed"
     assert store.count_attempt("7") == 1
