@@ -26,18 +26,18 @@ def mount_dashboard(app: Flask, settings: Settings) -> None:
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=URL_PREFIX)
     setup_rq_connection(app)
 
-    @app.before_request
     def guard_dashboard() -> tuple[Response, int] | None:
         """Ask for credentials when configured; answer 503 JSON (not the dashboard's
         own HTML "Connection Error" page) while Redis is unreachable."""
-        if request.blueprint != rq_dashboard.blueprint.name:
-            return None
         if settings.dashboard_auth_enabled and not _credentials_match(settings):
             response, status = error_response(401, "unauthorized", "the dashboard needs a user name and password")
             response.headers["WWW-Authenticate"] = 'Basic realm="rq-dashboard", charset="UTF-8"'
             return response, status
         app.redis_conn.ping()  # raises ConnectionError → 503 JSON
         return None
+
+    # Runs for the dashboard's requests only (first, before its own hooks), not for the API's.
+    app.before_request_funcs.setdefault(rq_dashboard.blueprint.name, []).insert(0, guard_dashboard)
 
 
 def _credentials_match(settings: Settings) -> bool:

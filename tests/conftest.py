@@ -52,7 +52,8 @@ def make_service(redis, redis_server, origin, tmp_path, request):
     yield start
     for service in started:
         service.stop()
-        if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
             print(service.logs(tail=4000))
 
 

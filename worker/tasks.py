@@ -47,11 +47,11 @@ class BookNotFetched(Exception):
 
 @dataclass
 class Attempt:
-    """What one attempt at a book did, for the log and the metrics."""
+    """What one attempt at a book did, for the log and the metrics (its fields are log keys)."""
 
     book_id: str
     job_id: str
-    number: int
+    attempt: int
     origin_status: int | None = None
     fetch_seconds: float | None = None
 
@@ -83,7 +83,6 @@ def parse_book(book_id: str) -> str:
 def _report(attempt: Attempt, outcome: str, started: float, store: BookStore, reason: str | None = None) -> None:
     Metrics(store.redis, store.prefix).record_attempt(outcome, attempt.origin_status, attempt.fetch_seconds)
     fields = {**asdict(attempt), "outcome": outcome, "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
-    fields["attempt"] = fields.pop("number")
     if reason:
         fields["reason"] = reason
     log.log(logging.INFO if outcome in ("stored", "not_found") else logging.WARNING, "book attempt",
