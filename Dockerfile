@@ -25,4 +25,4 @@ USER 10001
 EXPOSE 5000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5000/healthz', timeout=4)"]
-CMD ["gunicorn", "--worker-class", "app.gunicorn_worker.JsonErrorWorker", "--log-config-json", "app/logging.json", "--limit-request-line", "8190", "--timeout", "30", "--graceful-timeout", "20", "app:create_app()"]
+CMD ["gunicorn", "--worker-class", "app.gunicorn_worker.JsonErrorWorker", "--logger-class", "app.gunicorn_logger.JsonAccessLogger", "--log-config-json", "app/logging.json", "--limit-request-line", "8190", "--timeout", "30", "--graceful-timeout", "20", "app:create_app()"]

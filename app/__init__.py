@@ -9,7 +9,7 @@ from app.config import Settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Build the app: settings, one Redis client, the book queue, routes, dashboard, errors."""
+    """Build the app: settings, one Redis client, the book queue, the record cache, routes, dashboard, errors."""
     # Imported here, not at the top, so that the worker, which imports the shared domain
     # (app.config, app.links, app.store), never loads the routes and the dashboard.
     from app.api import bp
@@ -17,7 +17,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.dashboard import mount_dashboard
     from app.errors import register_error_handlers
     from app.jobs import BookJobs
-    from app.logs import register_request_log
+    from app.record_cache import RecordCache
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
@@ -26,11 +26,13 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=settings.redis_socket_timeout,
                            socket_timeout=settings.redis_socket_timeout, health_check_interval=30)
-    app.extensions["book_jobs"] = BookJobs(redis, settings)
+    jobs = BookJobs(redis, settings)
+    app.extensions["book_jobs"] = jobs
     app.extensions["batches"] = Batches(redis, settings.key_prefix, settings.batch_ttl)
+    app.extensions["record_cache"] = RecordCache(settings.redis_url, jobs.store.record_key(""),
+                                                 settings.record_cache_size, settings.redis_socket_timeout)
 
     app.register_blueprint(bp)
     mount_dashboard(app, settings)
     register_error_handlers(app)
-    register_request_log(app)
     return app

@@ -17,7 +17,8 @@ from app.export import FORMATS, export_lines
 from app.jobs import BookJobs, BookState
 from app.links import BookId, Refusal, canonical_url, job_id, parse_link
 from app.metrics import Metrics
-from app.store import UnsafeRecord
+from app.record_cache import RecordCache
+from app.store import BookStore, UnsafeRecord
 
 bp = Blueprint("api", __name__)
 
@@ -44,6 +45,10 @@ def _jobs() -> BookJobs:
 
 def _batches() -> Batches:
     return current_app.extensions["batches"]
+
+
+def _record_cache() -> RecordCache:
+    return current_app.extensions["record_cache"]
 
 
 @bp.post("/parseGoodreadsLinks")
@@ -94,14 +99,14 @@ def get_book_info():
         return error_response(400, "invalid_link", book_id.reason)
     jobs = _jobs()
     try:
-        record = jobs.store.load_record(book_id)
+        body = _record_cache().fetch(book_id, lambda: _record_body(jobs.store, book_id))
     except UnsafeRecord as error:
         current_app.logger.warning("refused the stored record of book %s: %s", book_id, error)
         return _state_response(book_id, BookState(
             "failed", reason="the stored record is not plain data and was refused; "
                              "send the link again with ?refresh=true"))
-    if record is not None:
-        return jsonify(record), 200
+    if body is not None:
+        return Response(body, 200, mimetype="application/json")
     return _state_response(book_id, jobs.state(book_id))
 
 
@@ -174,6 +179,11 @@ def _link_result(link: object, result: BookId | Refusal, outcomes: dict[BookId, 
         return {"link": echoed, "outcome": "rejected", "reason": result.reason}
     return {"link": echoed, "book_id": result, "url": canonical_url(result), "job_id": job_id(result),
             "outcome": outcomes[result]}
+
+
+def _record_body(store: BookStore, book_id: BookId) -> bytes | None:
+    record = store.load_record(book_id)
+    return None if record is None else json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _state_response(book_id: BookId, state: BookState):

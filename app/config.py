@@ -38,6 +38,7 @@ class Settings:
     failure_ttl: int = 7 * 24 * 3600
     redis_socket_timeout: float = 3.0
     batch_ttl: int = 7 * 24 * 3600
+    record_cache_size: int = 10_000
     rq_dashboard_username: str = ""
     rq_dashboard_password: str = ""
 
@@ -62,6 +63,8 @@ class Settings:
             raise ConfigError("RETRY_MAX and RETRY_INTERVALS must not be negative")
         if self.max_links_per_request < 1 or self.max_request_bytes < 1:
             raise ConfigError("MAX_LINKS_PER_REQUEST and MAX_REQUEST_BYTES must be positive")
+        if self.record_cache_size < 0:
+            raise ConfigError("RECORD_CACHE_SIZE must be 0 (no cache) or more")
         if not self.goodreads_base_url.startswith(("http://", "https://")):
             raise ConfigError("GOODREADS_BASE_URL must be an http(s) origin")
         if bool(self.rq_dashboard_username) != bool(self.rq_dashboard_password):

@@ -63,11 +63,16 @@ def test_posted_links_are_fetched_parsed_stored_and_served(make_service, origin)
     assert again["results"][0]["outcome"] == "stored"
     assert len(origin.fetches()) == 1
 
-    # ?refresh=true fetches it again.
+    # ?refresh=true fetches it again, and lookups answer the new record (not a cached copy of the old).
+    for _ in range(6):
+        assert book_info(service, "goodreads.com/book/show/5907").json()["title"] == "The Long Way Home"
+    origin.behave("5907", "page:The Long Way Home, Revised")
     refreshed = requests.post(f"{service.url}/parseGoodreadsLinks?refresh=true", timeout=10,
                               json=["https://www.goodreads.com/book/show/5907"]).json()
     assert refreshed["results"][0]["outcome"] == "queued"
     wait_until(lambda: len(origin.fetches()) == 2, 30, message="the refresh fetch")
+    wait_until(lambda: all(book_info(service, "goodreads.com/book/show/5907").json()["title"]
+                           == "The Long Way Home, Revised" for _ in range(6)), 5, 0.1, "the new record")
 
 
 def test_twenty_concurrent_clients_sending_the_same_hundred_books_cause_a_hundred_fetches(make_service, origin):

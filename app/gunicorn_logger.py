@@ -1,0 +1,28 @@
+"""gunicorn's logger, writing its access log as one JSON ``request`` event per request.
+
+gunicorn times each request from its first byte to the last byte of the answer, so its
+access log is where a request's duration is known; with ``--log-config-json`` it goes to
+the ``gunicorn.access`` logger, which ``app/logging.json`` sends to the JSON formatter.
+The event carries method, path, status, bytes sent and duration, never headers or the
+query string, so credentials and links stay out of the logs.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from gunicorn.glogging import Logger
+
+
+class JsonAccessLogger(Logger):
+    def access(self, resp, req, environ: dict, request_time: timedelta) -> None:
+        if not self.access_log_enabled:
+            return
+        status = resp.status
+        self.access_log.info("request", extra={"fields": {
+            "method": environ.get("REQUEST_METHOD"),
+            "path": environ.get("PATH_INFO"),
+            "status": int(status.split(None, 1)[0]) if isinstance(status, str) else status,
+            "bytes": getattr(resp, "sent", None),
+            "duration_ms": round(request_time.total_seconds() * 1000, 2),
+        }})

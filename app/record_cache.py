@@ -1,0 +1,181 @@
+"""Stored records' JSON bodies, kept in the web process and dropped the moment Redis says
+their record changed.
+
+``GET /getBookInfo`` answers mostly books that are stored and do not change for days, and
+a Redis round trip costs more than the rest of the request. So each web process keeps the
+bodies it answered, and Redis's server-assisted client-side caching keeps them true:
+one connection per process turns on ``CLIENT TRACKING`` in broadcasting mode for the
+record keys and subscribes to ``__redis__:invalidate``, where Redis then names every
+record key that is written, deleted, expired or evicted (or says "all" on a flush).
+A background thread reads those messages and drops the entries.
+
+The cache answers only while that connection is up. When it breaks (Redis restarts, a
+network fault, a missed ping), every entry is dropped and lookups go to Redis until
+tracking is on again, so a lookup never answers from a record Redis no longer holds.
+
+A record read while its key changes is not kept: ``fetch`` leaves a ticket before it
+reads, an invalidation takes the ticket away, and a body is kept only if its ticket is
+still there once it is read. Bodies are kept in least-recently-used order, at most
+``max_entries`` of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+INVALIDATION_CHANNEL = "__redis__:invalidate"
+PING_INTERVAL = 1.0
+RECONNECT_DELAY = 1.0
+
+log = logging.getLogger(__name__)
+
+
+class RecordCache:
+    """Per-process cache of record bodies by book id, coherent with Redis."""
+
+    def __init__(self, redis_url: str, record_key_prefix: str, max_entries: int, socket_timeout: float) -> None:
+        self.redis_url = redis_url
+        self.record_key_prefix = record_key_prefix
+        self.max_entries = max_entries
+        self.socket_timeout = socket_timeout
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, bytes] = OrderedDict()
+        self._tickets: dict[str, object] = {}
+        self._live = False
+        self._stop = threading.Event()
+        self._pid: int | None = None
+
+    def fetch(self, book_id: str, load: Callable[[], bytes | None]) -> bytes | None:
+        """The book's body from the cache, or from ``load()`` (kept when it is safe to)."""
+        if self.max_entries <= 0:
+            return load()
+        self._ensure_listener()
+        with self._lock:
+            body = self._entries.get(book_id)
+            if body is not None:
+                self._entries.move_to_end(book_id)
+                return body
+            ticket = object() if self._live else None
+            if ticket is not None:
+                self._tickets[book_id] = ticket
+        try:
+            body = load()
+        finally:
+            if ticket is not None:
+                self._keep(book_id, ticket, body)
+        return body
+
+    @property
+    def live(self) -> bool:
+        """Whether tracking is on, so that bodies are kept and answered."""
+        return self._live
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def close(self) -> None:
+        """Stop the listener; the cache then keeps nothing."""
+        self._stop.set()
+        self._set_live(False)
+
+    def _keep(self, book_id: str, ticket: object, body: bytes | None) -> None:
+        with self._lock:
+            if self._tickets.get(book_id) is not ticket:
+                return  # invalidated (or read again) while it was read: not kept
+            del self._tickets[book_id]
+            if body is None or not self._live:
+                return
+            self._entries[book_id] = body
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def _invalidate(self, keys: list[bytes] | None) -> None:
+        with self._lock:
+            if keys is None:  # FLUSHDB / FLUSHALL
+                self._entries.clear()
+                self._tickets.clear()
+                return
+            start = len(self.record_key_prefix)
+            for key in keys:
+                book_id = key.decode()[start:]
+                self._entries.pop(book_id, None)
+                self._tickets.pop(book_id, None)
+
+    def _set_live(self, live: bool) -> None:
+        with self._lock:
+            self._live = live
+            self._entries.clear()
+            self._tickets.clear()
+
+    def _ensure_listener(self) -> None:
+        """Start the listener thread in this process (again after a fork)."""
+        pid = os.getpid()
+        if self._pid == pid:
+            return
+        with self._lock:
+            if self._pid == pid:
+                return
+            self._pid = pid
+            self._live = False
+            self._entries.clear()
+            self._tickets.clear()
+        threading.Thread(target=self._listen_forever, name="record-cache", daemon=True).start()
+
+    def _listen_forever(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._listen()
+            except Exception as error:  # any fault of the connection: drop everything, start over
+                if self._live:
+                    log.warning("record cache off until Redis tracking is back: %s", error)
+            self._set_live(False)
+            self._stop.wait(RECONNECT_DELAY)
+
+    def _listen(self) -> None:
+        # RESP2, so that invalidations arrive as pub/sub messages; no retries, so that a broken
+        # connection ends this listener instead of coming back without tracking.
+        client = Redis.from_url(self.redis_url, protocol=2, retry=Retry(NoBackoff(), 0),
+                                socket_connect_timeout=self.socket_timeout, socket_timeout=self.socket_timeout)
+        pubsub = client.pubsub()
+        try:
+            pubsub.execute_command("CLIENT", "ID")
+            client_id = pubsub.parse_response(timeout=self.socket_timeout)
+            pubsub.execute_command("CLIENT", "TRACKING", "ON", "REDIRECT", client_id,
+                                   "BCAST", "PREFIX", self.record_key_prefix)
+            if pubsub.parse_response(timeout=self.socket_timeout) != b"OK":
+                raise ConnectionError("Redis refused CLIENT TRACKING")
+            pubsub.subscribe(INVALIDATION_CHANNEL)
+            self._read_messages(pubsub)
+        finally:
+            pubsub.close()
+            client.close()
+
+    def _read_messages(self, pubsub) -> None:
+        last_heard = time.monotonic()
+        last_ping = 0.0
+        while not self._stop.is_set():
+            message = pubsub.get_message(timeout=PING_INTERVAL)
+            now = time.monotonic()
+            if message is not None:
+                last_heard = now
+                kind = message["type"]
+                if kind == "subscribe":
+                    if self._live:
+                        raise ConnectionError("subscribed again: tracking may have been lost")
+                    self._set_live(True)
+                elif kind == "message":
+                    self._invalidate(message["data"])
+            if now - last_heard > PING_INTERVAL + self.socket_timeout:
+                raise ConnectionError(f"no answer from Redis for {now - last_heard:.1f} s")
+            if now - last_ping >= PING_INTERVAL:
+                pubsub.ping()
+                last_ping = now
