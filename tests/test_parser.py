@@ -120,3 +120,12 @@ def test_html_to_text():
     assert html_to_text("<p>one   two</p><p>three</p>") == "one two\n\nthree"
     assert html_to_text("  ") is None
     assert html_to_text(None) is None
+
+
+def test_data_scripts_are_found_by_their_tag_not_by_the_text_mentioning_them():
+    page = (FIXTURES / "next_apollo.html").read_text()
+    decoys = ('<div data-note=\'id="__NEXT_DATA__"\'>id="__NEXT_DATA__" data-testid="publicationInfo"</div>'
+              '<pre>type="application/ld+json"</pre>')
+    page = page.replace("<body>", "<body>" + decoys, 1).replace("</html>", "</HTML >")
+    assert "<body>" + decoys in page
+    assert parse_book_page(page.encode(), "4242") == parse("next_apollo.html", "4242")

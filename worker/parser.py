@@ -24,7 +24,6 @@ from app.store import PAGE_FIELDS
 Record = dict[str, Any]
 
 
-
 @dataclass(frozen=True)
 class NotABookPage:
     """The page holds no book: a sign-in wall, an empty body, or no book data."""
@@ -42,11 +41,11 @@ def parse_book_page(page: bytes | str, requested_id: str | None = None) -> Recor
     text = page.decode("utf-8", errors="replace") if isinstance(page, bytes) else page
     if not text.strip():
         return NotABookPage("empty", "the page is empty")
-    if "</html>" not in text[-65536:].lower():
+    if not _END_OF_HTML.search(text, max(0, len(text) - 65536)):
         return NotABookPage("incomplete", "the page is cut off before its end")
 
     record = None
-    next_data = _script_json(text, _NEXT_DATA_SCRIPT)
+    next_data = _script_json(text, _content_start(text, "script", 'id="__NEXT_DATA__"'))
     if next_data is not None:
         record = _from_apollo(text, next_data)
     if record is None and "application/ld+json" in text:
@@ -66,19 +65,33 @@ def parse_book_page(page: bytes | str, requested_id: str | None = None) -> Recor
 
 # --- Current layout: __NEXT_DATA__ → apolloState -----------------------------------------
 
-_NEXT_DATA_SCRIPT = re.compile(r'<script[^>]*\bid="__NEXT_DATA__"[^>]*>')
-_JSON_LD_SCRIPT = re.compile(r'<script[^>]*\btype="application/ld\+json"[^>]*>')
-_PUBLICATION_INFO = re.compile(r'<p[^>]*\bdata-testid="publicationInfo"[^>]*>(.*?)</p>', re.S)
+_END_OF_HTML = re.compile(r"</html\s*>", re.I)
 
 
-def _script_json(text: str, opening: re.Pattern[str], start: int = 0) -> Any:
-    """Decode the JSON body of the first script tag matching ``opening``."""
-    match = opening.search(text, start)
-    if not match:
+def _content_start(text: str, tag: str, attribute: str, start: int = 0) -> int:
+    """Where the content of the first ``<tag ...>`` carrying ``attribute`` (such as
+    ``id="__NEXT_DATA__"``) begins, searching from ``start``; -1 if there is none.
+
+    Plain string search: on a page of most of a megabyte, a regular expression
+    that tries every ``<`` costs more than decoding the data it finds."""
+    position = text.find(attribute, start)
+    while position != -1:
+        opening = text.rfind("<", 0, position)
+        name_end = opening + 1 + len(tag)
+        if (opening != -1 and text.startswith(tag, opening + 1) and text[name_end:name_end + 1].isspace()
+                and ">" not in text[opening:position]):
+            end = text.find(">", position)
+            return -1 if end == -1 else end + 1
+        position = text.find(attribute, position + 1)
+    return -1
+
+
+def _script_json(text: str, content: int) -> Any:
+    """Decode the JSON body of the script whose content begins at ``content`` (None if -1)."""
+    if content == -1:
         return None
-    end = text.find("</script>", match.end())
     try:
-        return json.loads(text[match.end():end])
+        return json.loads(text[content:text.find("</script>", content)])
     except ValueError:
         return None
 
@@ -153,10 +166,11 @@ def _resolve(state: dict, reference: Any) -> dict | None:
 
 def _publication_info(text: str) -> tuple[str | None, str | None]:
     """(published, first published) as the page shows them."""
-    match = _PUBLICATION_INFO.search(text)
-    if not match:
+    content = _content_start(text, "p", 'data-testid="publicationInfo"')
+    end = text.find("</p>", content)
+    if content == -1 or end == -1:
         return None, None
-    shown = _clean(BeautifulSoup(match.group(1), "html.parser").get_text())
+    shown = _clean(BeautifulSoup(text[content:end], "html.parser").get_text())
     return _split_publication(shown or "")
 
 
@@ -217,10 +231,12 @@ def _from_json_ld_and_markup(text: str, requested_id: str | None) -> Record | No
 
 
 def _json_ld_book(text: str) -> dict | None:
-    for match in _JSON_LD_SCRIPT.finditer(text):
-        data = _script_json(text, _JSON_LD_SCRIPT, match.start())
+    content = _content_start(text, "script", 'type="application/ld+json"')
+    while content != -1:
+        data = _script_json(text, content)
         if isinstance(data, dict) and data.get("@type") == "Book":
             return data
+        content = _content_start(text, "script", 'type="application/ld+json"', content)
     return None
 
 
