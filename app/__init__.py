@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import TYPE_CHECKING
+
 from redis import Redis
 
 from app.config import Settings
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app: settings, one Redis client, the book queue, the record cache, routes, dashboard, errors."""
     # Imported here, not at the top, so that the worker, which imports the shared domain
-    # (app.config, app.links, app.store), never loads the routes and the dashboard.
+    # (app.config, app.links, app.store), never loads Flask, the routes or the dashboard:
+    # every module its main process holds makes each fork of a work horse dearer.
+    from flask import Flask
+
     from app.api import bp
     from app.batches import Batches
     from app.dashboard import mount_dashboard

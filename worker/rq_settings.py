@@ -2,9 +2,12 @@
 
 Importing it also preloads the job's modules (parser, BeautifulSoup, lxml, requests)
 in the worker's main process, so each forked work horse starts with them loaded
-instead of importing them again for every job.
+instead of importing them again for every job. Then ``gc.freeze()`` puts every object
+made so far out of the cyclic collector's reach: a horse's collections no longer walk
+the preloaded modules, so they no longer write to (and copy) the pages those live on.
 """
 
+import gc
 import json
 from pathlib import Path
 
@@ -18,3 +21,5 @@ REDIS_URL = _settings.redis_url
 QUEUES = [_settings.queue_name]
 # JSON lines on stdout, as the web writes them.
 DICT_CONFIG = json.loads((Path(app.__file__).parent / "logging.json").read_text())
+
+gc.freeze()
