@@ -131,12 +131,15 @@ class RecordCache:
         threading.Thread(target=self._listen_forever, name="record-cache", daemon=True).start()
 
     def _listen_forever(self) -> None:
+        last_complaint = None
         while not self._stop.is_set():
             try:
                 self._listen()
             except Exception as error:  # any fault of the connection: drop everything, start over
-                if self._live:
-                    log.warning("record cache off until Redis tracking is back: %s", error)
+                complaint = f"{type(error).__name__}: {error}"
+                if self._live or complaint != last_complaint:  # once per outage, not once a second
+                    log.warning("record cache off until Redis tracking is back: %s", complaint)
+                last_complaint = complaint
             self._set_live(False)
             self._stop.wait(RECONNECT_DELAY)
 
