@@ -1,0 +1,23 @@
+"""The worker's Redis client class, which ``rq worker --connection-class`` names."""
+
+from __future__ import annotations
+
+import redis
+from redis.driver_info import DriverInfo
+
+_DRIVER = DriverInfo(lib_version=redis.__version__)
+
+
+class WorkerRedis(redis.Redis):
+    """``redis.Redis`` told its own version up front.
+
+    Every work horse is a fresh fork, so it opens a fresh connection, and for each new
+    connection redis-py reads its version from the installed package's metadata: some
+    1.7 ms, a tenth of a book's CPU. Given once here, the lookup is skipped; ``CLIENT
+    SETINFO`` still reports the same library name and version.
+    """
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs) -> WorkerRedis:
+        kwargs.setdefault("driver_info", _DRIVER)
+        return super().from_url(url, **kwargs)
