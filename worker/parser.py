@@ -38,65 +38,68 @@ def parse_book_page(page: bytes | str, requested_id: str | None = None) -> Recor
     ``requested_id`` names the book when the page's own data does not (the
     canonical link and og:url can name another edition, so they are not used).
     """
-    text = page.decode("utf-8", errors="replace") if isinstance(page, bytes) else page
-    if not text.strip():
+    data = page.encode() if isinstance(page, str) else page
+    if not data.strip():
         return NotABookPage("empty", "the page is empty")
-    if not _END_OF_HTML.search(text, max(0, len(text) - 65536)):
+    if not _END_OF_HTML.search(data, max(0, len(data) - 65536)):
         return NotABookPage("incomplete", "the page is cut off before its end")
 
+    # The current layout is read from the bytes: only its data is decoded, not the whole page.
     record = None
-    next_data = _script_json(text, _content_start(text, "script", 'id="__NEXT_DATA__"'))
+    next_data = _script_json(data, _content_start(data, b"script", b'id="__NEXT_DATA__"'))
     if next_data is not None:
-        record = _from_apollo(text, next_data)
-    if record is None and "application/ld+json" in text:
-        record = _from_json_ld_and_markup(text, requested_id)
-    if record is None and 'id="bookTitle"' in text:
-        record = _from_legacy(text)
+        record = _from_apollo(data, next_data)
+    if record is None:
+        text = _decode(data)
+        if "application/ld+json" in text:
+            record = _from_json_ld_and_markup(data, text, requested_id)
+        if record is None and 'id="bookTitle"' in text:
+            record = _from_legacy(text)
     if record is not None and record.get("title"):
         if not record.get("book_id"):
             record["book_id"] = requested_id
         record["url"] = canonical_url(record["book_id"]) if record["book_id"] else None
         return {field: record.get(field) for field in PAGE_FIELDS}
 
-    if _looks_like_sign_in(text):
+    if _looks_like_sign_in(data):
         return NotABookPage("sign_in_wall", "Goodreads answered with a sign-in page")
     return NotABookPage("no_book_data", "the page holds no book data")
 
 
 # --- Current layout: __NEXT_DATA__ → apolloState -----------------------------------------
 
-_END_OF_HTML = re.compile(r"</html\s*>", re.I)
+_END_OF_HTML = re.compile(rb"</html\s*>", re.I)
 
 
-def _content_start(text: str, tag: str, attribute: str, start: int = 0) -> int:
+def _content_start(page: bytes, tag: bytes, attribute: bytes, start: int = 0) -> int:
     """Where the content of the first ``<tag ...>`` carrying ``attribute`` (such as
     ``id="__NEXT_DATA__"``) begins, searching from ``start``; -1 if there is none.
 
-    Plain string search: on a page of most of a megabyte, a regular expression
-    that tries every ``<`` costs more than decoding the data it finds."""
-    position = text.find(attribute, start)
+    Plain search: on a page of most of a megabyte, a regular expression that tries
+    every ``<`` costs more than decoding the data it finds."""
+    position = page.find(attribute, start)
     while position != -1:
-        opening = text.rfind("<", 0, position)
+        opening = page.rfind(b"<", 0, position)
         name_end = opening + 1 + len(tag)
-        if (opening != -1 and text.startswith(tag, opening + 1) and text[name_end:name_end + 1].isspace()
-                and ">" not in text[opening:position]):
-            end = text.find(">", position)
+        if (opening != -1 and page.startswith(tag, opening + 1) and page[name_end:name_end + 1].isspace()
+                and b">" not in page[opening:position]):
+            end = page.find(b">", position)
             return -1 if end == -1 else end + 1
-        position = text.find(attribute, position + 1)
+        position = page.find(attribute, position + 1)
     return -1
 
 
-def _script_json(text: str, content: int) -> Any:
+def _script_json(page: bytes, content: int) -> Any:
     """Decode the JSON body of the script whose content begins at ``content`` (None if -1)."""
     if content == -1:
         return None
     try:
-        return json.loads(text[content:text.find("</script>", content)])
+        return json.loads(_decode(page[content:page.find(b"</script>", content)]))
     except ValueError:
         return None
 
 
-def _from_apollo(text: str, next_data: Any) -> Record | None:
+def _from_apollo(page: bytes, next_data: Any) -> Record | None:
     state = _dig(next_data, "props", "pageProps", "apolloState")
     if not isinstance(state, dict):
         return None
@@ -122,7 +125,7 @@ def _from_apollo(text: str, next_data: Any) -> Record | None:
             series = _series_label(series_title, _clean(entry.get("userPosition")))
             break
 
-    published, first_published = _publication_info(text)
+    published, first_published = _publication_info(page)
     return {
         "book_id": _text_id(book.get("legacyId")),
         "title": _clean(book.get("title")),
@@ -164,13 +167,13 @@ def _resolve(state: dict, reference: Any) -> dict | None:
     return reference if isinstance(reference, dict) else None
 
 
-def _publication_info(text: str) -> tuple[str | None, str | None]:
+def _publication_info(page: bytes) -> tuple[str | None, str | None]:
     """(published, first published) as the page shows them."""
-    content = _content_start(text, "p", 'data-testid="publicationInfo"')
-    end = text.find("</p>", content)
+    content = _content_start(page, b"p", b'data-testid="publicationInfo"')
+    end = page.find(b"</p>", content)
     if content == -1 or end == -1:
         return None, None
-    shown = _clean(BeautifulSoup(text[content:end], "html.parser").get_text())
+    shown = _clean(BeautifulSoup(_decode(page[content:end]), "html.parser").get_text())
     return _split_publication(shown or "")
 
 
@@ -188,8 +191,8 @@ _TESTID_ELEMENTS = SoupStrainer(attrs={"data-testid": re.compile(
     "^(bookTitle|description|publicationInfo|pagesFormat|genresList|ratingsCount|reviewsCount)$")})
 
 
-def _from_json_ld_and_markup(text: str, requested_id: str | None) -> Record | None:
-    data = _json_ld_book(text)
+def _from_json_ld_and_markup(page: bytes, text: str, requested_id: str | None) -> Record | None:
+    data = _json_ld_book(page)
     if data is None:
         return None
     markup = BeautifulSoup(text, "lxml", parse_only=_TESTID_ELEMENTS)
@@ -230,13 +233,13 @@ def _from_json_ld_and_markup(text: str, requested_id: str | None) -> Record | No
     }
 
 
-def _json_ld_book(text: str) -> dict | None:
-    content = _content_start(text, "script", 'type="application/ld+json"')
+def _json_ld_book(page: bytes) -> dict | None:
+    content = _content_start(page, b"script", b'type="application/ld+json"')
     while content != -1:
-        data = _script_json(text, content)
+        data = _script_json(page, content)
         if isinstance(data, dict) and data.get("@type") == "Book":
             return data
-        content = _content_start(text, "script", 'type="application/ld+json"', content)
+        content = _content_start(page, b"script", b'type="application/ld+json"', content)
     return None
 
 
@@ -367,12 +370,12 @@ def _legacy_genres(soup: BeautifulSoup) -> list[str]:
 # --- Shared helpers -----------------------------------------------------------------------
 
 # The <title>, canonical link or form of Goodreads' and Amazon's sign-in pages.
-_SIGN_IN_MARKERS = ("<title>Sign in</title>", "/user/sign_in' rel='canonical'",
-                    'href="https://www.goodreads.com/user/sign_in" rel="canonical"', "/ap/signin")
+_SIGN_IN_MARKERS = (b"<title>Sign in</title>", b"/user/sign_in' rel='canonical'",
+                    b'href="https://www.goodreads.com/user/sign_in" rel="canonical"', b"/ap/signin")
 
 
-def _looks_like_sign_in(text: str) -> bool:
-    head = text[:20000]
+def _looks_like_sign_in(page: bytes) -> bool:
+    head = page[:20000]
     return any(marker in head for marker in _SIGN_IN_MARKERS)
 
 
@@ -408,6 +411,10 @@ def _clean(value: Any) -> str | None:
         return None
     text = " ".join(str(value).split())
     return text or None
+
+
+def _decode(part: bytes) -> str:
+    return part.decode("utf-8", errors="replace")
 
 
 def _unescape(value: Any) -> Any:
