@@ -1,10 +1,11 @@
 """Settings module for ``rq worker -c worker.rq_settings`` (RQ reads its UPPERCASE names).
 
 Importing it also preloads the job's modules (parser, BeautifulSoup, lxml, requests)
-in the worker's main process, so each forked work horse starts with them loaded
-instead of importing them again for every job. Then ``gc.freeze()`` puts every object
-made so far out of the cyclic collector's reach: a horse's collections no longer walk
-the preloaded modules, so they no longer write to (and copy) the pages those live on.
+and makes the job's settings and fetching session in the worker's main process, so
+each forked work horse starts with them ready instead of making them again for every
+job. Then ``gc.freeze()`` puts every object made so far out of the cyclic collector's
+reach: a horse's collections no longer walk the preloaded modules, so they no longer
+write to (and copy) the pages those live on.
 """
 
 import gc
@@ -12,10 +13,10 @@ import json
 from pathlib import Path
 
 import app
-import worker.tasks  # noqa: F401  (preload for the forked work horses)
-from app.config import Settings
+from worker import tasks
 
-_settings = Settings.from_env()
+_settings = tasks.settings()
+tasks.session()
 
 REDIS_URL = _settings.redis_url
 QUEUES = [_settings.queue_name]

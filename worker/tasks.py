@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import cache
 
+import requests
 from rq import get_current_job
 from rq.job import Job
 
@@ -61,6 +62,14 @@ def settings() -> Settings:
     return Settings.from_env()
 
 
+@cache
+def session() -> requests.Session:
+    """The fetching session, made once per process. worker.rq_settings makes it in the
+    worker's main process, so every work horse starts from a copy of the same empty one:
+    no book's cookies or connections reach another, and no horse pays for making it."""
+    return new_session(settings())
+
+
 def parse_book(book_id: str) -> str:
     """Fetch, parse and store one book; return ``stored`` or ``not_found``."""
     job = get_current_job()
@@ -94,13 +103,12 @@ def _fetch_parse_store(book_id: BookId, config: Settings, store: BookStore, atte
         raise BookNotFetched("failed", f"{book_id!r} is not a valid book id")
     limiter = FetchRateLimiter(store.redis, f"{config.key_prefix}:fetch:next-slot", config.fetch_rate)
     fetch_started = time.perf_counter()
-    with new_session(config) as session:
-        try:
-            response = fetch_book_page(book_id, config, session, limiter)
-        except FetchFailed as error:
-            raise BookNotFetched(error.state, error.reason, error.retry_after) from None
-        finally:
-            attempt.fetch_seconds = time.perf_counter() - fetch_started
+    try:
+        response = fetch_book_page(book_id, config, session(), limiter)
+    except FetchFailed as error:
+        raise BookNotFetched(error.state, error.reason, error.retry_after) from None
+    finally:
+        attempt.fetch_seconds = time.perf_counter() - fetch_started
     attempt.origin_status = response.status
 
     if response.status in (404, 410):
