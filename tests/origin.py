@@ -36,6 +36,7 @@ class Arrival:
     at: float
     path: str
     book_id: str | None
+    cookie: str | None = None
 
 
 class Origin:
@@ -65,11 +66,11 @@ class Origin:
         with self.lock:
             return [a for a in self.arrivals if book_id is None or a.book_id == book_id]
 
-    def next_step(self, path: str) -> tuple[str | None, str]:
+    def next_step(self, path: str, cookie: str | None = None) -> tuple[str | None, str]:
         match = _BOOK.match(path)
         book_id = match.group(1) if match else None
         with self.lock:
-            self.arrivals.append(Arrival(time.monotonic(), path, book_id))
+            self.arrivals.append(Arrival(time.monotonic(), path, book_id, cookie))
             steps = self.behaviours.get(book_id or "", ["page"])
             step = steps.pop(0) if len(steps) > 1 else steps[0]
         return book_id, step if book_id else "404"
@@ -83,7 +84,7 @@ def _handler(origin: Origin):
             pass
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            book_id, step = origin.next_step(self.path)
+            book_id, step = origin.next_step(self.path, self.headers.get("Cookie"))
             name, _, argument = step.partition(":")
             try:
                 if name.isdigit() and name != "429":
@@ -114,6 +115,10 @@ def _handler(origin: Origin):
 
         def _429(self, book_id, retry_after):
             self._send(429, b"Too Many Requests", {"Retry-After": retry_after or "1"})
+
+        def _cookie(self, book_id, cookie):
+            self._send(200, origin.page(book_id) if origin.page else book_page(book_id),
+                       {"Set-Cookie": f"{cookie}; Path=/"})
 
         def _waf(self, book_id, _):
             self._send(202, b"", {"x-amzn-waf-action": "challenge"})

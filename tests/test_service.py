@@ -75,6 +75,16 @@ def test_posted_links_are_fetched_parsed_stored_and_served(make_service, origin)
                            == "The Long Way Home, Revised" for _ in range(6)), 5, 0.1, "the new record")
 
 
+def test_a_cookie_set_while_fetching_one_book_is_not_sent_for_the_next(make_service, origin):
+    service = make_service()
+    origin.behave("31", "cookie:visitor=31")
+    for book_id in ("31", "32"):
+        requests.post(f"{service.url}/parseGoodreadsLinks", timeout=10,
+                      json=[f"https://www.goodreads.com/book/show/{book_id}"])
+        wait_for_status(service, f"https://www.goodreads.com/book/show/{book_id}", "stored")
+    assert [(a.book_id, a.cookie) for a in origin.fetches()] == [("31", None), ("32", None)]
+
+
 def test_twenty_concurrent_clients_sending_the_same_hundred_books_cause_a_hundred_fetches(make_service, origin):
     service = make_service(workers=2)
     book_ids = [str(1000 + n) for n in range(100)]

@@ -65,8 +65,9 @@ def settings() -> Settings:
 @cache
 def session() -> requests.Session:
     """The fetching session, made once per process. worker.rq_settings makes it in the
-    worker's main process, so every work horse starts from a copy of the same empty one:
-    no book's cookies or connections reach another, and no horse pays for making it."""
+    worker's main process, so every work horse RQ forks starts from a copy of the same
+    empty one: no book's cookies or connections reach another, and no horse pays for
+    making it."""
     return new_session(settings())
 
 
