@@ -76,18 +76,24 @@ def _pings(client: Redis) -> bool:
         return False
 
 
-def tree_rss_mb(pid: int, field: str = "VmRSS") -> float:
-    """Memory of a process and all its descendants, in MB: resident now (VmRSS) or at its peak (VmHWM)."""
-    total, pending = 0, [pid]
+def tree_rss_kb(pid: int, field: str = "VmRSS") -> dict[int, int]:
+    """Memory of a process and each of its descendants, in kB by pid: resident now (VmRSS)
+    or at its peak (VmHWM)."""
+    memory, pending = {}, [pid]
     while pending:
         current = pending.pop()
         try:
             status = Path(f"/proc/{current}/status").read_text()
-            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith(f"{field}:")))
+            memory[current] = int(next(line.split()[1] for line in status.splitlines() if line.startswith(f"{field}:")))
             pending += [int(child) for child in Path(f"/proc/{current}/task/{current}/children").read_text().split()]
         except (OSError, StopIteration):
             pass  # a process that just ended
-    return total / 1024
+    return memory
+
+
+def tree_rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Memory of a process and all its descendants, in MB."""
+    return sum(tree_rss_kb(pid, field).values()) / 1024
 
 
 def procfile_command(name: str) -> list[str]:
