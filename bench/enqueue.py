@@ -34,7 +34,8 @@ def main() -> None:
     redis_server = RedisServer()
     redis_server.start()
     redis = Redis(port=redis_server.port)
-    service = Service(redis_server.url, "http://127.0.0.1:9", Path(tempfile.mkdtemp()))
+    logs = tempfile.TemporaryDirectory()
+    service = Service(redis_server.url, "http://127.0.0.1:9", Path(logs.name))
     service.start_web()
     try:
         ours, naive = [], []
@@ -65,6 +66,7 @@ def main() -> None:
     finally:
         service.stop()
         redis_server.cleanup()
+        logs.cleanup()
 
 
 if __name__ == "__main__":

@@ -59,7 +59,8 @@ def main() -> None:
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("needs wrk: apt-get install wrk")
-    folder = Path(tempfile.mkdtemp())
+    scratch = tempfile.TemporaryDirectory()
+    folder = Path(scratch.name)
     redis_server = RedisServer()
     redis_server.start()
     try:
@@ -88,6 +89,7 @@ def main() -> None:
                   f"{ours / reference:>5.0%}")
     finally:
         redis_server.cleanup()
+        scratch.cleanup()
 
 
 if __name__ == "__main__":

@@ -81,7 +81,8 @@ def main() -> None:
     parser.add_argument("--page", type=Path, default=DEFAULT_PAGE if DEFAULT_PAGE.exists() else None)
     args = parser.parse_args()
     page = args.page.read_bytes() if args.page else None
-    folder = Path(tempfile.mkdtemp())
+    scratch = tempfile.TemporaryDirectory()
+    folder = Path(scratch.name)
     redis_server = RedisServer()
     redis_server.start()
     origin = Origin(page=(lambda _book_id: page) if page else None)
@@ -124,6 +125,7 @@ def main() -> None:
     finally:
         origin.stop()
         redis_server.cleanup()
+        scratch.cleanup()
 
 
 if __name__ == "__main__":
