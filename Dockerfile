@@ -5,6 +5,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONPATH=/srv \
     PORT=5000
 
 WORKDIR /srv
@@ -16,8 +17,9 @@ RUN pip install --no-cache-dir pipenv==2026.10.3 \
     && pip uninstall --yes pipenv
 
 COPY app ./app
+COPY books ./books
 COPY worker ./worker
-COPY Procfile ./
+COPY Procfile gunicorn.conf.py ./
 
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin books
 USER 10001
@@ -25,4 +27,4 @@ USER 10001
 EXPOSE 5000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5000/healthz', timeout=4)"]
-CMD ["gunicorn", "--worker-class", "app.gunicorn_worker.JsonErrorWorker", "--logger-class", "app.gunicorn_logger.JsonAccessLogger", "--log-config-json", "app/logging.json", "--limit-request-line", "8190", "--timeout", "30", "--graceful-timeout", "20", "app:create_app()"]
+CMD ["gunicorn", "--config", "gunicorn.conf.py"]

@@ -11,11 +11,11 @@ from __future__ import annotations
 import hmac
 
 import rq_dashboard
-from flask import Flask, Response, request
+from flask import Flask, request
 from rq_dashboard.web import setup_rq_connection
 
-from app.config import Settings
-from app.errors import error_response
+from app.errors import ApiError
+from books.settings import Settings
 
 URL_PREFIX = "/rqstatus"
 
@@ -26,15 +26,13 @@ def mount_dashboard(app: Flask, settings: Settings) -> None:
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=URL_PREFIX)
     setup_rq_connection(app)
 
-    def guard_dashboard() -> tuple[Response, int] | None:
+    def guard_dashboard() -> None:
         """Ask for credentials when configured; answer 503 JSON (not the dashboard's
         own HTML "Connection Error" page) while Redis is unreachable."""
         if settings.dashboard_auth_enabled and not _credentials_match(settings):
-            response, status = error_response(401, "unauthorized", "the dashboard needs a user name and password")
-            response.headers["WWW-Authenticate"] = 'Basic realm="rq-dashboard", charset="UTF-8"'
-            return response, status
+            raise ApiError(401, "unauthorized", "the dashboard needs a user name and password",
+                           {"WWW-Authenticate": 'Basic realm="rq-dashboard", charset="UTF-8"'})
         app.redis_conn.ping()  # raises ConnectionError → 503 JSON
-        return None
 
     # Runs for the dashboard's requests only (first, before its own hooks), not for the API's.
     app.before_request_funcs.setdefault(rq_dashboard.blueprint.name, []).insert(0, guard_dashboard)

@@ -1,13 +1,14 @@
 """One JSON shape for every error: ``{"error": <code>, "message": <text>}``.
 
-Flask's own 4xx (unknown path, wrong method, oversized body), Redis being
-unreachable and anything unexpected all answer in that shape, never as HTML
-and never with a traceback.
+The routes raise ``ApiError``; Flask's own 4xx (unknown path, wrong method, oversized
+body), Redis being unreachable and anything unexpected answer in the same shape, never
+as HTML and never with a traceback.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask, Response, jsonify
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -17,30 +18,44 @@ from werkzeug.exceptions import HTTPException
 log = logging.getLogger(__name__)
 
 
-def error_response(status: int, error: str, message: str, **extra: object) -> tuple[Response, int]:
-    return jsonify(error=error, message=message, **extra), status
+class ApiError(Exception):
+    """A request the service answers with an error: HTTP status, a code, a reason, and any
+    more keys the body should carry."""
+
+    def __init__(self, status: int, error: str, message: str, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.headers = headers or {}
+        self.extra = extra
+
+    def response(self) -> tuple[Response, int]:
+        response = jsonify(error=self.error, message=self.message, **self.extra)
+        response.headers.update(self.headers)
+        return response, self.status
 
 
 def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(ApiError, ApiError.response)
+
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException):
+    def http_error(error: HTTPException) -> tuple[Response, int]:
         code = (error.name or "error").lower().replace(" ", "_").replace("'", "")
-        response, status = error_response(error.code or 500, code, error.description or error.name)
-        for header in ("Allow", "WWW-Authenticate", "Retry-After"):
-            if error.get_response().headers.get(header):
-                response.headers[header] = error.get_response().headers[header]
-        return response, status
+        own = error.get_response().headers
+        headers = {name: own[name] for name in ("Allow", "WWW-Authenticate", "Retry-After")
+                   if own.get(name)}
+        return ApiError(error.code or 500, code, error.description or error.name, headers).response()
 
     @app.errorhandler(RedisConnectionError)
     @app.errorhandler(RedisTimeoutError)
-    def redis_unavailable(error: Exception):
+    def redis_unavailable(error: Exception) -> tuple[Response, int]:
         log.warning("Redis is unreachable: %s", error)
-        response, status = error_response(503, "redis_unavailable",
-                                          "the service's storage is unreachable; try again shortly")
-        response.headers["Retry-After"] = "5"
-        return response, status
+        return ApiError(503, "redis_unavailable", "the service's storage is unreachable; try again shortly",
+                        {"Retry-After": "5"}).response()
 
     @app.errorhandler(Exception)
-    def unexpected(error: Exception):
+    def unexpected(error: Exception) -> tuple[Response, int]:
         log.exception("unexpected error")
-        return error_response(500, "internal_error", "the service failed to answer this request")
+        return ApiError(500, "internal_error", "the service failed to answer this request").response()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,8 +20,7 @@ import requests
 from redis import Redis
 from rq import Queue
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.processes import RedisServer, Service, tree_rss_mb  # noqa: E402
+from tests.processes import RedisServer, Service, tree_rss_mb
 
 
 def main() -> None:

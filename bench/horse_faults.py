@@ -20,13 +20,11 @@ import logging.config
 import os
 import resource
 import statistics
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.origin import Origin  # noqa: E402
-from tests.processes import RedisServer  # noqa: E402
+from tests.origin import Origin
+from tests.processes import RedisServer
 
 DEFAULT_PAGE = Path(__file__).resolve().parents[2] / "shared" / "goodreads-pages" / "pages" / "next-4214.html"
 
@@ -67,7 +65,7 @@ def main() -> None:
     os.environ.update(REDIS_URL=redis_server.url, GOODREADS_BASE_URL=origin.url, FETCH_RATE="0")
     try:
         import worker.rq_settings  # the worker's preloading, ending in gc.freeze()
-        from app.links import BookId
+        from books.links import BookId
         from worker import tasks
         from worker.connection import WorkerRedis
         from worker.fetch import fetch_book_page

@@ -19,13 +19,12 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from redis import Redis  # noqa: E402
+from redis import Redis
 
-from app.store import BookStore  # noqa: E402
-from tests.origin import book_page  # noqa: E402
-from tests.processes import RedisServer, Service  # noqa: E402
-from worker.parser import parse_book_page  # noqa: E402
+from books.store import BookStore
+from tests.origin import book_page
+from tests.processes import RedisServer, Service
+from worker.parser import parse_book_page
 
 FORMS = ["https://www.goodreads.com/book/show/{id}", "http://goodreads.com/book/show/{id}.Title",
          "https://m.goodreads.com/en/book/show/{id}-title?from_search=true", "goodreads.com/book/show/{id}"]

@@ -11,7 +11,7 @@ def parse_book(book_id: str) -> None:
     from redis import Redis
     from rq import get_current_job
 
-    from app.config import Settings
+    from books.settings import Settings
 
     settings = Settings.from_env()
     html = requests.get(f"{settings.origin}/book/show/{book_id}", timeout=20).text

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from worker.parser import parse_book_page  # noqa: E402
+from worker.parser import parse_book_page
 
 DEFAULT_PAGES = Path(__file__).resolve().parents[2] / "shared" / "goodreads-pages" / "pages"
 

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from redis import Redis  # noqa: E402
+from redis import Redis
 
-from app.store import BookStore  # noqa: E402
-from tests.processes import RedisServer  # noqa: E402
-from worker.parser import NotABookPage, parse_book_page  # noqa: E402
+from books.store import BookStore
+from tests.processes import RedisServer
+from worker.parser import NotABookPage, parse_book_page
 
 PAGES = Path(__file__).resolve().parents[2] / "shared" / "goodreads-pages" / "pages"
 

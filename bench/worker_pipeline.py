@@ -19,20 +19,18 @@ import argparse
 import resource
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from redis import Redis  # noqa: E402
-from rq import Queue  # noqa: E402
+from redis import Redis
+from rq import Queue
 
-from app.config import Settings  # noqa: E402
-from app.jobs import BookJobs  # noqa: E402
-from tests.origin import Origin  # noqa: E402
-from tests.processes import RedisServer, Service, procfile_command, tree_rss_mb  # noqa: E402
+from books.queue import BookQueue
+from books.settings import Settings
+from tests.origin import Origin
+from tests.processes import RedisServer, Service, procfile_command, tree_rss_mb
 
 DEFAULT_PAGE = Path(__file__).resolve().parents[2] / "shared" / "goodreads-pages" / "pages" / "next-4214.html"
 
@@ -100,7 +98,7 @@ def main() -> None:
     try:
         for _round in range(args.rounds):
             redis.flushall()
-            BookJobs(redis, settings).enqueue_books(book_ids)
+            BookQueue(redis, settings).enqueue_books(book_ids)
             ours = drain(procfile_command("worker"), env, args.workers, folder)
             assert len(redis.keys("goodreads:book:*")) == args.books, "not every book was stored"
             runs["project"].append((*ours, job_span(redis, [f"book-{book_id}" for book_id in book_ids])))

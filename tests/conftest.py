@@ -1,12 +1,18 @@
-"""Fixtures: a redis-server of the tests' own, a local Goodreads origin, and the service."""
+"""Fixtures: a redis-server of the tests' own, a local Goodreads origin, the app and jobs in
+process (the fast layer), and the service's real processes (the ``e2e`` layer)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 from redis import Redis
+from rq import SimpleWorker
 
+from app import create_app
+from books.settings import Settings
 from tests.origin import Origin
 from tests.processes import RedisServer, Service
 
@@ -34,6 +40,60 @@ def origin() -> Iterator[Origin]:
     server.start()
     yield server
     server.stop()
+
+
+# The in-process layer's settings: the tests' Redis and origin, no rate limit, quick retries.
+IN_PROCESS_SETTINGS = {"FETCH_RATE": "0", "RETRY_MAX": "2", "RETRY_INTERVALS": "0", "FETCH_READ_TIMEOUT": "2",
+                       "RECORD_CACHE_SIZE": "0"}
+
+
+@pytest.fixture
+def configure(redis, redis_server, origin, monkeypatch):
+    """Settings from the environment, as the processes read them, with overrides; the job's
+    cached settings and session are made again from them."""
+    from worker import tasks
+
+    def apply(**overrides: str) -> Settings:
+        environment = {"REDIS_URL": redis_server.url, "GOODREADS_BASE_URL": origin.url, **IN_PROCESS_SETTINGS,
+                       **overrides}
+        for name, value in environment.items():
+            monkeypatch.setenv(name, value)
+        tasks.settings.cache_clear()
+        tasks.session.cache_clear()
+        return tasks.settings()
+
+    yield apply
+    tasks.settings.cache_clear()
+    tasks.session.cache_clear()
+
+
+@pytest.fixture
+def settings(configure) -> Settings:
+    return configure()
+
+
+@pytest.fixture
+def app(settings) -> Iterator[Flask]:
+    app = create_app(settings)
+    yield app
+    app.extensions["record_cache"].close()
+
+
+@pytest.fixture
+def client(app) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def run_jobs(redis):
+    """Run every queued job in this process, as a worker would (RQ's SimpleWorker, burst mode)."""
+    from worker import tasks
+
+    def run(queue_name: str | None = None) -> None:
+        queue_name = queue_name or tasks.settings().queue_name
+        SimpleWorker([queue_name], connection=redis).work(burst=True)
+
+    return run
 
 
 @pytest.fixture

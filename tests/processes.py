@@ -129,10 +129,9 @@ class Service:
         self.web: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
 
-    def start_web(self, app: str = "app:create_app()") -> None:
+    def start_web(self, app: str | None = None) -> None:
         """The Procfile's web command; benchmarks may serve another app with the same gunicorn settings."""
-        command = [app if part == "app:create_app()" else part for part in procfile_command("web")]
-        self.web = self.spawn(command, "web")
+        self.web = self.spawn([*procfile_command("web"), *([app] if app else [])], "web")
         wait_until(self._web_answers, 30, message="gunicorn to answer")
 
     def start_worker(self) -> subprocess.Popen:

@@ -9,7 +9,7 @@ import json
 import pytest
 import requests
 
-from app.export import csv_value
+from books.export import csv_value
 from tests.processes import wait_until
 
 pytestmark = pytest.mark.e2e

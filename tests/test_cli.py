@@ -10,14 +10,14 @@ import sys
 
 import pytest
 
-from app.cli import read_links, summary
+from client.cli import read_links, summary
 from tests.processes import ROOT
 
 pytestmark = pytest.mark.e2e
 
 
 def run_cli(service, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app.cli", "submit", *args, "--server", service.url,
+    return subprocess.run([sys.executable, "-m", "client", "submit", *args, "--server", service.url,
                            "--interval", "0.3"], cwd=ROOT, input=stdin, capture_output=True, text=True,
                           timeout=120, env=service.env)
 
@@ -55,7 +55,7 @@ def test_submit_from_stdin_to_jsonl(make_service, tmp_path):
 def test_an_unreachable_server_is_a_clear_error(tmp_path):
     links = tmp_path / "links.txt"
     links.write_text("goodreads.com/book/show/1\n")
-    result = subprocess.run([sys.executable, "-m", "app.cli", "submit", str(links), "--server", "http://127.0.0.1:9"],
+    result = subprocess.run([sys.executable, "-m", "client", "submit", str(links), "--server", "http://127.0.0.1:9"],
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "cannot reach the server" in result.stderr

@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 
-from app.config import Settings
+from books.settings import Settings
 from tests.processes import BIN, ROOT, procfile_command
 
 CREDENTIALS = {"RQ_DASHBOARD_USERNAME": "operator", "RQ_DASHBOARD_PASSWORD": "not-a-real-secret"}

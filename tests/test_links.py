@@ -2,7 +2,8 @@
 
 import pytest
 
-from app.links import MAX_LINK_LENGTH, Refusal, canonical_url, job_id, parse_link
+from books.links import MAX_LINK_LENGTH, Refusal, canonical_url, parse_link
+from books.queue import job_id
 
 ACCEPTED = [
     "https://www.goodreads.com/book/show/5907",

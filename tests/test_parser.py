@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from app.store import PAGE_FIELDS
+from books.record import PAGE_FIELDS
 from worker.parser import NotABookPage, html_to_text, parse_book_page
 
 FIXTURES = Path(__file__).parent / "fixtures"

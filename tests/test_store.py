@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from app.store import BookStore, UnsafeRecord, dumps_record, loads_record
+from books.store import BookStore, UnsafeRecord, dumps_record, loads_record
 
 RECORD = {"book_id": "7", "title": "T", "authors": ["A", "B"], "rating": 4.5, "pages": None,
           "contributors": [{"name": "A", "role": "Author"}], "ratings_count": 10**12, "flag": True}

@@ -2,7 +2,7 @@
 
 The URL is always built here from a validated book id; a redirect is followed
 only to another book page on the same origin. Anything else comes back as a
-``FetchFailed`` that says whether Goodreads blocked us or the fetch failed.
+``AttemptFailed`` that says whether Goodreads blocked us or the fetch failed.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from urllib3.exceptions import ReadTimeoutError
 
-from app.config import Settings
-from app.links import BookId, Refusal, canonical_url, parse_book_path
+from books.links import BookId, Refusal, canonical_url, parse_book_path
+from books.settings import Settings
+from books.status import BookStatus
 from worker.ratelimit import FetchRateLimiter
 
 _CHUNK = 64 * 1024
@@ -30,17 +31,19 @@ class OriginResponse:
     url: str
 
 
-class FetchFailed(Exception):
-    """No usable answer from the origin. ``state`` is ``blocked`` or ``failed``."""
+class AttemptFailed(Exception):
+    """This attempt at a book produced no record: Goodreads ``blocked`` us, or the fetch or
+    the page ``failed``; ``retry_after`` is the pause the origin asked for, if any."""
 
-    def __init__(self, state: str, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.state = state
+    def __init__(self, status: BookStatus, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{status}: {reason}")
+        self.status = status
         self.reason = reason
         self.retry_after = retry_after
 
 
 def new_session(settings: Settings) -> requests.Session:
+    """A session that says who it is and takes no proxies or credentials from the environment."""
     session = requests.Session()
     session.headers.update({
         "User-Agent": settings.user_agent,
@@ -64,7 +67,7 @@ def fetch_book_page(book_id: BookId, settings: Settings, session: requests.Sessi
                 return OriginResponse(response.status_code, body,
                                       parse_retry_after(response.headers.get("Retry-After")), url)
             url = _allowed_redirect(url, response.headers.get("Location", ""), settings)
-    raise FetchFailed("failed", f"more than {settings.max_redirects} redirects")
+    raise AttemptFailed(BookStatus.FAILED, f"more than {settings.max_redirects} redirects")
 
 
 def _get(session: requests.Session, url: str, settings: Settings) -> requests.Response:
@@ -72,9 +75,9 @@ def _get(session: requests.Session, url: str, settings: Settings) -> requests.Re
         return session.get(url, allow_redirects=False, stream=True,
                            timeout=(settings.fetch_connect_timeout, settings.fetch_read_timeout))
     except requests.Timeout:
-        raise FetchFailed("failed", "Goodreads did not answer in time") from None
+        raise AttemptFailed(BookStatus.FAILED, "Goodreads did not answer in time") from None
     except requests.RequestException as error:
-        raise FetchFailed("failed", f"connection to Goodreads failed: {type(error).__name__}") from None
+        raise AttemptFailed(BookStatus.FAILED, f"connection to Goodreads failed: {type(error).__name__}") from None
 
 
 def _read_capped(response: requests.Response, settings: Settings) -> bytes:
@@ -82,20 +85,20 @@ def _read_capped(response: requests.Response, settings: Settings) -> bytes:
     deadline = time.monotonic() + settings.fetch_connect_timeout + settings.fetch_read_timeout
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > settings.max_page_bytes:
-        raise FetchFailed("failed", f"the page is larger than {settings.max_page_bytes} bytes")
+        raise AttemptFailed(BookStatus.FAILED, f"the page is larger than {settings.max_page_bytes} bytes")
     chunks, size = [], 0
     try:
         for chunk in response.iter_content(_CHUNK):
             size += len(chunk)
             if size > settings.max_page_bytes:
-                raise FetchFailed("failed", f"the page is larger than {settings.max_page_bytes} bytes")
+                raise AttemptFailed(BookStatus.FAILED, f"the page is larger than {settings.max_page_bytes} bytes")
             if time.monotonic() > deadline:
-                raise FetchFailed("failed", "Goodreads sent the page too slowly")
+                raise AttemptFailed(BookStatus.FAILED, "Goodreads sent the page too slowly")
             chunks.append(chunk)
     except requests.RequestException as error:
         if isinstance(error.args[0] if error.args else None, ReadTimeoutError):
-            raise FetchFailed("failed", "Goodreads stopped sending the page (read timeout)") from None
-        raise FetchFailed("failed", f"the page was cut off: {type(error).__name__}") from None
+            raise AttemptFailed(BookStatus.FAILED, "Goodreads stopped sending the page (read timeout)") from None
+        raise AttemptFailed(BookStatus.FAILED, f"the page was cut off: {type(error).__name__}") from None
     return b"".join(chunks)
 
 
@@ -103,9 +106,9 @@ def _allowed_redirect(current: str, location: str, settings: Settings) -> str:
     target = urljoin(current, location)
     parts, origin = urlsplit(target), urlsplit(settings.origin)
     if (parts.scheme, parts.netloc) != (origin.scheme, origin.netloc):
-        raise FetchFailed("blocked", f"Goodreads redirected to another host ({parts.netloc or 'none'})")
+        raise AttemptFailed(BookStatus.BLOCKED, f"Goodreads redirected to another host ({parts.netloc or 'none'})")
     if isinstance(parse_book_path(parts.path), Refusal):
-        raise FetchFailed("blocked", f"Goodreads redirected to {parts.path!r}, not a book page")
+        raise AttemptFailed(BookStatus.BLOCKED, f"Goodreads redirected to {parts.path!r}, not a book page")
     return f"{settings.origin}{parts.path}"
 
 

@@ -1,4 +1,4 @@
-"""Goodreads book page → record. Pure: bytes in, a dict of plain values out.
+"""Goodreads book page → record. Pure: bytes in, a ``PageRecord`` of plain values out.
 
 Two layouts exist. The current one (2022 onward, Next.js) carries everything in
 two script tags, so those are located and decoded directly instead of building
@@ -14,14 +14,12 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from bs4 import BeautifulSoup, ElementFilter, SoupStrainer, Tag
 
-from app.links import canonical_url
-from app.store import PAGE_FIELDS
-
-Record = dict[str, Any]
+from books.links import BookId, canonical_url
+from books.record import Contributor, PageRecord
 
 
 @dataclass(frozen=True)
@@ -32,7 +30,7 @@ class NotABookPage:
     detail: str
 
 
-def parse_book_page(page: bytes | str, requested_id: str | None = None) -> Record | NotABookPage:
+def parse_book_page(page: bytes | str, requested_id: str | None = None) -> PageRecord | NotABookPage:
     """Read a book's record from a Goodreads page of either layout.
 
     ``requested_id`` names the book when the page's own data does not (the
@@ -48,18 +46,15 @@ def parse_book_page(page: bytes | str, requested_id: str | None = None) -> Recor
     record = None
     next_data = _script_json(data, _content_start(data, b"script", b'id="__NEXT_DATA__"'))
     if next_data is not None:
-        record = _from_apollo(data, next_data)
+        record = _from_apollo(data, next_data, requested_id)
     if record is None:
         text = _decode(data)
         if "application/ld+json" in text:
             record = _from_json_ld_and_markup(data, text, requested_id)
         if record is None and 'id="bookTitle"' in text:
-            record = _from_legacy(text)
-    if record is not None and record.get("title"):
-        if not record.get("book_id"):
-            record["book_id"] = requested_id
-        record["url"] = canonical_url(record["book_id"]) if record["book_id"] else None
-        return {field: record.get(field) for field in PAGE_FIELDS}
+            record = _from_legacy(text, requested_id)
+    if record is not None and record["title"]:
+        return record
 
     if _looks_like_sign_in(data):
         return NotABookPage("sign_in_wall", "Goodreads answered with a sign-in page")
@@ -99,7 +94,7 @@ def _script_json(page: bytes, content: int) -> Any:
         return None
 
 
-def _from_apollo(page: bytes, next_data: Any) -> Record | None:
+def _from_apollo(page: bytes, next_data: Any, requested_id: str | None) -> PageRecord | None:
     state = _dig(next_data, "props", "pageProps", "apolloState")
     if not isinstance(state, dict):
         return None
@@ -110,7 +105,7 @@ def _from_apollo(page: bytes, next_data: Any) -> Record | None:
     work = _resolve(state, book.get("work")) or {}
     stats = work.get("stats") or {}
 
-    contributors = []
+    contributors: list[Contributor] = []
     edges = [book.get("primaryContributorEdge")] + list(book.get("secondaryContributorEdges") or [])
     for edge in edges:
         node = _resolve(state, (edge or {}).get("node"))
@@ -126,8 +121,10 @@ def _from_apollo(page: bytes, next_data: Any) -> Record | None:
             break
 
     published, first_published = _publication_info(page)
+    book_id = _text_id(book.get("legacyId")) or requested_id
     return {
-        "book_id": _text_id(book.get("legacyId")),
+        "book_id": book_id,
+        "url": _book_url(book_id),
         "title": _clean(book.get("title")),
         "series": series,
         **_people(contributors),
@@ -191,7 +188,7 @@ _TESTID_ELEMENTS = SoupStrainer(attrs={"data-testid": re.compile(
     "^(bookTitle|description|publicationInfo|pagesFormat|genresList|ratingsCount|reviewsCount)$")})
 
 
-def _from_json_ld_and_markup(page: bytes, text: str, requested_id: str | None) -> Record | None:
+def _from_json_ld_and_markup(page: bytes, text: str, requested_id: str | None) -> PageRecord | None:
     data = _json_ld_book(page)
     if data is None:
         return None
@@ -203,8 +200,8 @@ def _from_json_ld_and_markup(page: bytes, text: str, requested_id: str | None) -
     authors = data.get("author") or []
     if isinstance(authors, dict):
         authors = [authors]
-    contributors = [{"name": name, "role": "Author"}
-                    for name in (_clean(_unescape(a.get("name"))) for a in authors if isinstance(a, dict)) if name]
+    names = (_clean(_unescape(author.get("name"))) for author in authors if isinstance(author, dict))
+    contributors: list[Contributor] = [{"name": name, "role": "Author"} for name in names if name]
     rating = data.get("aggregateRating") or {}
     title_tag = testid("bookTitle")
     description_tag = testid("description")
@@ -215,7 +212,9 @@ def _from_json_ld_and_markup(page: bytes, text: str, requested_id: str | None) -
     isbn = _clean(data.get("isbn"))
     return {
         "book_id": requested_id,
+        "url": _book_url(requested_id),
         "title": _clean(title_tag.get_text()) if title_tag else _clean(_unescape(data.get("name"))),
+        "series": None,
         **_people(contributors),
         "rating": _float(rating.get("ratingValue")),
         "ratings_count": _int(rating.get("ratingCount")),
@@ -226,8 +225,11 @@ def _from_json_ld_and_markup(page: bytes, text: str, requested_id: str | None) -
         "pages": _int(data.get("numberOfPages")),
         "format": _clean(data.get("bookFormat")),
         "language": _clean(data.get("inLanguage")),
+        "publisher": None,
         "published": published,
+        "published_date": None,
         "first_published": first_published,
+        "first_published_date": None,
         "genres": [_clean(a.get_text()) for a in genres_tag.select(".Button__labelItem")] if genres_tag else [],
         "cover_url": _clean(data.get("image")),
     }
@@ -270,21 +272,19 @@ _PUBLISHED_ROW = re.compile(
     r"(?:\(first published\s+(?P<first>.+?)\))?$", re.I)
 
 
-def _from_legacy(text: str) -> Record | None:
+def _from_legacy(text: str, requested_id: str | None) -> PageRecord | None:
     soup = BeautifulSoup(text, "lxml", parse_only=_LEGACY_STRAINER)
     title = soup.find(id="bookTitle")
     if title is None:
         return None
 
-    contributors = []
+    contributors: list[Contributor] = []
     for container in soup.select("#bookAuthors .authorName__container"):
-        name = container.select_one("a.authorName")
+        name = _text_of(container.select_one("a.authorName"))
         role = container.select_one(".role")
         if name:
-            contributors.append({
-                "name": _clean(name.get_text()),
-                "role": _clean(role.get_text().strip("() \n")) if role else "Author",
-            })
+            contributors.append({"name": name, "role": _clean(role.get_text().strip("() \n") if role else "")
+                                 or "Author"})
 
     series_tag = soup.find(id="bookSeries")
     series = None
@@ -318,8 +318,10 @@ def _from_legacy(text: str) -> Record | None:
     pages = soup.select_one("[itemprop=numberOfPages]")
     language = soup.select_one("[itemprop=inLanguage]")
     book_format = soup.select_one("[itemprop=bookFormat]")
+    book_id = _legacy_book_id(text, soup) or requested_id
     return {
-        "book_id": _legacy_book_id(text, soup),
+        "book_id": book_id,
+        "url": _book_url(book_id),
         "title": _clean(title.get_text()),
         "series": series,
         **_people(contributors),
@@ -334,7 +336,9 @@ def _from_legacy(text: str) -> Record | None:
         "language": _text_of(language),
         "publisher": publisher,
         "published": published,
+        "published_date": None,
         "first_published": first_published,
+        "first_published_date": None,
         "genres": _legacy_genres(soup),
         "cover_url": cover.get("src") if cover else None,
     }
@@ -394,11 +398,21 @@ def html_to_text(fragment: str | None) -> str | None:
     return text or None
 
 
-def _people(contributors: list[dict[str, str]]) -> Record:
+class _People(TypedDict):
+    author: str | None
+    authors: list[str]
+    contributors: list[Contributor]
+
+
+def _people(contributors: list[Contributor]) -> _People:
     """author (the primary author), authors (every name) and contributors (with roles)."""
     names = [person["name"] for person in contributors]
     primary = next((p["name"] for p in contributors if p["role"].lower() == "author"), names[0] if names else None)
     return {"author": primary, "authors": names, "contributors": contributors}
+
+
+def _book_url(book_id: str | None) -> str | None:
+    return canonical_url(BookId(book_id)) if book_id else None
 
 
 def _series_label(name: str, position: str | None) -> str:

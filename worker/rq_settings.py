@@ -9,10 +9,8 @@ write to (and copy) the pages those live on.
 """
 
 import gc
-import json
-from pathlib import Path
 
-import app
+from books.logs import LOGGING
 from worker import tasks
 
 _settings = tasks.settings()
@@ -21,6 +19,6 @@ tasks.session()
 REDIS_URL = _settings.redis_url
 QUEUES = [_settings.queue_name]
 # JSON lines on stdout, as the web writes them.
-DICT_CONFIG = json.loads((Path(app.__file__).parent / "logging.json").read_text())
+DICT_CONFIG = LOGGING
 
 gc.freeze()

@@ -25,25 +25,17 @@ import requests
 from rq import get_current_job
 from rq.job import Job
 
-from app.config import Settings
-from app.links import BookId, parse_book_path
-from app.metrics import Metrics
-from app.store import BookStore
-from worker.fetch import FetchFailed, OriginResponse, fetch_book_page, new_session
+from books.counters import Counters
+from books.links import BookId, parse_book_path
+from books.record import Record
+from books.settings import Settings
+from books.status import BookStatus
+from books.store import BookStore
+from worker.fetch import AttemptFailed, OriginResponse, fetch_book_page, new_session
 from worker.parser import NotABookPage, parse_book_page
 from worker.ratelimit import FetchRateLimiter
 
 log = logging.getLogger(__name__)
-
-
-class BookNotFetched(Exception):
-    """This attempt produced no record. ``state`` is ``blocked`` or ``failed``."""
-
-    def __init__(self, state: str, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(f"{state}: {reason}")
-        self.state = state
-        self.reason = reason
-        self.retry_after = retry_after
 
 
 @dataclass
@@ -74,6 +66,7 @@ def session() -> requests.Session:
 def parse_book(book_id: str) -> str:
     """Fetch, parse and store one book; return ``stored`` or ``not_found``."""
     job = get_current_job()
+    assert job is not None, "parse_book runs as an RQ job"
     config = settings()
     store = BookStore(job.connection, config.key_prefix)
     attempt = Attempt(book_id, job.id, store.count_attempt(book_id))
@@ -81,8 +74,8 @@ def parse_book(book_id: str) -> str:
     try:
         outcome = _fetch_parse_store(BookId(book_id), config, store, attempt)
     except Exception as error:
-        failure = error if isinstance(error, BookNotFetched) else BookNotFetched(
-            "failed", f"unexpected error: {type(error).__name__}: {str(error)[:200]}")
+        failure = error if isinstance(error, AttemptFailed) else AttemptFailed(
+            BookStatus.FAILED, f"unexpected error: {type(error).__name__}: {str(error)[:200]}")
         outcome = _record_failure(job, store, book_id, failure)
         _report(attempt, outcome, started, store, failure.reason)
         raise failure from None
@@ -90,38 +83,38 @@ def parse_book(book_id: str) -> str:
     return outcome
 
 
-def _report(attempt: Attempt, outcome: str, started: float, store: BookStore, reason: str | None = None) -> None:
-    Metrics(store.redis, store.prefix).record_attempt(outcome, attempt.origin_status, attempt.fetch_seconds)
+def _report(attempt: Attempt, outcome: BookStatus, started: float, store: BookStore,
+            reason: str | None = None) -> None:
+    Counters(store.redis, store.prefix).record_attempt(outcome, attempt.origin_status, attempt.fetch_seconds)
     fields = {**asdict(attempt), "outcome": outcome, "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
     if reason:
         fields["reason"] = reason
-    log.log(logging.INFO if outcome in ("stored", "not_found") else logging.WARNING, "book attempt",
-            extra={"fields": fields})
+    settled = outcome in (BookStatus.STORED, BookStatus.NOT_FOUND)
+    log.log(logging.INFO if settled else logging.WARNING, "book attempt", extra={"fields": fields})
 
 
-def _fetch_parse_store(book_id: BookId, config: Settings, store: BookStore, attempt: Attempt) -> str:
+def _fetch_parse_store(book_id: BookId, config: Settings, store: BookStore, attempt: Attempt) -> BookStatus:
     if parse_book_path(f"/book/show/{book_id}") != book_id:
-        raise BookNotFetched("failed", f"{book_id!r} is not a valid book id")
+        raise AttemptFailed(BookStatus.FAILED, f"{book_id!r} is not a valid book id")
     limiter = FetchRateLimiter(store.redis, f"{config.key_prefix}:fetch:next-slot", config.fetch_rate)
     fetch_started = time.perf_counter()
     try:
         response = fetch_book_page(book_id, config, session(), limiter)
-    except FetchFailed as error:
-        raise BookNotFetched(error.state, error.reason, error.retry_after) from None
     finally:
         attempt.fetch_seconds = time.perf_counter() - fetch_started
     attempt.origin_status = response.status
 
     if response.status in (404, 410):
-        store.record_outcome(book_id, "not_found", f"Goodreads answered HTTP {response.status}")
-        return "not_found"
+        store.record_outcome(book_id, BookStatus.NOT_FOUND, f"Goodreads answered HTTP {response.status}")
+        return BookStatus.NOT_FOUND
     if response.status == 200:
-        result = parse_book_page(response.body, book_id)
-        if isinstance(result, NotABookPage):
-            raise BookNotFetched("blocked" if result.kind == "sign_in_wall" else "failed", result.detail)
-        result["fetched_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-        store.save_record(book_id, result)
-        return "stored"
+        page = parse_book_page(response.body, book_id)
+        if isinstance(page, NotABookPage):
+            status = BookStatus.BLOCKED if page.kind == "sign_in_wall" else BookStatus.FAILED
+            raise AttemptFailed(status, page.detail)
+        record = Record(**page, fetched_at=datetime.now(UTC).isoformat(timespec="seconds"))
+        store.save_record(book_id, record)
+        return BookStatus.STORED
 
     failure = _failure_for_status(response)
     if failure.retry_after or response.status == 429:
@@ -129,30 +122,29 @@ def _fetch_parse_store(book_id: BookId, config: Settings, store: BookStore, atte
     raise failure
 
 
-def _failure_for_status(response: OriginResponse) -> BookNotFetched:
+def _failure_for_status(response: OriginResponse) -> AttemptFailed:
     status, retry_after = response.status, response.retry_after
     if status == 202:
         empty = "with an empty body " if not response.body.strip() else ""
-        return BookNotFetched("blocked", f"Goodreads answered HTTP 202 {empty}(a bot challenge)", retry_after)
+        return AttemptFailed(BookStatus.BLOCKED, f"Goodreads answered HTTP 202 {empty}(a bot challenge)", retry_after)
     if status in (401, 403, 429):
-        return BookNotFetched("blocked", f"Goodreads refused the request (HTTP {status})", retry_after)
+        return AttemptFailed(BookStatus.BLOCKED, f"Goodreads refused the request (HTTP {status})", retry_after)
     if status >= 500:
-        return BookNotFetched("failed", f"Goodreads failed to answer (HTTP {status})", retry_after)
-    return BookNotFetched("failed", f"Goodreads answered HTTP {status}", retry_after)
+        return AttemptFailed(BookStatus.FAILED, f"Goodreads failed to answer (HTTP {status})", retry_after)
+    return AttemptFailed(BookStatus.FAILED, f"Goodreads answered HTTP {status}", retry_after)
 
 
-def _record_failure(job: Job, store: BookStore, book_id: str, failure: BookNotFetched) -> str:
+def _record_failure(job: Job, store: BookStore, book_id: str, failure: AttemptFailed) -> BookStatus:
     """``retrying`` while RQ will try again, the final state otherwise; stretch the next
     retry interval to the origin's Retry-After. Returns the state recorded."""
     if not job.retries_left:
-        store.record_outcome(book_id, failure.state, failure.reason)
-        return failure.state
-    store.record_outcome(book_id, "retrying", f"{failure.state}: {failure.reason}")
+        store.record_outcome(book_id, failure.status, failure.reason)
+        return failure.status
+    store.record_outcome(book_id, BookStatus.RETRYING, f"{failure.status}: {failure.reason}")
     if failure.retry_after:
         # RQ's scheduler keeps whole seconds and may run a retry up to a second early: add one.
         intervals = list(job.retry_intervals or [0])
         index = max(len(intervals) - job.retries_left, 0)
         intervals[index] = max(intervals[index], math.ceil(failure.retry_after) + 1)
         job.retry_intervals = intervals
-    return "retrying"
-
+    return BookStatus.RETRYING

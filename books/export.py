@@ -8,12 +8,12 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from app.store import RECORD_FIELDS, Record
+from books.record import RECORD_FIELDS, StoredRecord
 
 FORMATS = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 
 
-def export_lines(records: Iterable[Record], export_format: str) -> Iterator[str]:
+def export_lines(records: Iterable[StoredRecord], export_format: str) -> Iterator[str]:
     """Lines of the export; CSV starts with a header row."""
     if export_format == "csv":
         yield _csv_line(RECORD_FIELDS)

@@ -90,11 +90,6 @@ def canonical_url(book_id: BookId, origin: str = CANONICAL_ORIGIN) -> str:
     return f"{origin}/book/show/{book_id}"
 
 
-def job_id(book_id: BookId) -> str:
-    """RQ job id of a book's parse job (RQ allows letters, digits, - and _)."""
-    return f"book-{book_id}"
-
-
 def _split_authority(rest: str) -> tuple[str, str]:
     """Split ``host/path?query#fragment`` into the host part and the bare path."""
     end = len(rest)

@@ -1,7 +1,7 @@
 """Command-line client: send links from a file, follow them to the end, take the records away.
 
-    python -m app.cli submit links.txt --wait --out books.csv [--server http://localhost:5000]
-    cat links.txt | python -m app.cli submit - --wait --out books.jsonl
+    python -m client submit links.txt --wait --out books.csv [--server http://localhost:5000]
+    cat links.txt | python -m client submit - --wait --out books.jsonl
 
 One link per line; blank lines and lines starting with # are skipped. Links are sent in
 batches within the server's limit; with --wait a progress bar shows each status as the
@@ -22,8 +22,9 @@ from typing import TextIO
 import requests
 from tqdm import tqdm
 
-SETTLED_BADLY = ("not_found", "blocked", "failed", "unknown", "rejected")
-IN_PROGRESS = ("queued", "running", "retrying")
+from books.status import FINAL_FAILURES, IN_PROGRESS, BookStatus, Outcome
+
+SETTLED_BADLY = FINAL_FAILURES | {BookStatus.UNKNOWN, Outcome.REJECTED}
 
 
 class ClientError(Exception):
@@ -61,7 +62,7 @@ def follow(session: requests.Session, server: str, batch_ids: list[str], interva
         while True:
             batches = [_call(session.get, f"{server}/batches/{batch_id}").json() for batch_id in batch_ids]
             counts = _total_counts(batches)
-            books = sum(count for status, count in counts.items() if status != "rejected")
+            books = sum(count for status, count in counts.items() if status != Outcome.REJECTED)
             bar.total = books
             bar.n = books - sum(counts[status] for status in IN_PROGRESS)
             bar.set_postfix({status: count for status, count in counts.items() if count}, refresh=False)
@@ -93,7 +94,7 @@ def save(session: requests.Session, server: str, batch_ids: list[str], path: Pat
 def summary(batches: list[dict], refused: list[dict]) -> tuple[str, bool]:
     """A report of the outcome, and whether every link ended stored."""
     counts = _total_counts(batches)
-    counts["rejected"] += len(refused)
+    counts[Outcome.REJECTED] += len(refused)
     problems = Counter()
     for link in [entry for batch in batches for entry in batch["links"]] + refused:
         status = link.get("status", link.get("outcome"))
@@ -123,7 +124,7 @@ def _call(method, url: str, **kwargs) -> requests.Response:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.cli", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m client", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     send = commands.add_parser("submit", help="send links and, with --wait, follow them and save the records")
     send.add_argument("links", help="a file of links, one per line, or - for standard input")
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             batches = follow(session, server, batch_ids, args.interval, args.timeout, sys.stderr) if batch_ids else []
             if args.out:
                 save(session, server, batch_ids, args.out)
-                print(f"Wrote {_total_counts(batches)['stored']} records to {args.out}", file=sys.stderr)
+                print(f"Wrote {_total_counts(batches)[BookStatus.STORED]} records to {args.out}", file=sys.stderr)
         except ClientError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
@@ -167,6 +168,3 @@ def main(argv: list[str] | None = None) -> int:
     print(report)
     return 0 if all_stored else 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,11 +16,12 @@ from typing import Any
 
 from redis import Redis
 
-from app.jobs import BookJobs
-from app.links import BookId
+from books.links import BookId
+from books.queue import BookQueue
+from books.status import IN_PROGRESS, BookStatus, Outcome
 
-IN_PROGRESS = ("queued", "running", "retrying")
-STATUSES = (*IN_PROGRESS, "stored", "not_found", "blocked", "failed", "unknown", "rejected")
+# A batch's counts: every book status, and the links refused.
+COUNTED = (*BookStatus, Outcome.REJECTED)
 _BATCH_ID = re.compile(r"[0-9a-f]{32}")
 
 # One link of a batch: the link as sent (shortened), its book id, or the reason it was refused.
@@ -54,22 +55,22 @@ def book_ids(batch: dict[str, Any]) -> list[BookId]:
     return list(dict.fromkeys(BookId(book_id) for _link, book_id, _reason in batch["links"] if book_id))
 
 
-def progress(batch_id: str, batch: dict[str, Any], jobs: BookJobs) -> dict[str, Any]:
+def progress(batch_id: str, batch: dict[str, Any], queue: BookQueue) -> dict[str, Any]:
     """Each link's status, counts per status (books once each; rejected links each) and
     whether every book has settled."""
-    states = jobs.states(book_ids(batch))
-    counts = dict.fromkeys(STATUSES, 0)
+    states = queue.states(book_ids(batch))
+    counts: dict[str, int] = dict.fromkeys(COUNTED, 0)
     for state in states.values():
         counts[state.status] += 1
     links = []
     for link, book_id, reason in batch["links"]:
         if book_id is None:
-            counts["rejected"] += 1
-            links.append({"link": link, "status": "rejected", "reason": reason})
+            counts[Outcome.REJECTED] += 1
+            links.append({"link": link, "status": Outcome.REJECTED, "reason": reason})
             continue
         state = states[book_id]
         entry = {"link": link, "book_id": book_id, "status": state.status}
-        if state.reason and state.status != "stored":
+        if state.reason and state.status != BookStatus.STORED:
             entry["reason"] = state.reason
         links.append(entry)
     return {"batch_id": batch_id, "created_at": batch["created_at"],

@@ -23,17 +23,8 @@ from typing import Any
 
 from redis import Redis
 
-Record = dict[str, Any]
-
-# A record's keys, in order: what a page gives, then when it was fetched.
-PAGE_FIELDS = (
-    "book_id", "url", "title", "series", "author", "authors", "contributors", "rating",
-    "ratings_count", "reviews_count", "description", "isbn", "isbn13", "pages", "format",
-    "language", "publisher", "published", "published_date", "first_published",
-    "first_published_date", "genres", "cover_url",
-)
-RECORD_FIELDS = (*PAGE_FIELDS, "fetched_at")
-FINAL_FAILURES = ("not_found", "blocked", "failed")
+from books.record import Record, StoredRecord
+from books.status import BookStatus
 
 
 class UnsafeRecord(Exception):
@@ -45,11 +36,11 @@ class _PlainValuesUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refused to load {module}.{name}: records hold plain values only")
 
 
-def dumps_record(record: Record) -> bytes:
+def dumps_record(record: Record | StoredRecord) -> bytes:
     return pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def loads_record(data: bytes) -> Record:
+def loads_record(data: bytes) -> StoredRecord:
     """Unpickle a record, refusing anything that is not plain data."""
     try:
         value = _PlainValuesUnpickler(io.BytesIO(data)).load()
@@ -73,16 +64,16 @@ class BookStore:
     def status_key(self, book_id: str) -> str:
         return f"{self.prefix}:status:{book_id}"
 
-    def save_record(self, book_id: str, record: Record) -> None:
+    def save_record(self, book_id: str, record: Record | StoredRecord) -> None:
         """Write the record and mark the book stored, in one transaction."""
         now = time.time()
         with self.redis.pipeline() as pipe:
             pipe.set(self.record_key(book_id), dumps_record(record))
             pipe.hset(self.status_key(book_id), mapping={
-                "state": "stored", "reason": "", "at": now, "stored_at": now})
+                "state": BookStatus.STORED, "reason": "", "at": now, "stored_at": now})
             pipe.execute()
 
-    def iter_records(self, book_ids: Iterable[str], chunk: int = 500) -> Iterator[Record]:
+    def iter_records(self, book_ids: Iterable[str], chunk: int = 500) -> Iterator[StoredRecord]:
         """The stored records of these books, in order, fetched a chunk at a time; books
         without a record, or whose record is not plain data, are passed over."""
         ids = iter(book_ids)
@@ -101,13 +92,14 @@ class BookStore:
         for key in self.redis.scan_iter(match=self.record_key("*"), count=1000):
             yield key.decode()[start:]
 
-    def load_record(self, book_id: str) -> Record | None:
+    def load_record(self, book_id: str) -> StoredRecord | None:
         data = self.redis.get(self.record_key(book_id))
         return None if data is None else loads_record(data)
 
-    def record_outcome(self, book_id: str, state: str, reason: str) -> None:
+    def record_outcome(self, book_id: str, state: BookStatus, reason: str) -> None:
         """Remember how the last attempt at a book ended (a stored record is kept)."""
         self.redis.hset(self.status_key(book_id), mapping={"state": state, "reason": reason, "at": time.time()})
 
     def count_attempt(self, book_id: str) -> int:
+        """Count an attempt at the book; return how many there have been since it was queued."""
         return int(self.redis.hincrby(self.status_key(book_id), "attempts", 1))

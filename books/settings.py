@@ -1,7 +1,8 @@
 """Every setting, read from the environment once, with safe defaults.
 
 Nothing else in the code reads ``os.environ``: the web app, the worker and the
-tests all get their settings from ``Settings.from_env()``.
+tests all get their settings from ``Settings.from_env()``. A value the service cannot
+use stops the process at start with one ``ConfigError`` line naming the variable.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        """Refuse values the service cannot work with, naming the variable."""
         if self.fetch_rate < 0:
             raise ConfigError("FETCH_RATE must be 0 (no limit) or more")
         if self.retry_max < 0 or any(interval < 0 for interval in self.retry_intervals):

@@ -1,0 +1,246 @@
+"""The book queue: RQ's contract in one place.
+
+One job per book, job id ``book-<book_id>``, on the queue ``QUEUE_NAME``. This is the only
+module that knows how RQ lays out its keys; everything else asks it.
+
+RQ's own ``unique=True`` refuses a job id whose hash still exists, and a failed job's hash
+lives for ``failure_ttl``, so a book whose last attempt failed could not be sent again;
+``enqueue_many`` checks nothing, and builds each job in Python, one Redis command per field.
+So one Lua script does it all for a thousand books at a time, atomically: for each book it
+decides whether a job is needed (none while one is active, none while a fresh record or a
+fresh "not found" exists), and if so clears what is left of the book's finished job (what
+``Job.delete`` clears) and writes the job hash and pushes it on the queue. The job hash is
+RQ's own: its fields come from ``Job.to_dict()`` of a job RQ builds for the batch, and each
+book's ``data`` from RQ's serializer, so workers run these jobs like any other
+(``tests/test_queue_contract.py`` holds RQ to that).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from redis import Redis
+from rq import Queue, Retry, Worker
+from rq.executions import ExecutionRegistry
+from rq.job import Job, JobStatus
+from rq.results import Result
+from rq.utils import now
+
+from books.links import BookId
+from books.settings import Settings
+from books.status import FINAL_FAILURES, BookState, BookStatus, Outcome
+from books.store import BookStore
+
+TASK = "worker.tasks.parse_book"
+JOB_ID_PREFIX = "book-"
+BATCH = 1000
+TEMPLATE_BOOK_ID = BookId("0")
+
+# Every status RQ has, but those of a job that is over: a status a later RQ adds counts as
+# active, so a book is never queued twice because of a status this code does not know.
+TERMINAL_JOB_STATUSES = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED})
+ACTIVE_JOB_STATUSES = tuple(sorted(status.value for status in JobStatus if status not in TERMINAL_JOB_STATUSES))
+
+# KEYS: the queue, the set of queues, the failed / finished / canceled registries of the queue.
+# ARGV[1]: JSON {job_id_prefix, status_key_prefix, fresh_since (epoch s), refresh (bool),
+#          active (job statuses), job_keys ([prefix, suffix] around a job id: every key of a job)};
+# ARGV[2]: n, the number of job template values, then those n field/value values;
+# then (book id, job data, description) for each book. Returns one outcome per book.
+# Book keys are built inside, as RQ's own scripts build theirs.
+_ENQUEUE_SCRIPT = """
+local config = cjson.decode(ARGV[1])
+local active = {}
+for _, status in ipairs(config.active) do active[status] = true end
+local template_end = 2 + tonumber(ARGV[2])
+local template = {}
+for i = 3, template_end do template[#template + 1] = ARGV[i] end
+local outcomes = {}
+local queued = 0
+for i = template_end + 1, #ARGV, 3 do
+    local id, data, description = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    local job_id = config.job_id_prefix .. id
+    local job_key = config.job_keys[1][1] .. job_id .. config.job_keys[1][2]
+    local status_key = config.status_key_prefix .. id
+    local job_status = redis.call('HGET', job_key, 'status')
+    local outcome
+    if job_status and active[job_status] then
+        outcome = 'already_queued'
+    elseif not config.refresh then
+        local last = redis.call('HMGET', status_key, 'stored_at', 'state', 'at')
+        if last[1] and tonumber(last[1]) >= config.fresh_since then
+            outcome = 'stored'
+        elseif last[2] == 'not_found' and tonumber(last[3]) >= config.fresh_since then
+            outcome = 'not_found'
+        end
+    end
+    if not outcome then
+        if job_status then  -- a job of the same id that is over: clear it as Job.delete does
+            local keys = {}
+            for _, around in ipairs(config.job_keys) do keys[#keys + 1] = around[1] .. job_id .. around[2] end
+            redis.call('DEL', unpack(keys))
+            for k = 3, 5 do redis.call('ZREM', KEYS[k], job_id) end
+        end
+        redis.call('HSET', job_key, 'data', data, 'description', description, 'status', 'queued',
+                   unpack(template))
+        redis.call('RPUSH', KEYS[1], job_id)
+        redis.call('HSET', status_key, 'attempts', 0)
+        queued = queued + 1
+        outcome = 'queued'
+    end
+    outcomes[#outcomes + 1] = outcome
+end
+if queued > 0 then redis.call('SADD', KEYS[2], KEYS[1]) end
+return outcomes
+"""
+
+
+def job_id(book_id: BookId) -> str:
+    """RQ job id of a book's parse job (RQ allows letters, digits, - and _)."""
+    return f"{JOB_ID_PREFIX}{book_id}"
+
+
+def job_keys(connection: Redis) -> list[tuple[str, str]]:
+    """Every key RQ keeps for one job, as (prefix, suffix) around its id; the job hash first."""
+    marker = "__job_id__"
+    job = Job(marker, connection=connection)
+    keys = [job.key, job.dependents_key, job.dependencies_key, Result.get_key(marker),
+            ExecutionRegistry(marker, connection=connection).key]
+    return [(key.partition(marker)[0], key.partition(marker)[2]) for key in keys]
+
+
+@dataclass(frozen=True)
+class JobCounts:
+    """The queue's jobs by RQ state, for /metrics."""
+
+    queued: int
+    started: int
+    scheduled: int
+    finished: int
+    failed: int
+
+
+def _compress(data: bytes) -> bytes:
+    """A zlib stream, as RQ stores a job's data, made with a 512-byte window: the data is a
+    pickle of some sixty bytes, and setting up ``zlib.compress``'s default 32 KB window costs
+    more than the rest of a book's enqueue; RQ reads either stream alike."""
+    compressor = zlib.compressobj(wbits=9, memLevel=1)
+    return compressor.compress(data) + compressor.flush()
+
+
+class BookQueue:
+    """The book queue: batch enqueue with dedup, each book's state, the queue's counts."""
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.store = BookStore(redis, settings.key_prefix)
+        self.rq_queue = Queue(settings.queue_name, connection=redis)
+        self._enqueue = redis.register_script(_ENQUEUE_SCRIPT)
+        self._job_keys = job_keys(redis)
+
+    @property
+    def name(self) -> str:
+        return self.rq_queue.name
+
+    def enqueue_books(self, book_ids: Iterable[BookId], refresh: bool = False) -> dict[BookId, Outcome]:
+        """Queue a job for each book that needs one; say for each what happened.
+
+        Outcomes: ``queued``, ``already_queued``, ``stored`` (a fresh record exists),
+        ``not_found`` (Goodreads recently said it has no such book).
+        """
+        unique = list(dict.fromkeys(book_ids))
+        outcomes: dict[BookId, Outcome] = {}
+        for start in range(0, len(unique), BATCH):
+            outcomes.update(self._enqueue_batch(unique[start:start + BATCH], refresh))
+        return outcomes
+
+    def _enqueue_batch(self, book_ids: list[BookId], refresh: bool) -> dict[BookId, Outcome]:
+        job = self.template_job()
+        template = [value for field, value in job.to_dict().items() if field not in ("data", "description", "status")
+                    for value in (field, value)]
+        books: list[bytes | str] = []
+        for book_id in book_ids:
+            job.args = (book_id,)
+            books += [book_id, _compress(job.data), describe(book_id)]
+        config = {"job_id_prefix": JOB_ID_PREFIX, "status_key_prefix": self.store.status_key(""),
+                  "fresh_since": time.time() - self.settings.refresh_after, "refresh": refresh,
+                  "active": ACTIVE_JOB_STATUSES, "job_keys": self._job_keys}
+        queue = self.rq_queue
+        raw = self._enqueue(
+            keys=[queue.key, queue.redis_queues_keys, queue.failed_job_registry.key,
+                  queue.finished_job_registry.key, queue.canceled_job_registry.key],
+            args=[json.dumps(config), len(template), *template, *books])
+        return {book_id: Outcome(value.decode()) for book_id, value in zip(book_ids, raw, strict=True)}
+
+    def template_job(self, book_id: BookId = TEMPLATE_BOOK_ID) -> Job:
+        """A book's job as RQ builds it for this queue (not saved)."""
+        settings = self.settings
+        retry = Retry(max=settings.retry_max, interval=list(settings.retry_intervals)) if settings.retry_max else None
+        job = self.rq_queue.create_job(TASK, args=(book_id,), job_id=job_id(book_id), timeout=settings.job_timeout,
+                                       result_ttl=settings.result_ttl, failure_ttl=settings.failure_ttl, retry=retry,
+                                       description=describe(book_id))
+        job.origin = self.rq_queue.name
+        job.enqueued_at = now()
+        return job
+
+    def state(self, book_id: BookId) -> BookState:
+        """Where a book without a record stands: in progress, failed, or unknown."""
+        return self.states([book_id], check_records=False)[book_id]
+
+    def states(self, book_ids: Sequence[BookId], check_records: bool = True) -> dict[BookId, BookState]:
+        """The state of many books in one round trip; ``stored`` where a record exists
+        and no job for the book is in progress."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for book_id in book_ids:
+                pipe.hget(Job.key_for(job_id(book_id)), "status")
+                pipe.hgetall(self.store.status_key(book_id))
+                if check_records:
+                    pipe.exists(self.store.record_key(book_id))
+            replies = pipe.execute()
+        step = 3 if check_records else 2
+        return {book_id: _state(*replies[n * step:n * step + step]) for n, book_id in enumerate(book_ids)}
+
+    def job_counts(self) -> JobCounts:
+        """Jobs waiting, running, waiting for a retry, and those RQ still keeps as finished or failed."""
+        queue = self.rq_queue
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.llen(queue.key)
+            for registry in (queue.started_job_registry, queue.scheduled_job_registry,
+                             queue.finished_job_registry, queue.failed_job_registry):
+                pipe.zcard(registry.key)
+            return JobCounts(*pipe.execute())
+
+    def worker_count(self) -> int:
+        """Workers registered on this queue."""
+        return Worker.count(connection=self.redis, queue=self.rq_queue)
+
+
+def describe(book_id: BookId) -> str:
+    """The job's description, as the dashboard shows it."""
+    return f"parse book {book_id}"
+
+
+def _state(job_status: bytes | None, last: dict[bytes, bytes], has_record: int = 0) -> BookState:
+    job = job_status.decode() if job_status else None
+    outcome = {key.decode(): value.decode() for key, value in last.items()}
+    reason = outcome.get("reason") or None
+    attempts = int(outcome["attempts"]) if outcome.get("attempts") else None
+    last_attempt_at = float(outcome["at"]) if outcome.get("at") else None
+    if job == JobStatus.STARTED:
+        return BookState(BookStatus.RUNNING, reason, attempts, last_attempt_at)
+    if job == JobStatus.SCHEDULED:
+        return BookState(BookStatus.RETRYING, reason, attempts, last_attempt_at)
+    if job in ACTIVE_JOB_STATUSES:
+        return BookState(BookStatus.QUEUED, reason, attempts, last_attempt_at)
+    if has_record:
+        return BookState(BookStatus.STORED, None, attempts, last_attempt_at)
+    if outcome.get("state") in FINAL_FAILURES:
+        return BookState(BookStatus(outcome["state"]), reason, attempts, last_attempt_at)
+    if job in TERMINAL_JOB_STATUSES and job != JobStatus.FINISHED:
+        return BookState(BookStatus.FAILED, reason or "the job ended without a result (its worker stopped)",
+                         attempts, last_attempt_at)
+    return BookState(BookStatus.UNKNOWN)

@@ -1,0 +1,55 @@
+"""The record: the one shape of a book's metadata, from the parser to the API and exports.
+
+Every key is always present, ``None`` (or an empty list) where the page has no value.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict, get_type_hints
+
+
+class Contributor(TypedDict):
+    name: str
+    role: str
+
+
+class PageRecord(TypedDict):
+    """What a book page gives, in the order the API answers it."""
+
+    book_id: str | None
+    url: str | None
+    title: str | None
+    series: str | None
+    author: str | None
+    authors: list[str]
+    contributors: list[Contributor]
+    rating: float | None
+    ratings_count: int | None
+    reviews_count: int | None
+    description: str | None
+    isbn: str | None
+    isbn13: str | None
+    pages: int | None
+    format: str | None
+    language: str | None
+    publisher: str | None
+    published: str | None
+    published_date: str | None
+    first_published: str | None
+    first_published_date: str | None
+    genres: list[str]
+    cover_url: str | None
+
+
+class Record(PageRecord):
+    """A stored book: the page's values and when the page was fetched (ISO 8601, UTC)."""
+
+    fetched_at: str
+
+
+PAGE_FIELDS: tuple[str, ...] = tuple(get_type_hints(PageRecord))
+RECORD_FIELDS: tuple[str, ...] = tuple(get_type_hints(Record))
+
+# Records read back from Redis are checked only for being plain data, so readers take
+# them as plain mappings.
+StoredRecord = dict[str, Any]

@@ -1,0 +1,19 @@
+"""gunicorn's settings for the web process, written once: the Procfile, the Dockerfile and
+docker-compose.yml all run ``gunicorn --config gunicorn.conf.py``.
+
+gunicorn itself still reads ``PORT`` (the bind address) and ``WEB_CONCURRENCY`` (the number
+of workers) from the environment.
+"""
+
+from books.logs import LOGGING
+
+wsgi_app = "app:create_app()"
+# Errors gunicorn answers itself (a request line too long, malformed headers) in the
+# service's JSON shape; the access log as one JSON event per request.
+worker_class = "app.gunicorn_worker.JsonErrorWorker"
+logger_class = "app.gunicorn_logger.JsonAccessLogger"
+logconfig_dict = LOGGING
+# gunicorn's maximum, so that every link of up to 2,048 characters fits even percent-encoded.
+limit_request_line = 8190
+timeout = 30
+graceful_timeout = 20

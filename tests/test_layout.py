@@ -1,0 +1,65 @@
+"""The layout shows the architecture: the job side and the shared domain never load the web side."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.processes import ROOT
+
+PROJECT_PACKAGES = ("app", "books", "client", "worker")
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, at any depth of the file (also inside functions)."""
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.add(node.module)
+            modules |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return modules
+
+
+def module_file(name: str) -> Path | None:
+    path = ROOT.joinpath(*name.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def reachable(package: str) -> set[str]:
+    """The project's modules that importing any module of ``package`` loads, transitively."""
+    pending = [".".join(path.relative_to(ROOT).with_suffix("").parts) for path in (ROOT / package).glob("*.py")]
+    seen: set[str] = set()
+    while pending:
+        name = pending.pop()
+        path = module_file(name)
+        if name in seen or path is None:
+            continue
+        seen.add(name)
+        pending += [module for module in imported_modules(path) if module.split(".")[0] in PROJECT_PACKAGES]
+    return seen
+
+
+@pytest.mark.parametrize(("package", "forbidden"), [
+    ("worker", ("app", "client")),
+    ("books", ("app", "worker", "client")),
+    ("client", ("app", "worker")),
+])
+def test_a_side_never_loads_what_it_does_not_run(package, forbidden):
+    loaded = reachable(package)
+    assert loaded, f"found no modules under {package}/"
+    assert not {module for module in loaded if module.split(".")[0] in forbidden}
+
+
+def test_the_worker_and_the_domain_never_load_flask():
+    third_party = set()
+    for module in reachable("worker") | reachable("books"):
+        third_party |= imported_modules(module_file(module))
+    assert not {module for module in third_party if module.split(".")[0] in ("flask", "werkzeug", "rq_dashboard",
+                                                                              "prometheus_client")}
