@@ -21,13 +21,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=settings.redis_socket_timeout,
-                           socket_timeout=settings.redis_socket_timeout, health_check_interval=30)
+    redis = Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=settings.redis_socket_timeout,
+        socket_timeout=settings.redis_socket_timeout,
+        health_check_interval=30,
+    )
     queue = BookQueue(redis, settings)
     app.extensions["book_queue"] = queue
     app.extensions["batches"] = Batches(redis, settings.key_prefix, settings.batch_ttl)
-    app.extensions["record_cache"] = RecordCache(settings.redis_url, queue.store.record_key(""),
-                                                 settings.record_cache_size, settings.redis_socket_timeout)
+    app.extensions["record_cache"] = RecordCache(
+        settings.redis_url, queue.store.record_key(""), settings.record_cache_size, settings.redis_socket_timeout
+    )
 
     app.register_blueprint(bp)
     mount_dashboard(app, settings)

@@ -26,8 +26,15 @@ from books.store import BookStore, UnsafeRecord
 bp = Blueprint("api", __name__)
 
 # GET /getBookInfo: HTTP status and message for each state of a book without a record.
-STATUS_HTTP = {BookStatus.QUEUED: 202, BookStatus.RUNNING: 202, BookStatus.RETRYING: 202,
-               BookStatus.UNKNOWN: 404, BookStatus.NOT_FOUND: 404, BookStatus.BLOCKED: 502, BookStatus.FAILED: 502}
+STATUS_HTTP = {
+    BookStatus.QUEUED: 202,
+    BookStatus.RUNNING: 202,
+    BookStatus.RETRYING: 202,
+    BookStatus.UNKNOWN: 404,
+    BookStatus.NOT_FOUND: 404,
+    BookStatus.BLOCKED: 502,
+    BookStatus.FAILED: 502,
+}
 STATUS_MESSAGES = {
     BookStatus.QUEUED: "the book is queued for parsing",
     BookStatus.RUNNING: "the book is being fetched and parsed",
@@ -75,13 +82,18 @@ def parse_goodreads_links() -> tuple[Response, int]:
     accepted = [result for result in parsed if not isinstance(result, Refusal)]
     outcomes = queue.enqueue_books(accepted, refresh=refresh) if accepted else {}
     results = [_link_result(link, result, outcomes) for link, result in zip(links, parsed, strict=True)]
-    counts: dict[str, int] = {"links": len(links), "books": len(outcomes), **dict.fromkeys(BOOK_OUTCOMES, 0),
-                              Outcome.REJECTED: len(links) - len(accepted)}
+    counts: dict[str, int] = {
+        "links": len(links),
+        "books": len(outcomes),
+        **dict.fromkeys(BOOK_OUTCOMES, 0),
+        Outcome.REJECTED: len(links) - len(accepted),
+    }
     for outcome in outcomes.values():
         counts[outcome] += 1
     if not outcomes:
-        raise ApiError(400, "no_valid_links", "none of the links is a Goodreads book link",
-                       counts=counts, results=results)
+        raise ApiError(
+            400, "no_valid_links", "none of the links is a Goodreads book link", counts=counts, results=results
+        )
     batch_id = _batches().create([(r["link"], r.get("book_id"), r.get("reason")) for r in results])
     scheduled = counts[Outcome.QUEUED] + counts[Outcome.ALREADY_QUEUED]
     message = f"{scheduled} {'book is' if scheduled == 1 else 'books are'} scheduled for info parsing."
@@ -104,9 +116,13 @@ def get_book_info() -> Response | tuple[Response, int]:
         body = _record_cache().fetch(book_id, lambda: _record_body(queue.store, book_id))
     except UnsafeRecord as error:
         current_app.logger.warning("refused the stored record of book %s: %s", book_id, error)
-        return _state_response(book_id, BookState(
-            BookStatus.FAILED, reason="the stored record is not plain data and was refused; "
-                                      "send the link again with ?refresh=true"))
+        return _state_response(
+            book_id,
+            BookState(
+                BookStatus.FAILED,
+                reason="the stored record is not plain data and was refused; send the link again with ?refresh=true",
+            ),
+        )
     if body is not None:
         return Response(body, 200, mimetype="application/json")
     return _state_response(book_id, queue.state(book_id))
@@ -159,16 +175,26 @@ def readyz() -> tuple[Response, int]:
     """Redis answers; how many workers serve the queue and how deep it is."""
     queue = _queue()
     queue.redis.ping()
-    return jsonify(status="ready", redis="ok", workers=queue.worker_count(), queue=queue.name,
-                   queue_depth=queue.job_counts().queued), 200
+    return jsonify(
+        status="ready",
+        redis="ok",
+        workers=queue.worker_count(),
+        queue=queue.name,
+        queue_depth=queue.job_counts().queued,
+    ), 200
 
 
 def _link_result(link: object, result: BookId | Refusal, outcomes: dict[BookId, Outcome]) -> dict[str, Any]:
     echoed = link[:ECHOED_LINK_LENGTH] if isinstance(link, str) else None
     if isinstance(result, Refusal):
         return {"link": echoed, "outcome": Outcome.REJECTED, "reason": result.reason}
-    return {"link": echoed, "book_id": result, "url": canonical_url(result), "job_id": job_id(result),
-            "outcome": outcomes[result]}
+    return {
+        "link": echoed,
+        "book_id": result,
+        "url": canonical_url(result),
+        "job_id": job_id(result),
+        "outcome": outcomes[result],
+    }
 
 
 def _record_body(store: BookStore, book_id: BookId) -> bytes | None:
@@ -177,8 +203,13 @@ def _record_body(store: BookStore, book_id: BookId) -> bytes | None:
 
 
 def _state_response(book_id: BookId, state: BookState) -> tuple[Response, int]:
-    body: dict[str, Any] = {"status": state.status, "book_id": book_id, "url": canonical_url(book_id),
-                            "job_id": job_id(book_id), "message": STATUS_MESSAGES[state.status]}
+    body: dict[str, Any] = {
+        "status": state.status,
+        "book_id": book_id,
+        "url": canonical_url(book_id),
+        "job_id": job_id(book_id),
+        "message": STATUS_MESSAGES[state.status],
+    }
     if state.reason:
         body["reason"] = state.reason
     if state.attempts:
@@ -203,8 +234,11 @@ def _export_format() -> str:
 
 
 def _export(records: Iterable[StoredRecord], export_format: str, name: str) -> Response:
-    return Response(stream_with_context(export_lines(records, export_format)), mimetype=FORMATS[export_format],
-                    headers={"Content-Disposition": f'attachment; filename="{name}.{export_format}"'})
+    return Response(
+        stream_with_context(export_lines(records, export_format)),
+        mimetype=FORMATS[export_format],
+        headers={"Content-Disposition": f'attachment; filename="{name}.{export_format}"'},
+    )
 
 
 def _flag(name: str) -> bool:

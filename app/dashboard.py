@@ -30,8 +30,12 @@ def mount_dashboard(app: Flask, settings: Settings) -> None:
         """Ask for credentials when configured; answer 503 JSON (not the dashboard's
         own HTML "Connection Error" page) while Redis is unreachable."""
         if settings.dashboard_auth_enabled and not _credentials_match(settings):
-            raise ApiError(401, "unauthorized", "the dashboard needs a user name and password",
-                           {"WWW-Authenticate": 'Basic realm="rq-dashboard", charset="UTF-8"'})
+            raise ApiError(
+                401,
+                "unauthorized",
+                "the dashboard needs a user name and password",
+                {"WWW-Authenticate": 'Basic realm="rq-dashboard", charset="UTF-8"'},
+            )
         app.redis_conn.ping()  # raises ConnectionError → 503 JSON
 
     # Runs for the dashboard's requests only (first, before its own hooks), not for the API's.

@@ -22,8 +22,9 @@ class ApiError(Exception):
     """A request the service answers with an error: HTTP status, a code, a reason, and any
     more keys the body should carry."""
 
-    def __init__(self, status: int, error: str, message: str, headers: dict[str, str] | None = None,
-                 **extra: Any) -> None:
+    def __init__(
+        self, status: int, error: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.error = error
@@ -44,16 +45,16 @@ def register_error_handlers(app: Flask) -> None:
     def http_error(error: HTTPException) -> tuple[Response, int]:
         code = (error.name or "error").lower().replace(" ", "_").replace("'", "")
         own = error.get_response().headers
-        headers = {name: own[name] for name in ("Allow", "WWW-Authenticate", "Retry-After")
-                   if own.get(name)}
+        headers = {name: own[name] for name in ("Allow", "WWW-Authenticate", "Retry-After") if own.get(name)}
         return ApiError(error.code or 500, code, error.description or error.name, headers).response()
 
     @app.errorhandler(RedisConnectionError)
     @app.errorhandler(RedisTimeoutError)
     def redis_unavailable(error: Exception) -> tuple[Response, int]:
         log.warning("Redis is unreachable: %s", error)
-        return ApiError(503, "redis_unavailable", "the service's storage is unreachable; try again shortly",
-                        {"Retry-After": "5"}).response()
+        return ApiError(
+            503, "redis_unavailable", "the service's storage is unreachable; try again shortly", {"Retry-After": "5"}
+        ).response()
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> tuple[Response, int]:

@@ -19,10 +19,15 @@ class JsonAccessLogger(Logger):
         if not self.access_log_enabled:
             return
         status = resp.status
-        self.access_log.info("request", extra={"fields": {
-            "method": environ.get("REQUEST_METHOD"),
-            "path": environ.get("PATH_INFO"),
-            "status": int(status.split(None, 1)[0]) if isinstance(status, str) else status,
-            "bytes": getattr(resp, "sent", None),
-            "duration_ms": round(request_time.total_seconds() * 1000, 2),
-        }})
+        self.access_log.info(
+            "request",
+            extra={
+                "fields": {
+                    "method": environ.get("REQUEST_METHOD"),
+                    "path": environ.get("PATH_INFO"),
+                    "status": int(status.split(None, 1)[0]) if isinstance(status, str) else status,
+                    "bytes": getattr(resp, "sent", None),
+                    "duration_ms": round(request_time.total_seconds() * 1000, 2),
+                }
+            },
+        )

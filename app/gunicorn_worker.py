@@ -14,8 +14,10 @@ from gunicorn.workers.sync import SyncWorker
 def write_json_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
     code = reason.lower().replace(" ", "_")
     body = json.dumps({"error": code, "message": mesg or reason}).encode()
-    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode("latin-1")
     util.write_nonblock(sock, head + body)
 
 

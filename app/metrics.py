@@ -26,23 +26,33 @@ class _Collector:
         jobs, totals = self.queue.job_counts(), self.counters.totals()
 
         yield GaugeMetricFamily("goodreads_queue_depth", "Jobs waiting in the queue", value=jobs.queued)
-        by_state = GaugeMetricFamily("goodreads_jobs", "RQ jobs by state (finished and failed as long as RQ keeps "
-                                     "them)", labels=["state"])
+        by_state = GaugeMetricFamily(
+            "goodreads_jobs", "RQ jobs by state (finished and failed as long as RQ keeps them)", labels=["state"]
+        )
         for state in ("queued", "started", "scheduled", "finished", "failed"):
             by_state.add_metric([state], getattr(jobs, state))
         yield by_state
 
-        attempts = CounterMetricFamily("goodreads_attempts", "Fetch attempts by outcome (stored, not_found, "
-                                       "retrying, blocked, failed)", labels=["outcome"])
+        attempts = CounterMetricFamily(
+            "goodreads_attempts",
+            "Fetch attempts by outcome (stored, not_found, retrying, blocked, failed)",
+            labels=["outcome"],
+        )
         for outcome, count in totals.outcomes.items():
             attempts.add_metric([outcome], count)
         yield attempts
-        yield CounterMetricFamily("goodreads_records_stored", "Records written to Redis",
-                                  value=totals.outcomes.get("stored", 0))
-        responses = CounterMetricFamily("goodreads_origin_responses", "Goodreads answers by HTTP status "
-                                        "(none: no answer)", labels=["status"])
+        yield CounterMetricFamily(
+            "goodreads_records_stored", "Records written to Redis", value=totals.outcomes.get("stored", 0)
+        )
+        responses = CounterMetricFamily(
+            "goodreads_origin_responses", "Goodreads answers by HTTP status (none: no answer)", labels=["status"]
+        )
         for status, count in totals.origin_statuses.items():
             responses.add_metric([status], count)
         yield responses
-        yield HistogramMetricFamily("goodreads_fetch_seconds", "Time to fetch a book page from Goodreads",
-                                    buckets=totals.fetch_buckets, sum_value=totals.fetch_seconds_sum)
+        yield HistogramMetricFamily(
+            "goodreads_fetch_seconds",
+            "Time to fetch a book page from Goodreads",
+            buckets=totals.fetch_buckets,
+            sum_value=totals.fetch_seconds_sum,
+        )

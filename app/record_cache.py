@@ -146,14 +146,20 @@ class RecordCache:
     def _listen(self) -> None:
         # RESP2, so that invalidations arrive as pub/sub messages; no retries, so that a broken
         # connection ends this listener instead of coming back without tracking.
-        client = Redis.from_url(self.redis_url, protocol=2, retry=Retry(NoBackoff(), 0),
-                                socket_connect_timeout=self.socket_timeout, socket_timeout=self.socket_timeout)
+        client = Redis.from_url(
+            self.redis_url,
+            protocol=2,
+            retry=Retry(NoBackoff(), 0),
+            socket_connect_timeout=self.socket_timeout,
+            socket_timeout=self.socket_timeout,
+        )
         pubsub = client.pubsub()
         try:
             pubsub.execute_command("CLIENT", "ID")
             client_id = pubsub.parse_response(timeout=self.socket_timeout)
-            pubsub.execute_command("CLIENT", "TRACKING", "ON", "REDIRECT", client_id,
-                                   "BCAST", "PREFIX", self.record_key_prefix)
+            pubsub.execute_command(
+                "CLIENT", "TRACKING", "ON", "REDIRECT", client_id, "BCAST", "PREFIX", self.record_key_prefix
+            )
             if pubsub.parse_response(timeout=self.socket_timeout) != b"OK":
                 raise ConnectionError("Redis refused CLIENT TRACKING")
             pubsub.subscribe(INVALIDATION_CHANNEL)

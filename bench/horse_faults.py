@@ -87,14 +87,17 @@ def main() -> None:
             "parse": lambda: parse_book_page(body, "4214"),
             "connect": lambda: WorkerRedis.from_url(settings.redis_url).ping(),
             "log line": lambda: logging.getLogger("worker.tasks").info(
-                "book attempt", extra={"fields": {"book_id": "4214", "outcome": "stored"}}),
+                "book attempt", extra={"fields": {"book_id": "4214", "outcome": "stored"}}
+            ),
         }
         for _ in range(args.warm):
             for step in steps.values():
                 step()
         gc.freeze()  # as the worker's preloading does, for what was made since
-        print(f"minor page faults in a fresh work horse, median of {args.forks} forks"
-              f"{f', after {args.warm} warm-up runs in the parent' if args.warm else ''}")
+        print(
+            f"minor page faults in a fresh work horse, median of {args.forks} forks"
+            f"{f', after {args.warm} warm-up runs in the parent' if args.warm else ''}"
+        )
         for name, step in steps.items():
             runs = [faults_in_fork(step) for _ in range(args.forks)]
             first = statistics.median(run[0] for run in runs)

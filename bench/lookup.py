@@ -26,8 +26,12 @@ from tests.origin import book_page
 from tests.processes import RedisServer, Service
 from worker.parser import parse_book_page
 
-FORMS = ["https://www.goodreads.com/book/show/{id}", "http://goodreads.com/book/show/{id}.Title",
-         "https://m.goodreads.com/en/book/show/{id}-title?from_search=true", "goodreads.com/book/show/{id}"]
+FORMS = [
+    "https://www.goodreads.com/book/show/{id}",
+    "http://goodreads.com/book/show/{id}.Title",
+    "https://m.goodreads.com/en/book/show/{id}-title?from_search=true",
+    "goodreads.com/book/show/{id}",
+]
 BOOKS = 1000
 
 
@@ -35,15 +39,21 @@ def wrk_script(folder: Path) -> Path:
     links = [FORMS[n % len(FORMS)].format(id=100_000 + n) for n in range(BOOKS)]
     paths = [f"/getBookInfo?url={quote(link, safe='')}" for link in links]
     script = folder / "rotate.lua"
-    script.write_text("paths = {" + ",".join(f'"{path}"' for path in paths) + "}\ncounter = 0\n"
-                      "request = function()\n  counter = counter + 1\n"
-                      "  return wrk.format('GET', paths[(counter % #paths) + 1])\nend\n")
+    script.write_text(
+        "paths = {" + ",".join(f'"{path}"' for path in paths) + "}\ncounter = 0\n"
+        "request = function()\n  counter = counter + 1\n"
+        "  return wrk.format('GET', paths[(counter % #paths) + 1])\nend\n"
+    )
     return script
 
 
 def run_wrk(url: str, script: Path, seconds: int, connections: int) -> tuple[float, float, int]:
-    output = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-                            capture_output=True, text=True, check=True).stdout
+    output = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", output)
     p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
@@ -69,8 +79,10 @@ def main() -> None:
             store.save_record(book_id, parse_book_page(book_page(book_id), book_id))
         script = wrk_script(folder)
         print(f"{BOOKS} stored books, {args.connections} connections, {args.seconds} s per run")
-        print(f"{'gunicorn workers':>16} {'project req/s':>14} {'p99 ms':>7} {'reference req/s':>16} {'p99 ms':>7} "
-              f"{'ratio':>6}")
+        print(
+            f"{'gunicorn workers':>16} {'project req/s':>14} {'p99 ms':>7} {'reference req/s':>16} {'p99 ms':>7} "
+            f"{'ratio':>6}"
+        )
         for workers in (1, 2, 4):
             results = []
             for app in ("app:create_app()", "bench.reference_app:create_app()"):
@@ -84,8 +96,10 @@ def main() -> None:
                 finally:
                     service.stop()
             (ours, our_p99), (reference, reference_p99) = results
-            print(f"{workers:>16} {ours:>14,.0f} {our_p99:>7.2f} {reference:>16,.0f} {reference_p99:>7.2f} "
-                  f"{ours / reference:>5.0%}")
+            print(
+                f"{workers:>16} {ours:>14,.0f} {our_p99:>7.2f} {reference:>16,.0f} {reference_p99:>7.2f} "
+                f"{ours / reference:>5.0%}"
+            )
     finally:
         redis_server.cleanup()
         scratch.cleanup()

@@ -20,7 +20,8 @@ def parse_book(book_id: str) -> None:
         "book_id": book_id,
         "title": soup.find("h1").get_text(strip=True) if soup.find("h1") else None,
         "description": soup.find(attrs={"data-testid": "description"}).get_text(" ", strip=True)
-        if soup.find(attrs={"data-testid": "description"}) else None,
+        if soup.find(attrs={"data-testid": "description"})
+        else None,
     }
     connection: Redis = get_current_job().connection
     connection.set(f"naive:book:{book_id}", pickle.dumps(record))

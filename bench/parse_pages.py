@@ -53,8 +53,10 @@ def main() -> None:
         chosen = [row for row in rows if row[0].startswith(layout)]
         ours = statistics.median(row[1] for row in chosen)
         naive = statistics.median(row[2] for row in chosen)
-        print(f"{layout:7} layout: median {ours:.2f} ms/page ({1000 / ours:.0f} pages/s) vs naive "
-              f"{naive:.1f} ms/page ({1000 / naive:.1f} pages/s): {naive / ours:.0f}x faster")
+        print(
+            f"{layout:7} layout: median {ours:.2f} ms/page ({1000 / ours:.0f} pages/s) vs naive "
+            f"{naive:.1f} ms/page ({1000 / naive:.1f} pages/s): {naive / ours:.0f}x faster"
+        )
 
 
 if __name__ == "__main__":

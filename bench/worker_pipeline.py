@@ -43,9 +43,16 @@ def children_cpu() -> float:
 def drain(command: list[str], env: dict, workers: int, folder: Path) -> tuple[float, float, float]:
     """Run burst-mode workers until the queue is empty: wall seconds, CPU seconds, peak RSS MB."""
     cpu_before, started = children_cpu(), time.perf_counter()
-    processes = [subprocess.Popen([*command, "--burst"], env=env, cwd=Path(__file__).resolve().parents[1],
-                                  stdout=open(folder / f"w{n}.log", "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
-                 for n in range(workers)]
+    processes = [
+        subprocess.Popen(
+            [*command, "--burst"],
+            env=env,
+            cwd=Path(__file__).resolve().parents[1],
+            stdout=open(folder / f"w{n}.log", "ab"),  # noqa: SIM115 (kept open for the child)
+            stderr=subprocess.STDOUT,
+        )
+        for n in range(workers)
+    ]
     peak = 0.0
     while any(process.poll() is None for process in processes):
         peak = max(peak, max(tree_rss_mb(process.pid) for process in processes))
@@ -55,8 +62,10 @@ def drain(command: list[str], env: dict, workers: int, folder: Path) -> tuple[fl
 
 def figures(name: str, run: tuple[float, float, float, float], books: int) -> str:
     wall, cpu, peak, span = run
-    return (f"{name:15} {books / wall:6.1f} books/s  {books / span:6.1f} steady  "
-            f"{cpu * 1000 / books:6.1f} CPU ms/book  peak RSS of a worker and its children {peak:.0f} MB")
+    return (
+        f"{name:15} {books / wall:6.1f} books/s  {books / span:6.1f} steady  "
+        f"{cpu * 1000 / books:6.1f} CPU ms/book  peak RSS of a worker and its children {peak:.0f} MB"
+    )
 
 
 def job_span(redis: Redis, job_ids: list[str]) -> float:
@@ -91,10 +100,14 @@ def main() -> None:
     book_ids = [str(200_000 + n) for n in range(args.books)]
     runs: dict[str, list[tuple[float, float, float, float]]] = {"project": [], "naive": []}
     size = f"{len(page) // 1024} KB page" if page else "fixture page"
-    print(f"{args.books} books, {args.workers} workers, {size}, no latency, no rate limit, "
-          f"{args.rounds} alternating rounds")
-    print("books/s: from starting the workers to the last one's exit; steady: from the first job's start "
-          "to the last job's end")
+    print(
+        f"{args.books} books, {args.workers} workers, {size}, no latency, no rate limit, "
+        f"{args.rounds} alternating rounds"
+    )
+    print(
+        "books/s: from starting the workers to the last one's exit; steady: from the first job's start "
+        "to the last job's end"
+    )
     try:
         for _round in range(args.rounds):
             redis.flushall()
@@ -111,15 +124,19 @@ def main() -> None:
             runs["naive"].append((*naive, job_span(redis, [f"naive-{book_id}" for book_id in book_ids])))
             for name in runs:
                 print("  " + figures(name, runs[name][-1], args.books))
-        medians = {name: tuple(statistics.median(run[i] for run in results) for i in range(4))
-                   for name, results in runs.items()}
+        medians = {
+            name: tuple(statistics.median(run[i] for run in results) for i in range(4))
+            for name, results in runs.items()
+        }
         for name in runs:
             print(figures(f"{name} median", medians[name], args.books))
         ratios = [naive[0] / ours[0] for ours, naive in zip(runs["project"], runs["naive"], strict=True)]
-        print(f"ratio: {medians['naive'][0] / medians['project'][0]:.1f}x the books/s "
-              f"(per round: {', '.join(f'{ratio:.1f}x' for ratio in ratios)}), "
-              f"{medians['naive'][3] / medians['project'][3]:.1f}x steady, "
-              f"{medians['naive'][1] / medians['project'][1]:.1f}x less CPU per book")
+        print(
+            f"ratio: {medians['naive'][0] / medians['project'][0]:.1f}x the books/s "
+            f"(per round: {', '.join(f'{ratio:.1f}x' for ratio in ratios)}), "
+            f"{medians['naive'][3] / medians['project'][3]:.1f}x steady, "
+            f"{medians['naive'][1] / medians['project'][1]:.1f}x less CPU per book"
+        )
     finally:
         origin.stop()
         redis_server.cleanup()

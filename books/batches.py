@@ -73,6 +73,10 @@ def progress(batch_id: str, batch: dict[str, Any], queue: BookQueue) -> dict[str
         if state.reason and state.status != BookStatus.STORED:
             entry["reason"] = state.reason
         links.append(entry)
-    return {"batch_id": batch_id, "created_at": batch["created_at"],
-            "finished": not any(counts[status] for status in IN_PROGRESS),
-            "counts": counts, "links": links}
+    return {
+        "batch_id": batch_id,
+        "created_at": batch["created_at"],
+        "finished": not any(counts[status] for status in IN_PROGRESS),
+        "counts": counts,
+        "links": links,
+    }

@@ -53,8 +53,12 @@ class Counters:
         for bound in (*map(str, FETCH_BUCKETS), "+Inf"):
             cumulative += int(fetches.get(bound.encode(), 0))
             buckets.append((bound, cumulative))
-        return Totals(outcomes=_decoded(outcomes), origin_statuses=_decoded(statuses), fetch_buckets=buckets,
-                      fetch_seconds_sum=float(fetches.get(b"sum", 0)))
+        return Totals(
+            outcomes=_decoded(outcomes),
+            origin_statuses=_decoded(statuses),
+            fetch_buckets=buckets,
+            fetch_seconds_sum=float(fetches.get(b"sum", 0)),
+        )
 
 
 def _decoded(counts: dict[bytes, bytes]) -> dict[str, int]:

@@ -29,8 +29,7 @@ def csv_value(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, list):
-        return "; ".join(f"{item['name']} ({item['role']})" if isinstance(item, dict) else str(item)
-                         for item in value)
+        return "; ".join(f"{item['name']} ({item['role']})" if isinstance(item, dict) else str(item) for item in value)
     return str(value)
 
 

@@ -19,9 +19,7 @@ GOODREADS_HOSTS = frozenset({"goodreads.com", "www.goodreads.com", "m.goodreads.
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 # An optional locale segment (en, fr, zh-TW), /book/show/<id>, an optional slug
 # (".The_Hobbit", "-the-hobbit"), an optional trailing slash.
-_BOOK_PATH = re.compile(
-    r"(?:/[a-z]{2,3}(?:[-_][A-Za-z]{2,4})?)?/book/show/(?P<id>[^/.\-_]+)(?:[.\-_][^/]*)?/?"
-)
+_BOOK_PATH = re.compile(r"(?:/[a-z]{2,3}(?:[-_][A-Za-z]{2,4})?)?/book/show/(?P<id>[^/.\-_]+)(?:[.\-_][^/]*)?/?")
 _DIGITS = re.compile(r"[0-9]{1,12}")
 _BAD_CHARACTERS = re.compile(r"[\x00-\x20\x7f-\x9f\\]")
 
@@ -55,7 +53,7 @@ def parse_link(value: object) -> BookId | Refusal:
         name = scheme.group(1).lower()
         if name not in ("http", "https"):
             return Refusal(f"the scheme {name!r} is not http or https")
-        rest = text[scheme.end():]
+        rest = text[scheme.end() :]
         if not rest.startswith("//"):
             return Refusal("the link has no host after its scheme")
         rest = rest[2:]
@@ -106,6 +104,12 @@ def _split_authority(rest: str) -> tuple[str, str]:
 
 
 def _json_type(value: object) -> str:
-    names = {type(None): "null", bool: "a boolean", int: "a number", float: "a number",
-             list: "an array", dict: "an object"}
+    names = {
+        type(None): "null",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        list: "an array",
+        dict: "an object",
+    }
     return names.get(type(value), type(value).__name__)

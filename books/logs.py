@@ -21,8 +21,9 @@ LOGGING: dict[str, Any] = {
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
     "root": {"level": "INFO", "handlers": ["stdout"]},
     # gunicorn's own loggers have handlers of their own unless told to pass their events up.
-    "loggers": {name: {"level": "INFO", "handlers": [], "propagate": True}
-                for name in ("gunicorn.error", "gunicorn.access")},
+    "loggers": {
+        name: {"level": "INFO", "handlers": [], "propagate": True} for name in ("gunicorn.error", "gunicorn.access")
+    },
 }
 
 

@@ -107,8 +107,13 @@ def job_keys(connection: Redis) -> list[tuple[str, str]]:
     """Every key RQ keeps for one job, as (prefix, suffix) around its id; the job hash first."""
     marker = "__job_id__"
     job = Job(marker, connection=connection)
-    keys = [job.key, job.dependents_key, job.dependencies_key, Result.get_key(marker),
-            ExecutionRegistry(marker, connection=connection).key]
+    keys = [
+        job.key,
+        job.dependents_key,
+        job.dependencies_key,
+        Result.get_key(marker),
+        ExecutionRegistry(marker, connection=connection).key,
+    ]
     return [(key.partition(marker)[0], key.partition(marker)[2]) for key in keys]
 
 
@@ -155,34 +160,56 @@ class BookQueue:
         unique = list(dict.fromkeys(book_ids))
         outcomes: dict[BookId, Outcome] = {}
         for start in range(0, len(unique), BATCH):
-            outcomes.update(self._enqueue_batch(unique[start:start + BATCH], refresh))
+            outcomes.update(self._enqueue_batch(unique[start : start + BATCH], refresh))
         return outcomes
 
     def _enqueue_batch(self, book_ids: list[BookId], refresh: bool) -> dict[BookId, Outcome]:
         job = self.template_job()
-        template = [value for field, value in job.to_dict().items() if field not in ("data", "description", "status")
-                    for value in (field, value)]
+        template = [
+            value
+            for field, value in job.to_dict().items()
+            if field not in ("data", "description", "status")
+            for value in (field, value)
+        ]
         books: list[bytes | str] = []
         for book_id in book_ids:
             job.args = (book_id,)
             books += [book_id, _compress(job.data), describe(book_id)]
-        config = {"job_id_prefix": JOB_ID_PREFIX, "status_key_prefix": self.store.status_key(""),
-                  "fresh_since": time.time() - self.settings.refresh_after, "refresh": refresh,
-                  "active": ACTIVE_JOB_STATUSES, "job_keys": self._job_keys}
+        config = {
+            "job_id_prefix": JOB_ID_PREFIX,
+            "status_key_prefix": self.store.status_key(""),
+            "fresh_since": time.time() - self.settings.refresh_after,
+            "refresh": refresh,
+            "active": ACTIVE_JOB_STATUSES,
+            "job_keys": self._job_keys,
+        }
         queue = self.rq_queue
         raw = self._enqueue(
-            keys=[queue.key, queue.redis_queues_keys, queue.failed_job_registry.key,
-                  queue.finished_job_registry.key, queue.canceled_job_registry.key],
-            args=[json.dumps(config), len(template), *template, *books])
+            keys=[
+                queue.key,
+                queue.redis_queues_keys,
+                queue.failed_job_registry.key,
+                queue.finished_job_registry.key,
+                queue.canceled_job_registry.key,
+            ],
+            args=[json.dumps(config), len(template), *template, *books],
+        )
         return {book_id: Outcome(value.decode()) for book_id, value in zip(book_ids, raw, strict=True)}
 
     def template_job(self, book_id: BookId = TEMPLATE_BOOK_ID) -> Job:
         """A book's job as RQ builds it for this queue (not saved)."""
         settings = self.settings
         retry = Retry(max=settings.retry_max, interval=list(settings.retry_intervals)) if settings.retry_max else None
-        job = self.rq_queue.create_job(TASK, args=(book_id,), job_id=job_id(book_id), timeout=settings.job_timeout,
-                                       result_ttl=settings.result_ttl, failure_ttl=settings.failure_ttl, retry=retry,
-                                       description=describe(book_id))
+        job = self.rq_queue.create_job(
+            TASK,
+            args=(book_id,),
+            job_id=job_id(book_id),
+            timeout=settings.job_timeout,
+            result_ttl=settings.result_ttl,
+            failure_ttl=settings.failure_ttl,
+            retry=retry,
+            description=describe(book_id),
+        )
         job.origin = self.rq_queue.name
         job.enqueued_at = now()
         return job
@@ -202,15 +229,19 @@ class BookQueue:
                     pipe.exists(self.store.record_key(book_id))
             replies = pipe.execute()
         step = 3 if check_records else 2
-        return {book_id: _state(*replies[n * step:n * step + step]) for n, book_id in enumerate(book_ids)}
+        return {book_id: _state(*replies[n * step : n * step + step]) for n, book_id in enumerate(book_ids)}
 
     def job_counts(self) -> JobCounts:
         """Jobs waiting, running, waiting for a retry, and those RQ still keeps as finished or failed."""
         queue = self.rq_queue
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.llen(queue.key)
-            for registry in (queue.started_job_registry, queue.scheduled_job_registry,
-                             queue.finished_job_registry, queue.failed_job_registry):
+            for registry in (
+                queue.started_job_registry,
+                queue.scheduled_job_registry,
+                queue.finished_job_registry,
+                queue.failed_job_registry,
+            ):
                 pipe.zcard(registry.key)
             return JobCounts(*pipe.execute())
 
@@ -241,6 +272,10 @@ def _state(job_status: bytes | None, last: dict[bytes, bytes], has_record: int =
     if outcome.get("state") in FINAL_FAILURES:
         return BookState(BookStatus(outcome["state"]), reason, attempts, last_attempt_at)
     if job in TERMINAL_JOB_STATUSES and job != JobStatus.FINISHED:
-        return BookState(BookStatus.FAILED, reason or "the job ended without a result (its worker stopped)",
-                         attempts, last_attempt_at)
+        return BookState(
+            BookStatus.FAILED,
+            reason or "the job ended without a result (its worker stopped)",
+            attempts,
+            last_attempt_at,
+        )
     return BookState(BookStatus.UNKNOWN)

@@ -69,8 +69,10 @@ class BookStore:
         now = time.time()
         with self.redis.pipeline() as pipe:
             pipe.set(self.record_key(book_id), dumps_record(record))
-            pipe.hset(self.status_key(book_id), mapping={
-                "state": BookStatus.STORED, "reason": "", "at": now, "stored_at": now})
+            pipe.hset(
+                self.status_key(book_id),
+                mapping={"state": BookStatus.STORED, "reason": "", "at": now, "stored_at": now},
+            )
             pipe.execute()
 
     def iter_records(self, book_ids: Iterable[str], chunk: int = 500) -> Iterator[StoredRecord]:

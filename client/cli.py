@@ -36,14 +36,16 @@ def read_links(stream: TextIO) -> list[str]:
     return [line.strip() for line in stream if line.strip() and not line.lstrip().startswith("#")]
 
 
-def submit(session: requests.Session, server: str, links: list[str], batch_size: int,
-           refresh: bool) -> tuple[list[str], list[dict]]:
+def submit(
+    session: requests.Session, server: str, links: list[str], batch_size: int, refresh: bool
+) -> tuple[list[str], list[dict]]:
     """POST the links in batches; return the batch ids and the links refused outright."""
     batch_ids, refused = [], []
     for start in range(0, len(links), batch_size):
-        chunk = links[start:start + batch_size]
-        response = _call(session.post, f"{server}/parseGoodreadsLinks", json=chunk,
-                         params={"refresh": "true"} if refresh else None)
+        chunk = links[start : start + batch_size]
+        response = _call(
+            session.post, f"{server}/parseGoodreadsLinks", json=chunk, params={"refresh": "true"} if refresh else None
+        )
         body = response.json()
         if response.status_code == 202:
             batch_ids.append(body["batch_id"])
@@ -54,8 +56,9 @@ def submit(session: requests.Session, server: str, links: list[str], batch_size:
     return batch_ids, refused
 
 
-def follow(session: requests.Session, server: str, batch_ids: list[str], interval: float,
-           timeout: float | None, out: TextIO) -> list[dict]:
+def follow(
+    session: requests.Session, server: str, batch_ids: list[str], interval: float, timeout: float | None, out: TextIO
+) -> list[dict]:
     """Poll the batches until every book has settled, with a progress bar; return their last state."""
     deadline = time.monotonic() + timeout if timeout else None
     with tqdm(total=0, unit="book", file=out, dynamic_ncols=True) as bar:
@@ -79,15 +82,16 @@ def save(session: requests.Session, server: str, batch_ids: list[str], path: Pat
     export_format = "csv" if path.suffix.lower() == ".csv" else "jsonl"
     with path.open("wb") as target:
         for number, batch_id in enumerate(batch_ids):
-            response = _call(session.get, f"{server}/batches/{batch_id}/books", params={"format": export_format},
-                             stream=True)
+            response = _call(
+                session.get, f"{server}/batches/{batch_id}/books", params={"format": export_format}, stream=True
+            )
             skip_header = export_format == "csv" and number > 0
             for chunk in response.iter_content(64 * 1024):
                 if skip_header:
                     end = chunk.find(b"\n")
                     if end == -1:
                         continue
-                    chunk, skip_header = chunk[end + 1:], False
+                    chunk, skip_header = chunk[end + 1 :], False
                 target.write(chunk)
 
 
@@ -167,4 +171,3 @@ def main(argv: list[str] | None = None) -> int:
     report, all_stored = summary(batches, refused)
     print(report)
     return 0 if all_stored else 1
-

@@ -43,8 +43,13 @@ def origin() -> Iterator[Origin]:
 
 
 # The in-process layer's settings: the tests' Redis and origin, no rate limit, quick retries.
-IN_PROCESS_SETTINGS = {"FETCH_RATE": "0", "RETRY_MAX": "2", "RETRY_INTERVALS": "0", "FETCH_READ_TIMEOUT": "2",
-                       "RECORD_CACHE_SIZE": "0"}
+IN_PROCESS_SETTINGS = {
+    "FETCH_RATE": "0",
+    "RETRY_MAX": "2",
+    "RETRY_INTERVALS": "0",
+    "FETCH_READ_TIMEOUT": "2",
+    "RECORD_CACHE_SIZE": "0",
+}
 
 
 @pytest.fixture
@@ -54,8 +59,12 @@ def configure(redis, redis_server, origin, monkeypatch):
     from worker import tasks
 
     def apply(**overrides: str) -> Settings:
-        environment = {"REDIS_URL": redis_server.url, "GOODREADS_BASE_URL": origin.url, **IN_PROCESS_SETTINGS,
-                       **overrides}
+        environment = {
+            "REDIS_URL": redis_server.url,
+            "GOODREADS_BASE_URL": origin.url,
+            **IN_PROCESS_SETTINGS,
+            **overrides,
+        }
         for name, value in environment.items():
             monkeypatch.setenv(name, value)
         tasks.settings.cache_clear()

@@ -117,8 +117,9 @@ def _handler(origin: Origin):
             self._send(429, b"Too Many Requests", {"Retry-After": retry_after or "1"})
 
         def _cookie(self, book_id, cookie):
-            self._send(200, origin.page(book_id) if origin.page else book_page(book_id),
-                       {"Set-Cookie": f"{cookie}; Path=/"})
+            self._send(
+                200, origin.page(book_id) if origin.page else book_page(book_id), {"Set-Cookie": f"{cookie}; Path=/"}
+            )
 
         def _waf(self, book_id, _):
             self._send(202, b"", {"x-amzn-waf-action": "challenge"})

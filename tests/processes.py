@@ -53,8 +53,19 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        command = [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                   "--dir", str(self.dir), "--save", "", "--appendonly", "yes" if self.appendonly else "no"]
+        command = [
+            shutil.which("redis-server") or "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+        ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         client = Redis(port=self.port, socket_connect_timeout=0.2)
         wait_until(lambda: _pings(client), 10, message="redis-server to start")
@@ -139,13 +150,15 @@ class Service:
         self.workers.append(worker)
         redis = Redis.from_url(self.env["REDIS_URL"])
         from rq import Worker
+
         wait_until(lambda: Worker.count(connection=redis) >= len(self.workers), 30, message="the rq worker")
         return worker
 
     def spawn(self, command: list[str], name: str) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (kept open for the child)
-        return subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def _web_answers(self) -> bool:
         try:
@@ -155,8 +168,10 @@ class Service:
 
     def logs(self, tail: int = 0) -> str:
         """Everything the processes printed (the last ``tail`` characters of each, if given)."""
-        return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-tail:]}"
-                         for path in sorted(self.log_dir.glob("*.log")))
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text(errors='replace')[-tail:]}"
+            for path in sorted(self.log_dir.glob("*.log"))
+        )
 
     def stop(self) -> None:
         for process in [self.web, *self.workers]:

@@ -51,6 +51,7 @@ POST_BODIES = [
 @pytest.fixture(scope="module")
 def service(redis_server, tmp_path_factory):
     from tests.origin import Origin
+
     origin = Origin()
     origin.start()
     running = Service(redis_server.url, origin.url, tmp_path_factory.mktemp("logs"))
@@ -77,19 +78,24 @@ def assert_json_error(response: requests.Response, status: int) -> dict:
 
 @pytest.mark.parametrize(("name", "body", "status"), POST_BODIES, ids=[case[0] for case in POST_BODIES])
 def test_bad_posts_get_a_json_4xx_with_a_reason(service, clean_redis, name, body, status):
-    response = requests.post(f"{service.url}/parseGoodreadsLinks", data=body, timeout=30,
-                             headers={"Content-Type": "application/json"})
+    response = requests.post(
+        f"{service.url}/parseGoodreadsLinks", data=body, timeout=30, headers={"Content-Type": "application/json"}
+    )
     assert_json_error(response, status)
 
 
-@pytest.mark.parametrize(("name", "params", "status"), [
-    ("no url", {}, 400),
-    ("empty url", {"url": ""}, 400),
-    ("not a goodreads link", {"url": "https://example.com/book/show/1"}, 400),
-    ("author link", {"url": "https://www.goodreads.com/author/show/1"}, 400),
-    ("repeated url", [("url", BOOK), ("url", BOOK)], 400),
-    ("bad refresh flag", None, 400),
-], ids=lambda case: case if isinstance(case, str) else None)
+@pytest.mark.parametrize(
+    ("name", "params", "status"),
+    [
+        ("no url", {}, 400),
+        ("empty url", {"url": ""}, 400),
+        ("not a goodreads link", {"url": "https://example.com/book/show/1"}, 400),
+        ("author link", {"url": "https://www.goodreads.com/author/show/1"}, 400),
+        ("repeated url", [("url", BOOK), ("url", BOOK)], 400),
+        ("bad refresh flag", None, 400),
+    ],
+    ids=lambda case: case if isinstance(case, str) else None,
+)
 def test_bad_lookups_get_a_json_400(service, clean_redis, name, params, status):
     if params is None:
         response = requests.post(f"{service.url}/parseGoodreadsLinks?refresh=maybe", json=[BOOK], timeout=10)
@@ -98,15 +104,18 @@ def test_bad_lookups_get_a_json_400(service, clean_redis, name, params, status):
     assert_json_error(response, status)
 
 
-@pytest.mark.parametrize(("method", "path", "status"), [
-    ("GET", "/parseGoodreadsLinks", 405),
-    ("PUT", "/parseGoodreadsLinks", 405),
-    ("DELETE", "/getBookInfo", 405),
-    ("POST", "/getBookInfo", 405),
-    ("GET", "/nope", 404),
-    ("GET", "/getBookInfo/extra", 404),
-    ("GET", "/getBookInfo?url=" + "a" * 6000, 400),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/parseGoodreadsLinks", 405),
+        ("PUT", "/parseGoodreadsLinks", 405),
+        ("DELETE", "/getBookInfo", 405),
+        ("POST", "/getBookInfo", 405),
+        ("GET", "/nope", 404),
+        ("GET", "/getBookInfo/extra", 404),
+        ("GET", "/getBookInfo?url=" + "a" * 6000, 400),
+    ],
+)
 def test_wrong_methods_and_paths_get_json(service, clean_redis, method, path, status):
     response = requests.request(method, f"{service.url}{path}", timeout=10)
     assert_json_error(response, status)
@@ -118,8 +127,12 @@ def test_a_huge_query_string_is_refused_by_gunicorn_without_html(service):
 
 
 def test_links_are_accepted_without_a_json_content_type(service, redis):
-    response = requests.post(f"{service.url}/parseGoodreadsLinks", data=json.dumps([BOOK]), timeout=10,
-                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = requests.post(
+        f"{service.url}/parseGoodreadsLinks",
+        data=json.dumps([BOOK]),
+        timeout=10,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert response.status_code == 202
     assert response.json()["results"][0]["book_id"] == "5907"
 
@@ -144,9 +157,12 @@ def test_redis_unreachable_gives_503_json_quickly(tmp_path):
     service = Service(dead_redis, "http://127.0.0.1:9", tmp_path)
     service.start_web()
     try:
-        for method, path, kwargs in [("POST", "/parseGoodreadsLinks", {"json": [BOOK]}),
-                                     ("GET", "/getBookInfo", {"params": {"url": BOOK}}),
-                                     ("GET", "/readyz", {}), ("GET", "/rqstatus/", {})]:
+        for method, path, kwargs in [
+            ("POST", "/parseGoodreadsLinks", {"json": [BOOK]}),
+            ("GET", "/getBookInfo", {"params": {"url": BOOK}}),
+            ("GET", "/readyz", {}),
+            ("GET", "/rqstatus/", {}),
+        ]:
             started = time.monotonic()
             response = requests.request(method, f"{service.url}{path}", timeout=15, **kwargs)
             assert time.monotonic() - started < 5

@@ -17,9 +17,15 @@ pytestmark = pytest.mark.e2e
 
 
 def run_cli(service, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "client", "submit", *args, "--server", service.url,
-                           "--interval", "0.3"], cwd=ROOT, input=stdin, capture_output=True, text=True,
-                          timeout=120, env=service.env)
+    return subprocess.run(
+        [sys.executable, "-m", "client", "submit", *args, "--server", service.url, "--interval", "0.3"],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=service.env,
+    )
 
 
 def test_submit_wait_and_save_csv(make_service, origin, tmp_path):
@@ -27,9 +33,11 @@ def test_submit_wait_and_save_csv(make_service, origin, tmp_path):
     origin.behave("802", "404")
     links = tmp_path / "links.txt"
     more = "".join(f"goodreads.com/book/show/{n}\n" for n in range(810, 815))
-    links.write_text("# my reading list\n\nhttps://www.goodreads.com/book/show/801.One\n"
-                     "goodreads.com/book/show/802\n  https://m.goodreads.com/book/show/803  \n"
-                     "https://example.com/not-a-book\n" + more)
+    links.write_text(
+        "# my reading list\n\nhttps://www.goodreads.com/book/show/801.One\n"
+        "goodreads.com/book/show/802\n  https://m.goodreads.com/book/show/803  \n"
+        "https://example.com/not-a-book\n" + more
+    )
     out = tmp_path / "books.csv"
     result = run_cli(service, str(links), "--wait", "--out", str(out), "--batch-size", "4")
     assert result.returncode == 1, result.stderr  # one book not found, one link rejected
@@ -55,8 +63,13 @@ def test_submit_from_stdin_to_jsonl(make_service, tmp_path):
 def test_an_unreachable_server_is_a_clear_error(tmp_path):
     links = tmp_path / "links.txt"
     links.write_text("goodreads.com/book/show/1\n")
-    result = subprocess.run([sys.executable, "-m", "client", "submit", str(links), "--server", "http://127.0.0.1:9"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "client", "submit", str(links), "--server", "http://127.0.0.1:9"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "cannot reach the server" in result.stderr
 
@@ -66,8 +79,12 @@ def test_read_links_skips_blanks_and_comments():
 
 
 def test_summary_counts_and_reasons():
-    batches = [{"counts": {"stored": 1, "failed": 1}, "links": [
-        {"status": "stored"}, {"status": "failed", "reason": "Goodreads failed to answer (HTTP 500)"}]}]
+    batches = [
+        {
+            "counts": {"stored": 1, "failed": 1},
+            "links": [{"status": "stored"}, {"status": "failed", "reason": "Goodreads failed to answer (HTTP 500)"}],
+        }
+    ]
     report, all_stored = summary(batches, [{"outcome": "rejected", "reason": "no"}])
     assert not all_stored
     assert report.splitlines()[0] == "Done: 1 stored, 1 failed, 1 rejected"

@@ -15,8 +15,14 @@ CREDENTIALS = {"RQ_DASHBOARD_USERNAME": "operator", "RQ_DASHBOARD_PASSWORD": "no
 
 def compose_config(**env: str) -> subprocess.CompletedProcess:
     clean = {key: value for key, value in os.environ.items() if not key.startswith("RQ_DASHBOARD_")}
-    return subprocess.run([str(BIN / "docker-compose"), "config", "--format", "json"], cwd=ROOT,
-                          env={**clean, **env}, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [str(BIN / "docker-compose"), "config", "--format", "json"],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_compose_file_is_valid_and_runs_the_procfile_commands():
@@ -52,8 +58,13 @@ def test_compose_refuses_to_start_the_dashboard_without_credentials():
 
 
 def test_hadolint_finds_nothing():
-    result = subprocess.run([str(BIN / "hadolint"), "--failure-threshold", "info", "Dockerfile"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(BIN / "hadolint"), "--failure-threshold", "info", "Dockerfile"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0 and result.stdout == "", result.stdout
 
 
@@ -66,6 +77,9 @@ def test_the_image_runs_the_procfile_web_command_as_a_non_root_user():
 
 
 def test_no_secrets_in_the_example_environment():
-    example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
-                   if line and not line.startswith("#"))
+    example = dict(
+        line.split("=", 1)
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
     assert example["RQ_DASHBOARD_PASSWORD"] == ""

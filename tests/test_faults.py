@@ -46,8 +46,9 @@ def outcome(redis_server, tmp_path_factory):
     for book_id, (steps, *_rest) in CASES.items():
         origin.behave(book_id, *steps)
     origin.start()
-    service = Service(redis_server.url, origin.url, tmp_path_factory.mktemp("faults"),
-                      RETRY_INTERVALS=",".join(map(str, INTERVALS)))
+    service = Service(
+        redis_server.url, origin.url, tmp_path_factory.mktemp("faults"), RETRY_INTERVALS=",".join(map(str, INTERVALS))
+    )
     service.start_web()
     for _ in range(3):
         service.start_worker()
@@ -55,8 +56,10 @@ def outcome(redis_server, tmp_path_factory):
     assert requests.post(f"{service.url}/parseGoodreadsLinks", json=links, timeout=10).status_code == 202
 
     def settled():
-        answers = {b: requests.get(f"{service.url}/getBookInfo", params={"url": link}, timeout=10)
-                   for b, link in zip(CASES, links, strict=True)}
+        answers = {
+            b: requests.get(f"{service.url}/getBookInfo", params={"url": link}, timeout=10)
+            for b, link in zip(CASES, links, strict=True)
+        }
         if all(response.status_code != 202 for response in answers.values()):
             return answers
         return None

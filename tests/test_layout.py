@@ -46,11 +46,14 @@ def reachable(package: str) -> set[str]:
     return seen
 
 
-@pytest.mark.parametrize(("package", "forbidden"), [
-    ("worker", ("app", "client")),
-    ("books", ("app", "worker", "client")),
-    ("client", ("app", "worker")),
-])
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [
+        ("worker", ("app", "client")),
+        ("books", ("app", "worker", "client")),
+        ("client", ("app", "worker")),
+    ],
+)
 def test_a_side_never_loads_what_it_does_not_run(package, forbidden):
     loaded = reachable(package)
     assert loaded, f"found no modules under {package}/"
@@ -61,5 +64,8 @@ def test_the_worker_and_the_domain_never_load_flask():
     third_party = set()
     for module in reachable("worker") | reachable("books"):
         third_party |= imported_modules(module_file(module))
-    assert not {module for module in third_party if module.split(".")[0] in ("flask", "werkzeug", "rq_dashboard",
-                                                                              "prometheus_client")}
+    assert not {
+        module
+        for module in third_party
+        if module.split(".")[0] in ("flask", "werkzeug", "rq_dashboard", "prometheus_client")
+    }

@@ -74,7 +74,10 @@ def test_refusals_say_why(link, reason):
 
 
 def test_canonical_url_and_job_id():
-    assert canonical_url(parse_link("http://m.goodreads.com/en/book/show/42.x")) == "https://www.goodreads.com/book/show/42"
+    assert (
+        canonical_url(parse_link("http://m.goodreads.com/en/book/show/42.x"))
+        == "https://www.goodreads.com/book/show/42"
+    )
     assert canonical_url("42", "http://127.0.0.1:9") == "http://127.0.0.1:9/book/show/42"
     assert job_id("42") == "book-42"
 

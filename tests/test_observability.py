@@ -16,21 +16,39 @@ pytestmark = pytest.mark.e2e
 def samples(service) -> dict[tuple[str, tuple], float]:
     response = requests.get(f"{service.url}/metrics", timeout=10)
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/plain")
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
 
 
 def test_metrics_and_json_logs(make_service, origin):
     service = make_service(RETRY_MAX="0", WEB_CONCURRENCY="3")
     origin.behave("902", "404")
     origin.behave("903", "signin")
-    requests.post(f"{service.url}/parseGoodreadsLinks", timeout=10,
-                  json=[f"goodreads.com/book/show/{n}" for n in (901, 902, 903)])
-    wait_until(lambda: all(requests.get(f"{service.url}/getBookInfo", params={"url": f"goodreads.com/book/show/{n}"},
-                                        timeout=10).status_code != 202 for n in (901, 902, 903)), 30, 0.2, "books")
+    requests.post(
+        f"{service.url}/parseGoodreadsLinks", timeout=10, json=[f"goodreads.com/book/show/{n}" for n in (901, 902, 903)]
+    )
+    wait_until(
+        lambda: all(
+            requests.get(
+                f"{service.url}/getBookInfo", params={"url": f"goodreads.com/book/show/{n}"}, timeout=10
+            ).status_code
+            != 202
+            for n in (901, 902, 903)
+        ),
+        30,
+        0.2,
+        "books",
+    )
 
-    values = wait_until(lambda: (v := samples(service)) and v[("goodreads_fetch_seconds_count", ())] == 3 and v,
-                        10, 0.2, "three attempts counted")
+    values = wait_until(
+        lambda: (v := samples(service)) and v[("goodreads_fetch_seconds_count", ())] == 3 and v,
+        10,
+        0.2,
+        "three attempts counted",
+    )
     assert values[("goodreads_attempts_total", (("outcome", "stored"),))] == 1
     assert values[("goodreads_attempts_total", (("outcome", "not_found"),))] == 1
     assert values[("goodreads_attempts_total", (("outcome", "blocked"),))] == 1

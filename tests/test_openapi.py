@@ -23,10 +23,28 @@ def test_the_document_is_served(make_service):
 def test_schemathesis_finds_nothing(make_service, tmp_path):
     service = make_service(workers=0)
     result = subprocess.run(
-        [str(BIN / "st"), "--config-file", str(ROOT / "tests" / "schemathesis.toml"), "run",
-         f"{service.url}/openapi.json", "--checks", "all", "--max-examples", "60", "--seed", "1",
-         "--no-color", "--suppress-health-check", "all",
-         "--phases", "examples,coverage,fuzzing"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=400)
-    failures = result.stdout[result.stdout.find("FAILURES"):]
+        [
+            str(BIN / "st"),
+            "--config-file",
+            str(ROOT / "tests" / "schemathesis.toml"),
+            "run",
+            f"{service.url}/openapi.json",
+            "--checks",
+            "all",
+            "--max-examples",
+            "60",
+            "--seed",
+            "1",
+            "--no-color",
+            "--suppress-health-check",
+            "all",
+            "--phases",
+            "examples,coverage,fuzzing",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    failures = result.stdout[result.stdout.find("FAILURES") :]
     assert result.returncode == 0, failures[:6000] + result.stderr[-2000:]

@@ -23,9 +23,11 @@ def test_current_layout_reads_every_field_from_apollo_state():
         "series": "Wanderers #1.1",  # the first series only, decimal position kept
         "author": "Ann Writer",  # repeated spaces collapsed
         "authors": ["Ann Writer", "Tom Translator", "Ida Illustrator"],
-        "contributors": [{"name": "Ann Writer", "role": "Author"},
-                         {"name": "Tom Translator", "role": "Translator"},
-                         {"name": "Ida Illustrator", "role": "Illustrator"}],
+        "contributors": [
+            {"name": "Ann Writer", "role": "Author"},
+            {"name": "Tom Translator", "role": "Translator"},
+            {"name": "Ida Illustrator", "role": "Illustrator"},
+        ],
         "rating": 4.12,
         "ratings_count": 12345,
         "reviews_count": 678,
@@ -97,18 +99,21 @@ def test_a_record_has_every_field_and_no_empty_strings(name):
     assert "" not in record.values()
 
 
-@pytest.mark.parametrize(("page", "kind"), [
-    ((FIXTURES / "signin_wall.html").read_bytes(), "sign_in_wall"),
-    ((FIXTURES / "amazon_signin.html").read_bytes(), "sign_in_wall"),
-    ((FIXTURES / "no_book_data.html").read_bytes(), "no_book_data"),
-    (b"", "empty"),
-    (b"   \n", "empty"),
-    (b"<html><body>cut off in the mid", "incomplete"),
-    ((FIXTURES / "next_apollo.html").read_bytes()[:3000], "incomplete"),  # JSON-LD complete, data cut off
-    ((FIXTURES / "legacy.html").read_bytes()[:-2000], "incomplete"),
-    (b'<html><script id="__NEXT_DATA__" type="application/json">{"props": </script></html>', "no_book_data"),
-    (b"\xff\xfe\x00garbage</html>", "no_book_data"),
-])
+@pytest.mark.parametrize(
+    ("page", "kind"),
+    [
+        ((FIXTURES / "signin_wall.html").read_bytes(), "sign_in_wall"),
+        ((FIXTURES / "amazon_signin.html").read_bytes(), "sign_in_wall"),
+        ((FIXTURES / "no_book_data.html").read_bytes(), "no_book_data"),
+        (b"", "empty"),
+        (b"   \n", "empty"),
+        (b"<html><body>cut off in the mid", "incomplete"),
+        ((FIXTURES / "next_apollo.html").read_bytes()[:3000], "incomplete"),  # JSON-LD complete, data cut off
+        ((FIXTURES / "legacy.html").read_bytes()[:-2000], "incomplete"),
+        (b'<html><script id="__NEXT_DATA__" type="application/json">{"props": </script></html>', "no_book_data"),
+        (b"\xff\xfe\x00garbage</html>", "no_book_data"),
+    ],
+)
 def test_pages_without_a_book_are_reported_as_such(page, kind):
     result = parse_book_page(page, "1")
     assert isinstance(result, NotABookPage)
@@ -124,8 +129,10 @@ def test_html_to_text():
 
 def test_data_scripts_are_found_by_their_tag_not_by_the_text_mentioning_them():
     page = (FIXTURES / "next_apollo.html").read_text()
-    decoys = ('<div data-note=\'id="__NEXT_DATA__"\'>id="__NEXT_DATA__" data-testid="publicationInfo"</div>'
-              '<pre>type="application/ld+json"</pre>')
+    decoys = (
+        '<div data-note=\'id="__NEXT_DATA__"\'>id="__NEXT_DATA__" data-testid="publicationInfo"</div>'
+        '<pre>type="application/ld+json"</pre>'
+    )
     page = page.replace("<body>", "<body>" + decoys, 1).replace("</html>", "</HTML >")
     assert "<body>" + decoys in page
     assert parse_book_page(page.encode(), "4242") == parse("next_apollo.html", "4242")

@@ -22,8 +22,10 @@ def test_four_workers_stay_within_five_requests_a_second(make_service, origin):
     assert requests.post(f"{service.url}/parseGoodreadsLinks", json=links, timeout=10).status_code == 202
 
     def stored() -> bool:
-        return all(requests.get(f"{service.url}/getBookInfo", params={"url": link}, timeout=10).status_code == 200
-                   for link in links)
+        return all(
+            requests.get(f"{service.url}/getBookInfo", params={"url": link}, timeout=10).status_code == 200
+            for link in links
+        )
 
     wait_until(stored, 60, 0.5, "every book to be stored")
     arrivals = [a.at for a in origin.fetches()]

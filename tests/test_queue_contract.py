@@ -21,18 +21,33 @@ TIMESTAMPS = {"created_at", "enqueued_at"}
 def rq_enqueue_many(queue: BookQueue, book_id: BookId) -> None:
     """The same job, enqueued by RQ's own pipelined ``enqueue_many``."""
     settings = queue.settings
-    queue.rq_queue.enqueue_many([Queue.prepare_data(
-        TASK, args=(book_id,), job_id=job_id(book_id), timeout=settings.job_timeout,
-        result_ttl=settings.result_ttl, failure_ttl=settings.failure_ttl, description=describe(book_id),
-        retry=Retry(max=settings.retry_max, interval=list(settings.retry_intervals)))])
+    queue.rq_queue.enqueue_many(
+        [
+            Queue.prepare_data(
+                TASK,
+                args=(book_id,),
+                job_id=job_id(book_id),
+                timeout=settings.job_timeout,
+                result_ttl=settings.result_ttl,
+                failure_ttl=settings.failure_ttl,
+                description=describe(book_id),
+                retry=Retry(max=settings.retry_max, interval=list(settings.retry_intervals)),
+            )
+        ]
+    )
 
 
 def snapshot(redis) -> dict[bytes, object]:
     """Every key but the workers' own, with its value (hashes as dicts; lists, sets, sorted sets
     and streams as their members)."""
-    readers = {b"hash": redis.hgetall, b"list": lambda key: redis.lrange(key, 0, -1),
-               b"set": redis.smembers, b"zset": lambda key: redis.zrange(key, 0, -1), b"string": redis.get,
-               b"stream": lambda key: [fields for _id, fields in redis.xrange(key)]}
+    readers = {
+        b"hash": redis.hgetall,
+        b"list": lambda key: redis.lrange(key, 0, -1),
+        b"set": redis.smembers,
+        b"zset": lambda key: redis.zrange(key, 0, -1),
+        b"string": redis.get,
+        b"stream": lambda key: [fields for _id, fields in redis.xrange(key)],
+    }
     keys = [key for key in sorted(redis.keys("*")) if not key.startswith(b"rq:worker")]
     return {key: readers[redis.type(key)](key) for key in keys}
 
@@ -64,8 +79,12 @@ def test_rq_runs_the_scripts_job(redis, settings, origin, run_jobs):
     queue = BookQueue(redis, settings)
     queue.enqueue_books([BookId("8")])
     job = Job.fetch("book-8", connection=redis)
-    assert (job.func_name, job.args, job.origin, job.timeout) == (TASK, ("8",), settings.queue_name,
-                                                                    settings.job_timeout)
+    assert (job.func_name, job.args, job.origin, job.timeout) == (
+        TASK,
+        ("8",),
+        settings.queue_name,
+        settings.job_timeout,
+    )
     assert job.retries_left == settings.retry_max
 
     run_jobs()

@@ -42,6 +42,7 @@ class Loads:
         def load() -> bytes | None:
             self.calls += 1
             return self.redis.get(PREFIX + book_id)
+
         return load
 
 
@@ -63,8 +64,12 @@ def test_a_changed_record_is_dropped_and_read_again(cache, redis, change):
     redis.set("goodreads:status:1", b"other keys do not touch the cache")
     time.sleep(0.2)
     assert len(cache) == 1
-    {"set": lambda: redis.set(PREFIX + "1", b"new"), "delete": lambda: redis.delete(PREFIX + "1"),
-     "expire": lambda: redis.pexpire(PREFIX + "1", 1), "flushall": redis.flushall}[change]()
+    {
+        "set": lambda: redis.set(PREFIX + "1", b"new"),
+        "delete": lambda: redis.delete(PREFIX + "1"),
+        "expire": lambda: redis.pexpire(PREFIX + "1", 1),
+        "flushall": redis.flushall,
+    }[change]()
     wait_until(lambda: len(cache) == 0, 2, 0.01, "the entry to be dropped")
     time.sleep(0.01)
     expected = b"new" if change == "set" else None

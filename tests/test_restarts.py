@@ -31,13 +31,17 @@ def children(pid: int) -> list[int]:
 
 
 def get(service: Service, book_id: str) -> requests.Response:
-    return requests.get(f"{service.url}/getBookInfo", timeout=15,
-                        params={"url": f"https://www.goodreads.com/book/show/{book_id}"})
+    return requests.get(
+        f"{service.url}/getBookInfo", timeout=15, params={"url": f"https://www.goodreads.com/book/show/{book_id}"}
+    )
 
 
 def post(service: Service, *book_ids: str) -> requests.Response:
-    return requests.post(f"{service.url}/parseGoodreadsLinks", timeout=15,
-                         json=[f"https://www.goodreads.com/book/show/{book_id}" for book_id in book_ids])
+    return requests.post(
+        f"{service.url}/parseGoodreadsLinks",
+        timeout=15,
+        json=[f"https://www.goodreads.com/book/show/{book_id}" for book_id in book_ids],
+    )
 
 
 def test_a_killed_worker_s_book_is_fetched_again_by_a_new_worker(make_service, origin, redis):
@@ -53,8 +57,12 @@ def test_a_killed_worker_s_book_is_fetched_again_by_a_new_worker(make_service, o
     service.workers[0].wait(5)
     service.start_worker()
 
-    record = wait_until(lambda: get(service, "501").status_code == 200 and get(service, "501").json(),
-                        120, 1, "the abandoned book to be stored")
+    record = wait_until(
+        lambda: get(service, "501").status_code == 200 and get(service, "501").json(),
+        120,
+        1,
+        "the abandoned book to be stored",
+    )
     took = time.monotonic() - killed_at
     assert record["book_id"] == "501" and record["title"] == "The Long Way Home"
     assert len(origin.fetches("501")) == 2

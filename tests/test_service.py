@@ -30,20 +30,32 @@ def wait_for_status(service, link: str, status: str, timeout: float = 30) -> dic
     def settled():
         body = book_info(service, link).json()
         return body if body.get("status", "stored" if "title" in body else None) == status else None
+
     return wait_until(settled, timeout, 0.1, f"{link} to become {status}")
 
 
 def test_posted_links_are_fetched_parsed_stored_and_served(make_service, origin):
     service = make_service()
-    response = requests.post(f"{service.url}/parseGoodreadsLinks", timeout=10, json=[
-        "https://www.goodreads.com/book/show/5907.The_Hobbit",
-        "https://www.goodreads.com/author/show/656983.J_R_R_Tolkien",
-    ])
+    response = requests.post(
+        f"{service.url}/parseGoodreadsLinks",
+        timeout=10,
+        json=[
+            "https://www.goodreads.com/book/show/5907.The_Hobbit",
+            "https://www.goodreads.com/author/show/656983.J_R_R_Tolkien",
+        ],
+    )
     assert response.status_code == 202
     body = response.json()
     assert body["message"] == "1 book is scheduled for info parsing."
-    assert body["counts"] == {"links": 2, "books": 1, "queued": 1, "already_queued": 0, "stored": 0,
-                              "not_found": 0, "rejected": 1}
+    assert body["counts"] == {
+        "links": 2,
+        "books": 1,
+        "queued": 1,
+        "already_queued": 0,
+        "stored": 0,
+        "not_found": 0,
+        "rejected": 1,
+    }
     assert body["results"][0]["job_id"] == "book-5907"
     assert body["results"][1]["outcome"] == "rejected"
 
@@ -58,8 +70,11 @@ def test_posted_links_are_fetched_parsed_stored_and_served(make_service, origin)
     assert [a.path for a in origin.fetches()] == ["/book/show/5907"]
 
     # Sent again in another form: a fresh record exists, nothing is fetched.
-    again = requests.post(f"{service.url}/parseGoodreadsLinks", timeout=10,
-                          data='["https://www.goodreads.com/en/book/show/5907-the-hobbit"]').json()
+    again = requests.post(
+        f"{service.url}/parseGoodreadsLinks",
+        timeout=10,
+        data='["https://www.goodreads.com/en/book/show/5907-the-hobbit"]',
+    ).json()
     assert again["results"][0]["outcome"] == "stored"
     assert len(origin.fetches()) == 1
 
@@ -67,20 +82,29 @@ def test_posted_links_are_fetched_parsed_stored_and_served(make_service, origin)
     for _ in range(6):
         assert book_info(service, "goodreads.com/book/show/5907").json()["title"] == "The Long Way Home"
     origin.behave("5907", "page:The Long Way Home, Revised")
-    refreshed = requests.post(f"{service.url}/parseGoodreadsLinks?refresh=true", timeout=10,
-                              json=["https://www.goodreads.com/book/show/5907"]).json()
+    refreshed = requests.post(
+        f"{service.url}/parseGoodreadsLinks?refresh=true", timeout=10, json=["https://www.goodreads.com/book/show/5907"]
+    ).json()
     assert refreshed["results"][0]["outcome"] == "queued"
     wait_until(lambda: len(origin.fetches()) == 2, 30, message="the refresh fetch")
-    wait_until(lambda: all(book_info(service, "goodreads.com/book/show/5907").json()["title"]
-                           == "The Long Way Home, Revised" for _ in range(6)), 5, 0.1, "the new record")
+    wait_until(
+        lambda: all(
+            book_info(service, "goodreads.com/book/show/5907").json()["title"] == "The Long Way Home, Revised"
+            for _ in range(6)
+        ),
+        5,
+        0.1,
+        "the new record",
+    )
 
 
 def test_a_cookie_set_while_fetching_one_book_is_not_sent_for_the_next(make_service, origin):
     service = make_service()
     origin.behave("31", "cookie:visitor=31")
     for book_id in ("31", "32"):
-        requests.post(f"{service.url}/parseGoodreadsLinks", timeout=10,
-                      json=[f"https://www.goodreads.com/book/show/{book_id}"])
+        requests.post(
+            f"{service.url}/parseGoodreadsLinks", timeout=10, json=[f"https://www.goodreads.com/book/show/{book_id}"]
+        )
         wait_for_status(service, f"https://www.goodreads.com/book/show/{book_id}", "stored")
     assert [(a.book_id, a.cookie) for a in origin.fetches()] == [("31", None), ("32", None)]
 
@@ -102,8 +126,12 @@ def test_twenty_concurrent_clients_sending_the_same_hundred_books_cause_a_hundre
     assert queued == 100, [answer["counts"] for answer in answers]
     for book_id in book_ids[::10]:
         wait_for_status(service, f"https://www.goodreads.com/book/show/{book_id}", "stored", 60)
-    wait_until(lambda: all(book_info(service, f"goodreads.com/book/show/{b}").status_code == 200
-                           for b in book_ids), 60, 0.5, "every book to be stored")
+    wait_until(
+        lambda: all(book_info(service, f"goodreads.com/book/show/{b}").status_code == 200 for b in book_ids),
+        60,
+        0.5,
+        "every book to be stored",
+    )
     fetched = sorted(a.book_id for a in origin.fetches())
     assert fetched == sorted(book_ids)
 
@@ -112,8 +140,11 @@ def test_a_sign_in_wall_ends_blocked_and_a_missing_book_ends_not_found(make_serv
     service = make_service()
     origin.behave("11", "signin")
     origin.behave("12", "404")
-    requests.post(f"{service.url}/parseGoodreadsLinks", timeout=10, json=[
-        "https://www.goodreads.com/book/show/11", "https://www.goodreads.com/book/show/12"])
+    requests.post(
+        f"{service.url}/parseGoodreadsLinks",
+        timeout=10,
+        json=["https://www.goodreads.com/book/show/11", "https://www.goodreads.com/book/show/12"],
+    )
 
     missing = wait_for_status(service, "https://www.goodreads.com/book/show/12", "not_found")
     assert book_info(service, "https://www.goodreads.com/book/show/12").status_code == 404

@@ -15,8 +15,23 @@ pytestmark = pytest.mark.skipif(not PAGES, reason=f"no shared Goodreads pages at
 
 # expected/*.json key → record key, where the names differ.
 RENAMED = {"average_rating": "rating"}
-COMPARED = ["book_id", "title", "series", "authors", "average_rating", "ratings_count", "reviews_count",
-            "isbn", "isbn13", "pages", "language", "cover_url", "first_published", "published", "genres"]
+COMPARED = [
+    "book_id",
+    "title",
+    "series",
+    "authors",
+    "average_rating",
+    "ratings_count",
+    "reviews_count",
+    "isbn",
+    "isbn13",
+    "pages",
+    "language",
+    "cover_url",
+    "first_published",
+    "published",
+    "genres",
+]
 
 
 def _expected(page: Path) -> dict:
@@ -32,8 +47,11 @@ def test_every_expected_field(page: Path) -> None:
         assert result.kind == expected["page_type"]
         return
     assert not isinstance(result, NotABookPage), result
-    mismatches = {key: (result[RENAMED.get(key, key)], expected[key]) for key in COMPARED
-                  if result[RENAMED.get(key, key)] != expected[key]}
+    mismatches = {
+        key: (result[RENAMED.get(key, key)], expected[key])
+        for key in COMPARED
+        if result[RENAMED.get(key, key)] != expected[key]
+    }
     assert [c["role"] for c in result["contributors"]] == expected["contributor_roles"]
     description = " ".join((result["description"] or "").split()) or None
     start = description[:60].rstrip() if description else None

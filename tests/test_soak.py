@@ -33,16 +33,22 @@ def test_soak(make_service, origin):
             while time.monotonic() < stop_at:
                 batch = [str(rng.randrange(10_000, 10_000 + BOOKS)) for _ in range(20)]
                 try:
-                    response = session.post(f"{service.url}/parseGoodreadsLinks", timeout=10,
-                                            json=[f"https://www.goodreads.com/book/show/{b}" for b in batch])
+                    response = session.post(
+                        f"{service.url}/parseGoodreadsLinks",
+                        timeout=10,
+                        json=[f"https://www.goodreads.com/book/show/{b}" for b in batch],
+                    )
                     if response.status_code != 202:
                         errors.append(f"POST {response.status_code}")
                     with lock:
                         posted.update(batch)
                         counts["posts"] += 1
                     for book_id in rng.sample(batch, 5):
-                        answer = session.get(f"{service.url}/getBookInfo", timeout=10,
-                                             params={"url": f"goodreads.com/book/show/{book_id}"})
+                        answer = session.get(
+                            f"{service.url}/getBookInfo",
+                            timeout=10,
+                            params={"url": f"goodreads.com/book/show/{book_id}"},
+                        )
                         if answer.status_code not in (200, 202):
                             errors.append(f"GET {answer.status_code} {answer.text[:100]}")
                         with lock:
@@ -60,13 +66,20 @@ def test_soak(make_service, origin):
     memory_end = {name: tree_rss_kb(pid) for name, pid in processes.items()}
 
     def all_stored() -> bool:
-        return all(requests.get(f"{service.url}/getBookInfo", timeout=10,
-                                params={"url": f"goodreads.com/book/show/{b}"}).status_code == 200 for b in posted)
+        return all(
+            requests.get(
+                f"{service.url}/getBookInfo", timeout=10, params={"url": f"goodreads.com/book/show/{b}"}
+            ).status_code
+            == 200
+            for b in posted
+        )
 
     wait_until(all_stored, 180, 2, "every posted book to be stored")
     fetched = [a.book_id for a in origin.fetches()]
-    print(f"\n{counts['posts']} POSTs, {counts['gets']} GETs, {len(posted)} books, {len(fetched)} fetches, "
-          f"{len(errors)} errors")
+    print(
+        f"\n{counts['posts']} POSTs, {counts['gets']} GETs, {len(posted)} books, {len(fetched)} fetches, "
+        f"{len(errors)} errors"
+    )
     long_lived = {name: long_lived_mb(memory_start[name], memory_end[name]) for name in processes}
     for name, (start, end) in long_lived.items():
         print(f"{name}: RSS {start:.1f} MB after 10 s, {end:.1f} MB after {SECONDS} s")

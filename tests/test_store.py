@@ -9,8 +9,16 @@ import pytest
 
 from books.store import BookStore, UnsafeRecord, dumps_record, loads_record
 
-RECORD = {"book_id": "7", "title": "T", "authors": ["A", "B"], "rating": 4.5, "pages": None,
-          "contributors": [{"name": "A", "role": "Author"}], "ratings_count": 10**12, "flag": True}
+RECORD = {
+    "book_id": "7",
+    "title": "T",
+    "authors": ["A", "B"],
+    "rating": 4.5,
+    "pages": None,
+    "contributors": [{"name": "A", "role": "Author"}],
+    "ratings_count": 10**12,
+    "flag": True,
+}
 
 
 class RunsCode:
@@ -31,15 +39,18 @@ def test_a_missing_record_is_none(redis):
     assert BookStore(redis).load_record("404") is None
 
 
-@pytest.mark.parametrize("payload", [
-    pickle.dumps(RunsCode()),
-    pickle.dumps({"x": RunsCode()}),
-    pickle.dumps(pickle.loads),  # a global by reference
-    b"cos\nsystem\n(S'touch /tmp/pwned-by-pickle'\ntR.",  # protocol 0, by hand
-    b"not a pickle at all",
-    b"",
-    pickle.dumps(["a list, not a record"]),
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pickle.dumps(RunsCode()),
+        pickle.dumps({"x": RunsCode()}),
+        pickle.dumps(pickle.loads),  # a global by reference
+        b"cos\nsystem\n(S'touch /tmp/pwned-by-pickle'\ntR.",  # protocol 0, by hand
+        b"not a pickle at all",
+        b"",
+        pickle.dumps(["a list, not a record"]),
+    ],
+)
 def test_a_crafted_pickle_is_refused_without_running_anything(redis, payload):
     if os.path.exists("/tmp/pwned-by-pickle"):
         os.remove("/tmp/pwned-by-pickle")

@@ -19,7 +19,9 @@ def test_the_worker_client_names_its_library_without_reading_package_metadata(re
         connection = client.connection_pool.get_connection()
         # What CLIENT SETINFO sends (servers before 7.2 ignore it).
         assert (connection.driver_info.formatted_name, connection.driver_info.lib_version) == (
-            "redis-py", redis.__version__)
+            "redis-py",
+            redis.__version__,
+        )
         client.connection_pool.release(connection)
     finally:
         client.close()

@@ -45,17 +45,20 @@ class AttemptFailed(Exception):
 def new_session(settings: Settings) -> requests.Session:
     """A session that says who it is and takes no proxies or credentials from the environment."""
     session = requests.Session()
-    session.headers.update({
-        "User-Agent": settings.user_agent,
-        "Accept": "text/html,application/xhtml+xml",
-        "Accept-Language": "en-US,en;q=0.8",
-    })
+    session.headers.update(
+        {
+            "User-Agent": settings.user_agent,
+            "Accept": "text/html,application/xhtml+xml",
+            "Accept-Language": "en-US,en;q=0.8",
+        }
+    )
     session.trust_env = False  # no proxies or .netrc from the environment
     return session
 
 
-def fetch_book_page(book_id: BookId, settings: Settings, session: requests.Session,
-                    limiter: FetchRateLimiter) -> OriginResponse:
+def fetch_book_page(
+    book_id: BookId, settings: Settings, session: requests.Session, limiter: FetchRateLimiter
+) -> OriginResponse:
     """GET the book's page from the configured origin, following same-origin book redirects."""
     url = canonical_url(book_id, settings.origin)
     for _hop in range(settings.max_redirects + 1):
@@ -64,16 +67,21 @@ def fetch_book_page(book_id: BookId, settings: Settings, session: requests.Sessi
         with response:
             if not response.is_redirect:
                 body = _read_capped(response, settings)
-                return OriginResponse(response.status_code, body,
-                                      parse_retry_after(response.headers.get("Retry-After")), url)
+                return OriginResponse(
+                    response.status_code, body, parse_retry_after(response.headers.get("Retry-After")), url
+                )
             url = _allowed_redirect(url, response.headers.get("Location", ""), settings)
     raise AttemptFailed(BookStatus.FAILED, f"more than {settings.max_redirects} redirects")
 
 
 def _get(session: requests.Session, url: str, settings: Settings) -> requests.Response:
     try:
-        return session.get(url, allow_redirects=False, stream=True,
-                           timeout=(settings.fetch_connect_timeout, settings.fetch_read_timeout))
+        return session.get(
+            url,
+            allow_redirects=False,
+            stream=True,
+            timeout=(settings.fetch_connect_timeout, settings.fetch_read_timeout),
+        )
     except requests.Timeout:
         raise AttemptFailed(BookStatus.FAILED, "Goodreads did not answer in time") from None
     except requests.RequestException as error:

@@ -76,8 +76,12 @@ def _content_start(page: bytes, tag: bytes, attribute: bytes, start: int = 0) ->
     while position != -1:
         opening = page.rfind(b"<", 0, position)
         name_end = opening + 1 + len(tag)
-        if (opening != -1 and page.startswith(tag, opening + 1) and page[name_end:name_end + 1].isspace()
-                and b">" not in page[opening:position]):
+        if (
+            opening != -1
+            and page.startswith(tag, opening + 1)
+            and page[name_end : name_end + 1].isspace()
+            and b">" not in page[opening:position]
+        ):
             end = page.find(b">", position)
             return -1 if end == -1 else end + 1
         position = page.find(attribute, position + 1)
@@ -89,7 +93,7 @@ def _script_json(page: bytes, content: int) -> Any:
     if content == -1:
         return None
     try:
-        return json.loads(_decode(page[content:page.find(b"</script>", content)]))
+        return json.loads(_decode(page[content : page.find(b"</script>", content)]))
     except ValueError:
         return None
 
@@ -184,8 +188,13 @@ def _split_publication(shown: str) -> tuple[str | None, str | None]:
 
 # --- Fallback: JSON-LD and the data-testid markup -----------------------------------------
 
-_TESTID_ELEMENTS = SoupStrainer(attrs={"data-testid": re.compile(
-    "^(bookTitle|description|publicationInfo|pagesFormat|genresList|ratingsCount|reviewsCount)$")})
+_TESTID_ELEMENTS = SoupStrainer(
+    attrs={
+        "data-testid": re.compile(
+            "^(bookTitle|description|publicationInfo|pagesFormat|genresList|ratingsCount|reviewsCount)$"
+        )
+    }
+)
 
 
 def _from_json_ld_and_markup(page: bytes, text: str, requested_id: str | None) -> PageRecord | None:
@@ -269,7 +278,9 @@ _LEGACY_STRAINER = _LegacyElements()
 _LEGACY_PHOTO_ID = re.compile(r'href="/book/photo/(\d+)')
 _PUBLISHED_ROW = re.compile(
     r"(?:Published|Expected publication)\s+(?P<date>.+?)(?:\s+by\s+(?P<publisher>.+?))?\s*"
-    r"(?:\(first published\s+(?P<first>.+?)\))?$", re.I)
+    r"(?:\(first published\s+(?P<first>.+?)\))?$",
+    re.I,
+)
 
 
 def _from_legacy(text: str, requested_id: str | None) -> PageRecord | None:
@@ -283,8 +294,9 @@ def _from_legacy(text: str, requested_id: str | None) -> PageRecord | None:
         name = _text_of(container.select_one("a.authorName"))
         role = container.select_one(".role")
         if name:
-            contributors.append({"name": name, "role": _clean(role.get_text().strip("() \n") if role else "")
-                                 or "Author"})
+            contributors.append(
+                {"name": name, "role": _clean(role.get_text().strip("() \n") if role else "") or "Author"}
+            )
 
     series_tag = soup.find(id="bookSeries")
     series = None
@@ -374,8 +386,12 @@ def _legacy_genres(soup: BeautifulSoup) -> list[str]:
 # --- Shared helpers -----------------------------------------------------------------------
 
 # The <title>, canonical link or form of Goodreads' and Amazon's sign-in pages.
-_SIGN_IN_MARKERS = (b"<title>Sign in</title>", b"/user/sign_in' rel='canonical'",
-                    b'href="https://www.goodreads.com/user/sign_in" rel="canonical"', b"/ap/signin")
+_SIGN_IN_MARKERS = (
+    b"<title>Sign in</title>",
+    b"/user/sign_in' rel='canonical'",
+    b'href="https://www.goodreads.com/user/sign_in" rel="canonical"',
+    b"/ap/signin",
+)
 
 
 def _looks_like_sign_in(page: bytes) -> bool:

@@ -74,8 +74,11 @@ def parse_book(book_id: str) -> str:
     try:
         outcome = _fetch_parse_store(BookId(book_id), config, store, attempt)
     except Exception as error:
-        failure = error if isinstance(error, AttemptFailed) else AttemptFailed(
-            BookStatus.FAILED, f"unexpected error: {type(error).__name__}: {str(error)[:200]}")
+        failure = (
+            error
+            if isinstance(error, AttemptFailed)
+            else AttemptFailed(BookStatus.FAILED, f"unexpected error: {type(error).__name__}: {str(error)[:200]}")
+        )
         outcome = _record_failure(job, store, book_id, failure)
         _report(attempt, outcome, started, store, failure.reason)
         raise failure from None
@@ -83,8 +86,7 @@ def parse_book(book_id: str) -> str:
     return outcome
 
 
-def _report(attempt: Attempt, outcome: BookStatus, started: float, store: BookStore,
-            reason: str | None = None) -> None:
+def _report(attempt: Attempt, outcome: BookStatus, started: float, store: BookStore, reason: str | None = None) -> None:
     Counters(store.redis, store.prefix).record_attempt(outcome, attempt.origin_status, attempt.fetch_seconds)
     fields = {**asdict(attempt), "outcome": outcome, "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
     if reason:
