@@ -1,8 +1,9 @@
 """gunicorn's logger, writing its access log as one JSON ``request`` event per request.
 
 gunicorn times each request from its first byte to the last byte of the answer, so its
-access log is where a request's duration is known; with ``--log-config-json`` it goes to
-the ``gunicorn.access`` logger, which ``books.logs.LOGGING`` sends to the JSON formatter.
+access log is where a request's duration is known; it goes to the ``gunicorn.access``
+logger, which ``books.logs.LOGGING`` (``logconfig_dict`` in ``gunicorn.conf.py``) sends to
+the JSON formatter.
 The event carries method, path, status, bytes sent and duration, never headers or the
 query string, so credentials and links stay out of the logs.
 """
