@@ -36,7 +36,8 @@ def mount_dashboard(app: Flask, settings: Settings) -> None:
                 "the dashboard needs a user name and password",
                 {"WWW-Authenticate": 'Basic realm="rq-dashboard", charset="UTF-8"'},
             )
-        app.redis_conn.ping()  # raises ConnectionError → 503 JSON
+        # setup_rq_connection sets redis_conn on the app, which Flask's types do not know.
+        app.redis_conn.ping()  # type: ignore[attr-defined]  # raises ConnectionError → 503 JSON
 
     # Runs for the dashboard's requests only (first, before its own hooks), not for the API's.
     app.before_request_funcs.setdefault(rq_dashboard.blueprint.name, []).insert(0, guard_dashboard)

@@ -11,12 +11,17 @@ query string, so credentials and links stay out of the logs.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from gunicorn.glogging import Logger
 
+if TYPE_CHECKING:
+    from gunicorn.http.message import Request
+    from gunicorn.http.wsgi import Response
+
 
 class JsonAccessLogger(Logger):
-    def access(self, resp, req, environ: dict, request_time: timedelta) -> None:
+    def access(self, resp: Response, req: Request, environ: dict[str, Any], request_time: timedelta) -> None:
         if not self.access_log_enabled:
             return
         status = resp.status

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import json
 import socket
+from typing import TYPE_CHECKING, Any
 
 from gunicorn import util
 from gunicorn.workers.sync import SyncWorker
+
+if TYPE_CHECKING:
+    from gunicorn.http.message import Request
 
 
 def write_json_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
@@ -22,7 +26,7 @@ def write_json_error(sock: socket.socket, status_int: int, reason: str, mesg: st
 
 
 class JsonErrorWorker(SyncWorker):
-    def handle_error(self, req, client, addr, exc) -> None:
+    def handle_error(self, req: Request | None, client: socket.socket, addr: Any, exc: BaseException) -> None:
         # gunicorn builds its error page with util.write_error; swap it for the JSON one
         # while its own handler runs (a sync worker handles one request at a time).
         html_writer = util.write_error

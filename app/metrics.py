@@ -13,7 +13,7 @@ from books.queue import BookQueue
 
 def render_metrics(queue: BookQueue, counters: Counters) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(queue, counters))  # type: ignore[arg-type]
+    registry.register(_Collector(queue, counters))
     return generate_latest(registry)
 
 

@@ -30,6 +30,7 @@ from collections.abc import Callable
 
 from redis import Redis
 from redis.backoff import NoBackoff
+from redis.client import PubSub
 from redis.retry import Retry
 
 INVALIDATION_CHANNEL = "__redis__:invalidate"
@@ -168,7 +169,7 @@ class RecordCache:
             pubsub.close()
             client.close()
 
-    def _read_messages(self, pubsub) -> None:
+    def _read_messages(self, pubsub: PubSub) -> None:
         last_heard = time.monotonic()
         last_ping = 0.0
         while not self._stop.is_set():

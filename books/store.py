@@ -19,7 +19,7 @@ import pickle
 import time
 from collections.abc import Iterable, Iterator
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
 from redis import Redis
 
@@ -55,6 +55,8 @@ class BookStore:
     """Records and outcomes of books, on one Redis connection."""
 
     def __init__(self, redis: Redis, prefix: str = "goodreads") -> None:
+        # A client that answers bytes (no decode_responses, as RQ needs too): redis-py's
+        # types cannot tell, so the reads below cast its ``bytes | str`` to bytes.
         self.redis = redis
         self.prefix = prefix
 
@@ -84,7 +86,7 @@ class BookStore:
                 if data is None:
                     continue
                 try:
-                    yield loads_record(data)
+                    yield loads_record(cast(bytes, data))
                 except UnsafeRecord:
                     continue
 
@@ -96,7 +98,7 @@ class BookStore:
 
     def load_record(self, book_id: str) -> StoredRecord | None:
         data = self.redis.get(self.record_key(book_id))
-        return None if data is None else loads_record(data)
+        return None if data is None else loads_record(cast(bytes, data))
 
     def record_outcome(self, book_id: str, state: BookStatus, reason: str) -> None:
         """Remember how the last attempt at a book ended (a stored record is kept)."""

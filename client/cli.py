@@ -16,8 +16,9 @@ import argparse
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import requests
 from tqdm import tqdm
@@ -99,7 +100,7 @@ def summary(batches: list[dict], refused: list[dict]) -> tuple[str, bool]:
     """A report of the outcome, and whether every link ended stored."""
     counts = _total_counts(batches)
     counts[Outcome.REJECTED] += len(refused)
-    problems = Counter()
+    problems: Counter[tuple[str, str]] = Counter()
     for link in [entry for batch in batches for entry in batch["links"]] + refused:
         status = link.get("status", link.get("outcome"))
         if status in SETTLED_BADLY:
@@ -117,7 +118,7 @@ def _total_counts(batches: list[dict]) -> Counter:
     return counts
 
 
-def _call(method, url: str, **kwargs) -> requests.Response:
+def _call(method: Callable[..., requests.Response], url: str, **kwargs: Any) -> requests.Response:
     try:
         response = method(url, timeout=60, **kwargs)
     except requests.RequestException as error:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 from redis.driver_info import DriverInfo
 
@@ -18,6 +20,7 @@ class WorkerRedis(redis.Redis):
     """
 
     @classmethod
-    def from_url(cls, url: str, **kwargs) -> WorkerRedis:
+    def from_url(cls, url: str, **kwargs: Any) -> WorkerRedis:
         kwargs.setdefault("driver_info", _DRIVER)
-        return super().from_url(url, **kwargs)
+        # redis-py annotates from_url as returning Redis, though it builds an instance of cls.
+        return super().from_url(url, **kwargs)  # type: ignore[return-value]

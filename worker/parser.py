@@ -112,7 +112,8 @@ def _from_apollo(page: bytes, next_data: Any, requested_id: str | None) -> PageR
     contributors: list[Contributor] = []
     edges = [book.get("primaryContributorEdge")] + list(book.get("secondaryContributorEdges") or [])
     for edge in edges:
-        node = _resolve(state, (edge or {}).get("node"))
+        edge = edge or {}
+        node = _resolve(state, edge.get("node"))
         name = _clean((node or {}).get("name"))
         if name:
             contributors.append({"name": name, "role": _clean(edge.get("role")) or "Author"})
@@ -204,7 +205,7 @@ def _from_json_ld_and_markup(page: bytes, text: str, requested_id: str | None) -
     markup = BeautifulSoup(text, "lxml", parse_only=_TESTID_ELEMENTS)
 
     def testid(name: str) -> Tag | None:
-        return markup.find(attrs={"data-testid": name})
+        return markup.find(None, {"data-testid": name})
 
     authors = data.get("author") or []
     if isinstance(authors, dict):
@@ -239,7 +240,9 @@ def _from_json_ld_and_markup(page: bytes, text: str, requested_id: str | None) -
         "published_date": None,
         "first_published": first_published,
         "first_published_date": None,
-        "genres": [_clean(a.get_text()) for a in genres_tag.select(".Button__labelItem")] if genres_tag else [],
+        "genres": [name for name in (_clean(a.get_text()) for a in genres_tag.select(".Button__labelItem")) if name]
+        if genres_tag
+        else [],
         "cover_url": _clean(data.get("image")),
     }
 
@@ -284,7 +287,8 @@ _PUBLISHED_ROW = re.compile(
 
 
 def _from_legacy(text: str, requested_id: str | None) -> PageRecord | None:
-    soup = BeautifulSoup(text, "lxml", parse_only=_LEGACY_STRAINER)
+    # bs4 types parse_only as a SoupStrainer, but only uses the ElementFilter methods.
+    soup = BeautifulSoup(text, "lxml", parse_only=_LEGACY_STRAINER)  # type: ignore[arg-type]
     title = soup.find(id="bookTitle")
     if title is None:
         return None
@@ -300,8 +304,8 @@ def _from_legacy(text: str, requested_id: str | None) -> PageRecord | None:
 
     series_tag = soup.find(id="bookSeries")
     series = None
-    if series_tag and _clean(series_tag.get_text()):
-        label = _clean(series_tag.get_text()).strip("()").strip()
+    if series_tag and (label := _clean(series_tag.get_text())):
+        label = label.strip("()").strip()
         name, _, position = label.rpartition(" #")
         series = _series_label(name, position) if name else label
 
@@ -322,7 +326,7 @@ def _from_legacy(text: str, requested_id: str | None) -> PageRecord | None:
     description_text = None
     if description:
         spans = description.find_all("span", recursive=False)
-        full = [span for span in spans if "display:none" in (span.get("style") or "").replace(" ", "")]
+        full = [span for span in spans if "display:none" in (_attribute(span, "style") or "").replace(" ", "")]
         chosen = full[0] if full else (spans[0] if spans else None)
         description_text = html_to_text(chosen.decode_contents()) if chosen else None
 
@@ -352,7 +356,7 @@ def _from_legacy(text: str, requested_id: str | None) -> PageRecord | None:
         "first_published": first_published,
         "first_published_date": None,
         "genres": _legacy_genres(soup),
-        "cover_url": cover.get("src") if cover else None,
+        "cover_url": _attribute(cover, "src"),
     }
 
 
@@ -377,7 +381,7 @@ def _legacy_genres(soup: BeautifulSoup) -> list[str]:
     genres = []
     for row in soup.find_all("div", class_="elementList"):
         left = row.find(class_="left")
-        names = [_clean(a.get_text()) for a in (left or row).select("a.bookPageGenreLink")]
+        names = [name for name in (_clean(a.get_text()) for a in (left or row).select("a.bookPageGenreLink")) if name]
         if names:
             genres.append(" > ".join(names))
     return genres
@@ -456,7 +460,13 @@ def _text_of(tag: Tag | None) -> str | None:
 
 
 def _content_of(tag: Tag | None) -> str | None:
-    return tag.get("content") if tag else None
+    return _attribute(tag, "content")
+
+
+def _attribute(tag: Tag | None, name: str) -> str | None:
+    """A single-valued attribute (bs4 gives a list only for multi-valued ones such as class)."""
+    value = tag.get(name) if tag else None
+    return value if isinstance(value, str) else None
 
 
 def _text_id(value: Any) -> str | None:
