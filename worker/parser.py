@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypedDict
@@ -240,9 +241,7 @@ def _from_json_ld_and_markup(page: bytes, text: str, requested_id: str | None) -
         "published_date": None,
         "first_published": first_published,
         "first_published_date": None,
-        "genres": [name for name in (_clean(a.get_text()) for a in genres_tag.select(".Button__labelItem")) if name]
-        if genres_tag
-        else [],
+        "genres": _names(genres_tag.select(".Button__labelItem")) if genres_tag else [],
         "cover_url": _clean(data.get("image")),
     }
 
@@ -381,7 +380,7 @@ def _legacy_genres(soup: BeautifulSoup) -> list[str]:
     genres = []
     for row in soup.find_all("div", class_="elementList"):
         left = row.find(class_="left")
-        names = [name for name in (_clean(a.get_text()) for a in (left or row).select("a.bookPageGenreLink")) if name]
+        names = _names((left or row).select("a.bookPageGenreLink"))
         if names:
             genres.append(" > ".join(names))
     return genres
@@ -453,6 +452,11 @@ def _decode(part: bytes) -> str:
 
 def _unescape(value: Any) -> Any:
     return html.unescape(value) if isinstance(value, str) else value
+
+
+def _names(tags: Iterable[Tag]) -> list[str]:
+    """The non-empty texts of these elements, in order."""
+    return [name for name in (_text_of(tag) for tag in tags) if name]
 
 
 def _text_of(tag: Tag | None) -> str | None:
