@@ -61,6 +61,16 @@ class Origin:
         self.server.server_close()
 
     def behave(self, book_id: str, *steps: str) -> None:
+        """Refuses a step that names no behaviour, so a typo fails the test instead of
+        silently serving something else."""
+        if not steps:
+            raise ValueError(f"book {book_id}: give at least one behaviour")
+        for step in steps:
+            name = step.partition(":")[0]
+            if not (name.isdigit() and 100 <= int(name) <= 599) and name not in BEHAVIOURS:
+                raise ValueError(
+                    f"book {book_id}: unknown behaviour {step!r}; use an HTTP status or one of {sorted(BEHAVIOURS)}"
+                )
         with self.lock:
             self.behaviours[book_id] = list(steps)
 
@@ -166,3 +176,10 @@ def _handler(origin: Origin):
             self.close_connection = True
 
     return Handler
+
+
+# The steps ``Origin.behave`` accepts besides HTTP statuses: the handler's ``_name`` methods
+# but its two helpers.
+BEHAVIOURS = frozenset(
+    name[1:] for name in vars(_handler(None)) if name.startswith("_") and not name.startswith("__")
+) - {"send", "status"}
