@@ -142,6 +142,19 @@ def _handler(origin: Origin):
         def _redirect(self, book_id, target):
             self._send(302, b"", {"Location": target or f"/book/show/{book_id}.Some_Title"})
 
+        def _trickle(self, book_id, seconds):
+            """The page in ten pieces spread over ``seconds``: each comes within a read timeout."""
+            page = book_page(book_id)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            pieces = 10
+            size = len(page) // pieces + 1
+            for start in range(0, len(page), size):
+                self.wfile.write(page[start : start + size])
+                self.wfile.flush()
+                time.sleep(float(seconds or 2) / pieces)
+
         def _truncated(self, book_id, _):
             page = book_page(book_id)
             self.send_response(200)
