@@ -233,3 +233,15 @@ def test_an_unexpected_error_fails_the_book_and_says_what_it_was(redis, settings
     assert job.get_status() == JobStatus.FAILED
     assert record(redis, settings) is None
     assert len(origin.fetches("42")) == settings.retry_max + 1
+
+
+def test_a_retry_after_stretches_only_the_next_retry_when_intervals_are_fewer_than_retries(
+    redis, configure, origin, run_jobs
+):
+    """RQ reuses the first interval while retries outnumber intervals; stretching it must not
+    stretch the later retries too."""
+    settings = configure(FETCH_RATE="0", RETRY_INTERVALS="1", RETRY_MAX="2")
+    origin.behave("42", "429:5")
+    _state, job = run_book(redis, settings, run_jobs)
+    assert job.retry_intervals == [6, 1]
+    assert 4 <= scheduled_in(BookQueue(redis, settings), job) <= 6
