@@ -162,13 +162,20 @@ def test_a_same_origin_book_redirect_is_followed_and_stored(redis, settings, ori
     assert record(redis, settings)["book_id"] == "42"
 
 
-@pytest.mark.parametrize(("steps", "status"), [(["503"], BookStatus.FAILED), (["waf"], BookStatus.BLOCKED)])
-def test_without_retries_the_first_failure_is_final(redis, configure, origin, run_jobs, steps, status):
+@pytest.mark.parametrize(
+    ("step", "status", "reason"),
+    [
+        ("503", BookStatus.FAILED, "Goodreads failed to answer (HTTP 503)"),
+        ("waf", BookStatus.BLOCKED, "Goodreads answered HTTP 202 with an empty body (a bot challenge)"),
+        ("429:30", BookStatus.BLOCKED, "Goodreads refused the request (HTTP 429)"),
+    ],
+)
+def test_without_retries_the_first_failure_is_final(redis, configure, origin, run_jobs, step, status, reason):
     settings = configure(RETRY_MAX="0")
-    origin.behave("42", *steps)
+    origin.behave("42", step)
     state, job = run_book(redis, settings, run_jobs)
-    assert (state.status, state.attempts) == (status, 1)
-    assert job.get_status() == JobStatus.FAILED
+    assert (state.status, state.reason, state.attempts) == (status, reason, 1)
+    assert (job.get_status(), job.retries_left) == (JobStatus.FAILED, None)
     assert len(origin.fetches("42")) == 1
     assert totals(redis, settings).outcomes == {status: 1}
 
