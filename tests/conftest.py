@@ -93,6 +93,14 @@ def client(app) -> FlaskClient:
     return app.test_client()
 
 
+class BurstWorker(SimpleWorker):
+    """RQ's SimpleWorker without its command channel: a burst run in a test takes no commands,
+    and RQ waits up to a second for the channel's listener thread to stop when it quits."""
+
+    def subscribe(self) -> None:
+        pass
+
+
 @pytest.fixture
 def run_jobs(redis):
     """Run every queued job in this process, as a worker would (RQ's SimpleWorker, burst mode)."""
@@ -100,7 +108,7 @@ def run_jobs(redis):
 
     def run(queue_name: str | None = None) -> None:
         queue_name = queue_name or tasks.settings().queue_name
-        SimpleWorker([queue_name], connection=redis).work(burst=True)
+        BurstWorker([queue_name], connection=redis).work(burst=True)
 
     return run
 

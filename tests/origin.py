@@ -49,7 +49,9 @@ class Origin:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # serve_forever notices a shutdown only between polls: its default half second of
+        # polling made every test that starts an origin half a second slower to tear down.
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     def start(self) -> None:
         self.thread.start()
@@ -59,6 +61,16 @@ class Origin:
         self.server.server_close()
 
     def behave(self, book_id: str, *steps: str) -> None:
+        """Refuses a step that names no behaviour, so a typo fails the test instead of
+        silently serving something else."""
+        if not steps:
+            raise ValueError(f"book {book_id}: give at least one behaviour")
+        for step in steps:
+            name = step.partition(":")[0]
+            if not (name.isdigit() and 100 <= int(name) <= 599) and name not in BEHAVIOURS:
+                raise ValueError(
+                    f"book {book_id}: unknown behaviour {step!r}; use an HTTP status or one of {sorted(BEHAVIOURS)}"
+                )
         with self.lock:
             self.behaviours[book_id] = list(steps)
 
@@ -130,6 +142,19 @@ def _handler(origin: Origin):
         def _redirect(self, book_id, target):
             self._send(302, b"", {"Location": target or f"/book/show/{book_id}.Some_Title"})
 
+        def _trickle(self, book_id, seconds):
+            """The page in ten pieces spread over ``seconds``: each comes within a read timeout."""
+            page = book_page(book_id)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            pieces = 10
+            size = len(page) // pieces + 1
+            for start in range(0, len(page), size):
+                self.wfile.write(page[start : start + size])
+                self.wfile.flush()
+                time.sleep(float(seconds or 2) / pieces)
+
         def _truncated(self, book_id, _):
             page = book_page(book_id)
             self.send_response(200)
@@ -164,3 +189,10 @@ def _handler(origin: Origin):
             self.close_connection = True
 
     return Handler
+
+
+# The steps ``Origin.behave`` accepts besides HTTP statuses: the handler's ``_name`` methods
+# but its two helpers.
+BEHAVIOURS = frozenset(
+    name[1:] for name in vars(_handler(None)) if name.startswith("_") and not name.startswith("__")
+) - {"send", "status"}

@@ -145,8 +145,11 @@ def _record_failure(job: Job, store: BookStore, book_id: str, failure: AttemptFa
     store.record_outcome(book_id, BookStatus.RETRYING, f"{failure.status}: {failure.reason}")
     if failure.retry_after:
         # RQ's scheduler keeps whole seconds and may run a retry up to a second early: add one.
+        # RQ reuses the first interval while more retries are left than intervals: spell those
+        # out, so that only the next one is stretched.
         intervals = list(job.retry_intervals or [0])
-        index = max(len(intervals) - job.retries_left, 0)
+        intervals = [intervals[0]] * (job.retries_left - len(intervals)) + intervals
+        index = len(intervals) - job.retries_left
         intervals[index] = max(intervals[index], math.ceil(failure.retry_after) + 1)
         job.retry_intervals = intervals
     return BookStatus.RETRYING
