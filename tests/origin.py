@@ -21,6 +21,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 PAGE_TEMPLATE = (FIXTURES / "next_apollo.html").read_text()
 SIGN_IN_PAGE = (FIXTURES / "signin_wall.html").read_bytes()
 _BOOK = re.compile(r"^/book/show/(\d+)")
+# How often the server looks for a shutdown request: ``stop`` waits up to this long, once per test.
+POLL_INTERVAL = 0.02
 
 
 def book_page(book_id: str, title: str | None = None) -> bytes:
@@ -49,7 +51,9 @@ class Origin:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": POLL_INTERVAL}, daemon=True
+        )
 
     def start(self) -> None:
         self.thread.start()
