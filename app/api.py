@@ -147,6 +147,9 @@ def all_books() -> Response:
     """Every stored record, streamed as JSON Lines or CSV (in no particular order)."""
     export_format = _export_format()
     store = _queue().store
+    # Redis is first read while streaming, after the 200 has gone out: ask it now, so that an
+    # unreachable Redis answers 503 instead of an export cut short.
+    store.redis.ping()
     return _export(store.iter_records(store.stored_book_ids()), export_format, "books")
 
 

@@ -10,7 +10,8 @@ from typing import Any
 
 from books.record import RECORD_FIELDS, StoredRecord
 
-FORMATS = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
+# Media types by format; the response adds "; charset=utf-8" to text/csv itself.
+FORMATS = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
 
 
 def export_lines(records: Iterable[StoredRecord], export_format: str) -> Iterator[str]:

@@ -21,6 +21,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 PAGE_TEMPLATE = (FIXTURES / "next_apollo.html").read_text()
 SIGN_IN_PAGE = (FIXTURES / "signin_wall.html").read_bytes()
 _BOOK = re.compile(r"^/book/show/(\d+)")
+# How often the server looks for a shutdown request: ``stop`` waits up to this long, once per test.
 
 
 def book_page(book_id: str, title: str | None = None) -> bytes:
