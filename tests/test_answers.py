@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 BOOK = "https://www.goodreads.com/book/show/5907"
@@ -28,3 +30,23 @@ def test_a_routing_redirect_is_followed_to_the_page(client):
     assert response.status_code == 200
     assert [(r.status_code, r.request.path) for r in response.history] == [(308, "/rqstatus")]
     assert response.request.path == "/rqstatus/"
+
+
+def test_links_that_are_not_strings_are_echoed_as_compact_json(client):
+    nested = {"url": BOOK, "tags": ["a", "b"], "n": None}
+    long_list = list(range(200))
+    links = [BOOK, 42, None, True, nested, long_list, ["ü"]]
+    response = client.post("/parseGoodreadsLinks", json=links)
+    assert response.status_code == 202, response.json
+    echoed = [result["link"] for result in response.json["results"]]
+    assert echoed[:5] == [BOOK, "42", "null", "true", json.dumps(nested, separators=(",", ":"))]
+    assert echoed[5] == json.dumps(long_list, separators=(",", ":"))[:300] and len(echoed[5]) == 300
+    assert echoed[6] == '["ü"]'
+    assert [result["outcome"] for result in response.json["results"]] == ["queued", *["rejected"] * 6]
+    assert response.json["results"][1]["reason"] == "a link must be a string, not a number"
+
+
+def test_a_batch_lists_the_echoed_links(client):
+    batch_id = client.post("/parseGoodreadsLinks", json=[BOOK, {"url": BOOK}]).json["batch_id"]
+    links = client.get(f"/batches/{batch_id}").json["links"]
+    assert [link["link"] for link in links] == [BOOK, json.dumps({"url": BOOK}, separators=(",", ":"))]
