@@ -6,6 +6,12 @@ of workers) from the environment.
 """
 
 from books.logs import LOGGING
+from books.settings import Settings, stop_on_config_error
+
+# Checked here, in the master as it reads this file, so that a setting to fix stops gunicorn
+# with one line, instead of each worker failing to boot with a traceback.
+with stop_on_config_error():
+    Settings.from_env()
 
 wsgi_app = "app:create_app()"
 # Errors gunicorn answers itself (a request line too long, malformed headers) in the

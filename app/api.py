@@ -188,7 +188,7 @@ def readyz() -> tuple[Response, int]:
 
 
 def _link_result(link: object, result: BookId | Refusal, outcomes: dict[BookId, Outcome]) -> dict[str, Any]:
-    echoed = link[:ECHOED_LINK_LENGTH] if isinstance(link, str) else None
+    echoed = _echo(link)
     if isinstance(result, Refusal):
         return {"link": echoed, "outcome": Outcome.REJECTED, "reason": result.reason}
     return {
@@ -198,6 +198,17 @@ def _link_result(link: object, result: BookId | Refusal, outcomes: dict[BookId, 
         "job_id": job_id(result),
         "outcome": outcomes[result],
     }
+
+
+def _echo(link: object) -> str | None:
+    """The link as sent, shortened; one that is not a string as the compact JSON it was sent
+    as, so that the client can tell which of its links was refused."""
+    if isinstance(link, str):
+        return link[:ECHOED_LINK_LENGTH]
+    try:
+        return json.dumps(link, ensure_ascii=False, separators=(",", ":"))[:ECHOED_LINK_LENGTH]
+    except RecursionError:  # nested almost as deep as json.loads allows: too deep to write back
+        return None
 
 
 def _record_body(store: BookStore, book_id: BookId) -> bytes | None:

@@ -1,8 +1,8 @@
 """One JSON shape for every error: ``{"error": <code>, "message": <text>}``.
 
 The routes raise ``ApiError``; Flask's own 4xx (unknown path, wrong method, oversized
-body), Redis being unreachable and anything unexpected answer in the same shape, never
-as HTML and never with a traceback.
+body) and routing redirects, Redis being unreachable and anything unexpected answer in
+the same shape, never as HTML and never with a traceback.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +42,25 @@ class ApiError(Exception):
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ApiError, ApiError.response)
 
+    @app.before_request
+    def routing_redirect() -> None:
+        """Flask answers its routing redirects (``/rqstatus`` to ``/rqstatus/``, doubled
+        slashes merged) with an HTML page, passing them by the error handlers; raised here,
+        before the view would raise them, they keep their status and Location in JSON."""
+        redirect = request.routing_exception
+        if isinstance(redirect, RequestRedirect):
+            raise ApiError(
+                redirect.code,
+                _error_code(redirect),
+                f"the resource is at {redirect.new_url}",
+                {"Location": redirect.new_url},
+            )
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[Response, int]:
-        code = (error.name or "error").lower().replace(" ", "_").replace("'", "")
         own = error.get_response().headers
         headers = {name: own[name] for name in ("Allow", "WWW-Authenticate", "Retry-After") if own.get(name)}
-        return ApiError(error.code or 500, code, error.description or error.name, headers).response()
+        return ApiError(error.code or 500, _error_code(error), error.description or error.name, headers).response()
 
     @app.errorhandler(RedisConnectionError)
     @app.errorhandler(RedisTimeoutError)
@@ -60,3 +74,8 @@ def register_error_handlers(app: Flask) -> None:
     def unexpected(error: Exception) -> tuple[Response, int]:
         log.exception("unexpected error")
         return ApiError(500, "internal_error", "the service failed to answer this request").response()
+
+
+def _error_code(error: HTTPException) -> str:
+    """The error's HTTP reason phrase as a code: ``Method Not Allowed`` is ``method_not_allowed``."""
+    return (error.name or "error").lower().replace(" ", "_").replace("'", "")

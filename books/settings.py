@@ -2,13 +2,15 @@
 
 Nothing else in the code reads ``os.environ``: the web app, the worker and the
 tests all get their settings from ``Settings.from_env()``. A value the service cannot
-use stops the process at start with one ``ConfigError`` line naming the variable.
+use raises ``ConfigError`` naming the variable; the processes check their settings as
+they start (``stop_on_config_error``), so such a value stops them with that one line.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -80,6 +82,16 @@ class Settings:
     @property
     def dashboard_auth_enabled(self) -> bool:
         return bool(self.rq_dashboard_username)
+
+
+@contextmanager
+def stop_on_config_error() -> Iterator[None]:
+    """Turn a ``ConfigError`` into the process's exit with one line (status 1): a setting to
+    fix needs no traceback, and honcho would otherwise print about ninety lines of it."""
+    try:
+        yield
+    except ConfigError as error:
+        raise SystemExit(f"configuration error: {error} (honcho and docker compose read .env)") from None
 
 
 def _convert(name: str, kind: Any, raw: str) -> Any:

@@ -7,7 +7,13 @@ One link per line; blank lines and lines starting with # are skipped. Links are 
 batches within the server's limit; with --wait a progress bar shows each status as the
 workers go, and at the end the records are written (CSV or JSON Lines, by the file's
 extension) and what did not work out is summed up with the reasons.
-Exit status: 0 when every link ended stored, 1 when some did not, 2 on a usage or server error.
+
+Exit status:
+  0  every link ended stored
+  1  some links did not (the summary gives each reason)
+  2  a usage error, or the server could not be reached or refused the request
+  3  gave up waiting (--timeout): the records stored so far are written all the same,
+     and the books left go on being worked on; send the same links again later
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ from tqdm import tqdm
 from books.status import FINAL_FAILURES, IN_PROGRESS, BookStatus, Outcome
 
 SETTLED_BADLY = FINAL_FAILURES | {BookStatus.UNKNOWN, Outcome.REJECTED}
+GAVE_UP = 3
+# The progress bar shows the most common reason books are retrying, cut to this length
+# (enough for "failed: Goodreads failed to answer (HTTP 503)").
+REASON_LENGTH = 50
 
 
 class ClientError(Exception):
@@ -59,23 +69,52 @@ def submit(
 
 def follow(
     session: requests.Session, server: str, batch_ids: list[str], interval: float, timeout: float | None, out: TextIO
-) -> list[dict]:
-    """Poll the batches until every book has settled, with a progress bar; return their last state."""
-    deadline = time.monotonic() + timeout if timeout else None
-    with tqdm(total=0, unit="book", file=out, dynamic_ncols=True) as bar:
+) -> tuple[list[dict], bool]:
+    """Poll the batches, with a progress bar, until every book has settled or ``timeout``
+    seconds have passed; return their last state and whether every book settled."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    batches = _poll(session, server, batch_ids)
+    counts = _total_counts(batches)
+    # Made once the number of books is known: a bar without a total prints a stray "0book" line.
+    books = sum(count for status, count in counts.items() if status != Outcome.REJECTED)
+    with tqdm(total=books, unit="book", file=out, dynamic_ncols=True) as bar:
         while True:
-            batches = [_call(session.get, f"{server}/batches/{batch_id}").json() for batch_id in batch_ids]
-            counts = _total_counts(batches)
-            books = sum(count for status, count in counts.items() if status != Outcome.REJECTED)
-            bar.total = books
-            bar.n = books - sum(counts[status] for status in IN_PROGRESS)
-            bar.set_postfix({status: count for status, count in counts.items() if count}, refresh=False)
-            bar.refresh()
-            if all(batch["finished"] for batch in batches):
-                return batches
-            if deadline and time.monotonic() > deadline:
-                raise ClientError("gave up waiting (--timeout); the books are still being worked on")
+            _show(bar, batches)
+            finished = all(batch["finished"] for batch in batches)
+            if finished or (deadline is not None and time.monotonic() > deadline):
+                return batches, finished
             time.sleep(interval)
+            batches = _poll(session, server, batch_ids)
+
+
+def _poll(session: requests.Session, server: str, batch_ids: list[str]) -> list[dict]:
+    return [_call(session.get, f"{server}/batches/{batch_id}").json() for batch_id in batch_ids]
+
+
+def _show(bar: tqdm, batches: list[dict]) -> None:
+    """The books settled, the count of each status and why books are retrying."""
+    counts = _total_counts(batches)
+    bar.n = sum(count for status, count in counts.items() if status not in IN_PROGRESS | {Outcome.REJECTED})
+    postfix: dict[str, object] = {status: count for status, count in counts.items() if count}
+    reason = retry_reason(batches)
+    if reason:
+        postfix[BookStatus.RETRYING] = f"{counts[BookStatus.RETRYING]} ({reason})"
+    bar.set_postfix(postfix, refresh=False)
+    bar.refresh()
+
+
+def retry_reason(batches: list[dict]) -> str | None:
+    """The most common reason the retrying books' last attempt failed, shortened for the bar."""
+    reasons = Counter(
+        link["reason"]
+        for batch in batches
+        for link in batch["links"]
+        if link.get("status") == BookStatus.RETRYING and link.get("reason")
+    )
+    if not reasons:
+        return None
+    reason = reasons.most_common(1)[0][0]
+    return reason if len(reason) <= REASON_LENGTH else reason[: REASON_LENGTH - 1] + "…"
 
 
 def save(session: requests.Session, server: str, batch_ids: list[str], path: Path) -> None:
@@ -96,8 +135,9 @@ def save(session: requests.Session, server: str, batch_ids: list[str], path: Pat
                 target.write(chunk)
 
 
-def summary(batches: list[dict], refused: list[dict]) -> tuple[str, bool]:
-    """A report of the outcome, and whether every link ended stored."""
+def summary(batches: list[dict], refused: list[dict], finished: bool = True) -> tuple[str, bool]:
+    """A report of where the links stand (at the end, or when the client gave up waiting),
+    and whether every link ended stored."""
     counts = _total_counts(batches)
     counts[Outcome.REJECTED] += len(refused)
     problems: Counter[tuple[str, str]] = Counter()
@@ -105,7 +145,8 @@ def summary(batches: list[dict], refused: list[dict]) -> tuple[str, bool]:
         status = link.get("status", link.get("outcome"))
         if status in SETTLED_BADLY:
             problems[(status, link.get("reason") or "")] += 1
-    lines = ["Done: " + ", ".join(f"{count} {status}" for status, count in counts.items() if count)]
+    heading = "Done" if finished else "Gave up waiting (--timeout)"
+    lines = [f"{heading}: " + ", ".join(f"{count} {status}" for status, count in counts.items() if count)]
     for (status, reason), count in problems.most_common():
         lines.append(f"  {count:>5} {status}: {reason}")
     return "\n".join(lines), not problems
@@ -118,6 +159,10 @@ def _total_counts(batches: list[dict]) -> Counter:
     return counts
 
 
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
+
+
 def _call(method: Callable[..., requests.Response], url: str, **kwargs: Any) -> requests.Response:
     try:
         response = method(url, timeout=60, **kwargs)
@@ -128,21 +173,45 @@ def _call(method: Callable[..., requests.Response], url: str, **kwargs: Any) -> 
     return response
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m client", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    send = commands.add_parser("submit", help="send links and, with --wait, follow them and save the records")
+def parser() -> argparse.ArgumentParser:
+    """The command line, with each option's default and the exit statuses in ``--help``."""
+    exit_statuses = __doc__[__doc__.index("Exit status:") :]
+    main_parser = argparse.ArgumentParser(
+        prog="python -m client",
+        description=__doc__.splitlines()[0],
+        epilog=exit_statuses,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = main_parser.add_subparsers(dest="command", required=True)
+    send = commands.add_parser(
+        "submit",
+        help="send links and, with --wait, follow them and save the records",
+        epilog=exit_statuses,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     send.add_argument("links", help="a file of links, one per line, or - for standard input")
-    send.add_argument("--server", default="http://localhost:5000", help="the service's base URL")
+    send.add_argument("--server", default="http://localhost:5000", help="the service's base URL (default: %(default)s)")
     send.add_argument("--wait", action="store_true", help="follow the books until every one has settled")
     send.add_argument("--out", type=Path, help="with --wait: write the records here (.csv or .jsonl)")
     send.add_argument("--refresh", action="store_true", help="fetch books again even when a fresh record exists")
-    send.add_argument("--batch-size", type=int, default=1000, help="links per request (default 1000)")
-    send.add_argument("--interval", type=float, default=2.0, help="seconds between progress polls")
-    send.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
-    args = parser.parse_args(argv)
+    send.add_argument("--batch-size", type=int, default=1000, help="links per request (default: %(default)s)")
+    send.add_argument(
+        "--interval", type=float, default=2.0, help="seconds between progress polls (default: %(default)s)"
+    )
+    send.add_argument(
+        "--timeout",
+        type=float,
+        help="with --wait: give up waiting after this many seconds, write the records stored so far and exit "
+        f"with status {GAVE_UP} (default: wait until every book has settled)",
+    )
+    return main_parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    command_line = parser()
+    args = command_line.parse_args(argv)
     if args.out and not args.wait:
-        parser.error("--out needs --wait")
+        command_line.error("--out needs --wait")
 
     try:
         if args.links == "-":
@@ -151,24 +220,35 @@ def main(argv: list[str] | None = None) -> int:
             with open(args.links, encoding="utf-8") as stream:
                 links = read_links(stream)
     except OSError as error:
-        parser.error(f"cannot read {args.links}: {error.strerror}")
+        command_line.error(f"cannot read {args.links}: {error.strerror}")
     if not links:
-        parser.error("no links to send")
+        command_line.error("no links to send")
 
     server = args.server.rstrip("/")
     with requests.Session() as session:
         try:
             batch_ids, refused = submit(session, server, links, max(1, args.batch_size), args.refresh)
-            print(f"Sent {len(links)} links in {len(batch_ids)} batch(es): {' '.join(batch_ids)}", file=sys.stderr)
+            sent = f"Sent {_count(len(links), 'link', 'links')} in {_count(len(batch_ids), 'batch', 'batches')}"
+            print(sent + (f": {' '.join(batch_ids)}" if batch_ids else ""), file=sys.stderr)
             if not args.wait:
                 return 0
-            batches = follow(session, server, batch_ids, args.interval, args.timeout, sys.stderr) if batch_ids else []
+            batches, finished = (
+                follow(session, server, batch_ids, args.interval, args.timeout, sys.stderr) if batch_ids else ([], True)
+            )
             if args.out:
                 save(session, server, batch_ids, args.out)
-                print(f"Wrote {_total_counts(batches)[BookStatus.STORED]} records to {args.out}", file=sys.stderr)
+                stored = _total_counts(batches)[BookStatus.STORED]
+                print(f"Wrote {_count(stored, 'record', 'records')} to {args.out}", file=sys.stderr)
         except ClientError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-    report, all_stored = summary(batches, refused)
+    report, all_stored = summary(batches, refused, finished)
     print(report)
+    if not finished:
+        print(
+            "The books left go on being worked on: send the same links again later for their records "
+            "(stored books are not fetched again).",
+            file=sys.stderr,
+        )
+        return GAVE_UP
     return 0 if all_stored else 1

@@ -135,7 +135,7 @@ def test_a_request_without_any_valid_link_is_refused_with_each_reason(client, re
     assert body["counts"] == {"links": 3, "books": 0, **NO_OUTCOMES, "rejected": 3}
     assert body["results"] == [
         {"link": "x", "outcome": "rejected", "reason": "'x' is not a Goodreads host"},
-        {"link": None, "outcome": "rejected", "reason": "a link must be a string, not a number"},
+        {"link": "7", "outcome": "rejected", "reason": "a link must be a string, not a number"},
         {
             "link": "goodreads.com/book/show/0",
             "outcome": "rejected",
@@ -159,7 +159,7 @@ def test_valid_links_are_queued_and_invalid_ones_reported_beside_them(client, re
             "outcome": "rejected",
             "reason": "'example.com' is not a Goodreads host",
         },
-        {"link": None, "outcome": "rejected", "reason": "a link must be a string, not null"},
+        {"link": "null", "outcome": "rejected", "reason": "a link must be a string, not null"},
         {"link": book_link("43"), "book_id": "43", "url": book_link("43"), "job_id": "book-43", "outcome": "queued"},
         {
             "link": "a\tb",

@@ -41,7 +41,7 @@ def test_submit_wait_and_save_csv(make_service, origin, tmp_path):
     out = tmp_path / "books.csv"
     result = run_cli(service, str(links), "--wait", "--out", str(out), "--batch-size", "4")
     assert result.returncode == 1, result.stderr  # one book not found, one link rejected
-    assert "Sent 9 links in 3 batch(es)" in result.stderr
+    assert "Sent 9 links in 3 batches" in result.stderr
     assert "100%" in result.stderr and "stored=7" in result.stderr  # the progress bar, with counts per status
     assert "Done: 7 stored, 1 not_found, 1 rejected" in result.stdout
     assert "1 not_found: Goodreads answered HTTP 404" in result.stdout
@@ -58,6 +58,19 @@ def test_submit_from_stdin_to_jsonl(make_service, tmp_path):
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["book_id"] for line in out.read_text().splitlines()] == ["821"]
     assert "Done: 1 stored" in result.stdout
+
+
+def test_giving_up_saves_what_is_stored_and_says_why_books_retry(make_service, origin, tmp_path):
+    service = make_service(RETRY_INTERVALS="60")
+    origin.behave("831", "503")  # then retried a minute later, long after the client gave up
+    links = tmp_path / "links.txt"
+    links.write_text("goodreads.com/book/show/831\ngoodreads.com/book/show/832\n")
+    out = tmp_path / "books.csv"
+    result = run_cli(service, str(links), "--wait", "--out", str(out), "--timeout", "3")
+    assert result.returncode == 3, result.stderr
+    assert "retrying=1 (failed: Goodreads failed to answer (HTTP 503))" in result.stderr
+    assert "Gave up waiting (--timeout): 1 retrying, 1 stored" in result.stdout
+    assert [row["book_id"] for row in csv.DictReader(io.StringIO(out.read_text()))] == ["832"]
 
 
 def test_an_unreachable_server_is_a_clear_error(tmp_path):

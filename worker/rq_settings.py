@@ -11,9 +11,11 @@ write to (and copy) the pages those live on.
 import gc
 
 from books.logs import LOGGING
+from books.settings import stop_on_config_error
 from worker import tasks
 
-_settings = tasks.settings()
+with stop_on_config_error():
+    _settings = tasks.settings()
 tasks.session()
 
 REDIS_URL = _settings.redis_url
