@@ -22,6 +22,7 @@ import time
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis import Redis
 from rq import Queue, Retry, Worker
@@ -196,20 +197,23 @@ class BookQueue:
         )
         return {book_id: Outcome(value.decode()) for book_id, value in zip(book_ids, raw, strict=True)}
 
-    def template_job(self, book_id: BookId = TEMPLATE_BOOK_ID) -> Job:
-        """A book's job as RQ builds it for this queue (not saved)."""
+    def job_options(self, book_id: BookId) -> dict[str, Any]:
+        """The arguments RQ builds a book's job from (``Queue.create_job``, ``Queue.prepare_data``)."""
         settings = self.settings
         retry = Retry(max=settings.retry_max, interval=list(settings.retry_intervals)) if settings.retry_max else None
-        job = self.rq_queue.create_job(
-            TASK,
-            args=(book_id,),
-            job_id=job_id(book_id),
-            timeout=settings.job_timeout,
-            result_ttl=settings.result_ttl,
-            failure_ttl=settings.failure_ttl,
-            retry=retry,
-            description=describe(book_id),
-        )
+        return {
+            "args": (book_id,),
+            "job_id": job_id(book_id),
+            "timeout": settings.job_timeout,
+            "result_ttl": settings.result_ttl,
+            "failure_ttl": settings.failure_ttl,
+            "retry": retry,
+            "description": describe(book_id),
+        }
+
+    def template_job(self) -> Job:
+        """A book's job as RQ builds it for this queue (not saved); each book changes only its args."""
+        job = self.rq_queue.create_job(TASK, **self.job_options(TEMPLATE_BOOK_ID))
         job.origin = self.rq_queue.name
         job.enqueued_at = now()
         return job

@@ -7,12 +7,12 @@ import pickle
 import zlib
 
 import pytest
-from rq import Queue, Retry
+from rq import Queue
 from rq.job import Job, JobStatus
 from rq.utils import utcparse
 
 from books.links import BookId
-from books.queue import ACTIVE_JOB_STATUSES, TASK, BookQueue, describe, job_id
+from books.queue import ACTIVE_JOB_STATUSES, TASK, BookQueue
 from books.status import BookStatus, Outcome
 
 TIMESTAMPS = {"created_at", "enqueued_at"}
@@ -20,21 +20,7 @@ TIMESTAMPS = {"created_at", "enqueued_at"}
 
 def rq_enqueue_many(queue: BookQueue, book_id: BookId) -> None:
     """The same job, enqueued by RQ's own pipelined ``enqueue_many``."""
-    settings = queue.settings
-    queue.rq_queue.enqueue_many(
-        [
-            Queue.prepare_data(
-                TASK,
-                args=(book_id,),
-                job_id=job_id(book_id),
-                timeout=settings.job_timeout,
-                result_ttl=settings.result_ttl,
-                failure_ttl=settings.failure_ttl,
-                description=describe(book_id),
-                retry=Retry(max=settings.retry_max, interval=list(settings.retry_intervals)),
-            )
-        ]
-    )
+    queue.rq_queue.enqueue_many([Queue.prepare_data(TASK, **queue.job_options(book_id))])
 
 
 def snapshot(redis) -> dict[bytes, object]:
