@@ -1,8 +1,10 @@
 """The page parser on the project's own fixtures: one per layout, structure and pitfall."""
 
+import json
 from pathlib import Path
 
 import pytest
+from jsonschema_rs import Draft202012Validator
 
 from books.export import csv_value
 from books.record import PAGE_FIELDS
@@ -235,3 +237,14 @@ def test_the_new_fields_export_as_readable_csv_cells():
     assert csv_value(record["rating_distribution"]) == "5: 5700; 4: 3800; 3: 1845; 2: 600; 1: 400"
     assert csv_value(record["characters"]) == "Wanda Walker; Old Tom"
     assert csv_value(parse("next_apollo_sparse.html")["rating_distribution"]) == ""
+
+
+RECORD_SCHEMA = json.loads((Path(__file__).parents[1] / "app" / "openapi.json").read_text())["components"]["schemas"][
+    "Record"
+]
+
+
+@pytest.mark.parametrize("name", LAYOUT_FIXTURES)
+def test_a_record_matches_the_documented_record_schema(name):
+    record = {**parse(name, "1"), "fetched_at": "2026-01-01T00:00:00+00:00"}
+    Draft202012Validator(RECORD_SCHEMA).validate(record)

@@ -5,7 +5,9 @@ import re
 from pathlib import Path
 
 import pytest
+from jsonschema_rs import Draft202012Validator
 
+from tests.test_parser import RECORD_SCHEMA
 from worker.parser import NotABookPage, parse_book_page
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "goodreads-pages"
@@ -353,3 +355,9 @@ def test_the_markup_fallback_reads_the_same_histogram_and_first_series(page: Pat
     assert markup_only["rating_distribution"] == full["rating_distribution"]
     assert markup_only["series_list"] == full["series_list"][:1]  # the page shows its first series only
     assert markup_only["series"] == full["series"]
+
+
+@pytest.mark.parametrize("page", BOOK_PAGES, ids=[p.stem for p in BOOK_PAGES])
+def test_a_real_record_matches_the_documented_record_schema(page: Path) -> None:
+    record = {**parse_book_page(page.read_bytes()), "fetched_at": "2026-01-01T00:00:00+00:00"}
+    Draft202012Validator(RECORD_SCHEMA).validate(record)
