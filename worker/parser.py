@@ -370,10 +370,10 @@ def _from_legacy(text: str, requested_id: str | None) -> PageRecord | None:
             )
 
     series_tag = soup.find(id="bookSeries")
-    shown_series = None
+    heading_series: list[SeriesEntry] = []
     if series_tag and (label := _clean(series_tag.get_text())):
         link = series_tag.find("a")
-        shown_series = _series_from_label(label.strip("()").strip(), _attribute(link, "href") if link else None)
+        heading_series = [_series_from_label(label.strip("()").strip(), _attribute(link, "href") if link else None)]
 
     published = first_published = publisher = None
     details = soup.find(id="details")
@@ -393,7 +393,7 @@ def _from_legacy(text: str, requested_id: str | None) -> PageRecord | None:
         _series_from_label(label, _attribute(link, "href"))
         for link in (series_row.select("a[href*='/series/']") if series_row else [])
         if (label := _text_of(link))
-    ] or ([shown_series] if shown_series else [])
+    ] or heading_series
     awards_row = data_box.get("Literary Awards")
     rating_graph = _LEGACY_RATING_GRAPH.search(text)
     work_id = _LEGACY_WORK_ID.search(text)
@@ -417,7 +417,7 @@ def _from_legacy(text: str, requested_id: str | None) -> PageRecord | None:
         "url": _book_url(book_id),
         "title": _clean(title.get_text()),
         "original_title": _text_of(data_box.get("Original Title")),
-        "series": _first_series([shown_series] if shown_series else []),
+        "series": _first_series(heading_series),
         "series_list": series_list,
         **_people(contributors),
         "rating": _float(_text_of(soup.select_one("[itemprop=ratingValue]"))),
