@@ -26,12 +26,31 @@ def export_lines(records: Iterable[StoredRecord], export_format: str) -> Iterato
 
 
 def csv_value(value: Any) -> str:
-    """A cell: lists joined with "; ", contributors as "Name (Role)", null as empty."""
+    """A cell: lists joined with "; ", contributors as "Name (Role)", series as "Name #2 (series 9)",
+    awards as "Hugo Award for Best Novel (1966, won)", the rating distribution as
+    "5: 10; 4: 3; 3: 0; 2: 1; 1: 0", null as empty."""
     if value is None:
         return ""
     if isinstance(value, list):
-        return "; ".join(f"{item['name']} ({item['role']})" if isinstance(item, dict) else str(item) for item in value)
+        return "; ".join(_item_text(item) for item in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{stars}: {count}" for stars, count in value.items())
     return str(value)
+
+
+def _item_text(item: Any) -> str:
+    if not isinstance(item, dict):
+        return str(item)
+    if "role" in item:
+        return f"{item['name']} ({item['role']})"
+    if "series_id" in item:
+        name = f"{item['name']} #{item['position']}" if item["position"] else item["name"]
+        return f"{name} (series {item['series_id']})" if item["series_id"] else name
+    if "outcome" in item:
+        award = f"{item['name']} for {item['category']}" if item["category"] else item["name"]
+        details = ", ".join(str(part) for part in (item["year"], item["outcome"]) if part is not None)
+        return f"{award} ({details})" if details else award
+    return str(item)
 
 
 def _csv_line(cells: Iterable[str]) -> str:

@@ -13,22 +13,48 @@ class Contributor(TypedDict):
     role: str
 
 
+class SeriesEntry(TypedDict):
+    """One series the book belongs to; ``position`` as the page writes it ("1", "0.5", "1-3")."""
+
+    name: str
+    position: str | None
+    series_id: str | None
+
+
+class Award(TypedDict):
+    """A literary award; ``outcome`` is "won" or "nominated" (any other designation lower-cased as given)."""
+
+    name: str
+    category: str | None
+    year: int | None
+    outcome: str | None
+
+
+# How many ratings gave each number of stars, keyed "5" down to "1": named keys because the
+# two layouts list the counts in opposite orders.
+RatingDistribution = TypedDict("RatingDistribution", {"5": int, "4": int, "3": int, "2": int, "1": int})
+
+
 class PageRecord(TypedDict):
     """What a book page gives, in the order the API answers it."""
 
     book_id: str | None
     url: str | None
     title: str | None
+    original_title: str | None
     series: str | None
+    series_list: list[SeriesEntry]
     author: str | None
     authors: list[str]
     contributors: list[Contributor]
     rating: float | None
     ratings_count: int | None
+    rating_distribution: RatingDistribution | None
     reviews_count: int | None
     description: str | None
     isbn: str | None
     isbn13: str | None
+    asin: str | None
     pages: int | None
     format: str | None
     language: str | None
@@ -37,7 +63,12 @@ class PageRecord(TypedDict):
     published_date: str | None
     first_published: str | None
     first_published_date: str | None
+    work_id: str | None
+    editions_count: int | None
     genres: list[str]
+    characters: list[str]
+    places: list[str]
+    awards: list[Award]
     cover_url: str | None
 
 

@@ -14,13 +14,13 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypedDict
 
-from bs4 import BeautifulSoup, ElementFilter, SoupStrainer, Tag
+from bs4 import BeautifulSoup, ElementFilter, Tag
 
 from books.links import BookId, canonical_url
-from books.record import Contributor, PageRecord
+from books.record import Award, Contributor, PageRecord, RatingDistribution, SeriesEntry
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,7 @@ def _from_apollo(page: bytes, next_data: Any, requested_id: str | None) -> PageR
         return None
     details = book.get("details") or {}
     work = _resolve(state, book.get("work")) or {}
+    work_details = work.get("details") or {}
     stats = work.get("stats") or {}
 
     contributors: list[Contributor] = []
@@ -119,27 +120,33 @@ def _from_apollo(page: bytes, next_data: Any, requested_id: str | None) -> PageR
         if name:
             contributors.append({"name": name, "role": _clean(edge.get("role")) or "Author"})
 
-    series = None
+    series_list: list[SeriesEntry] = []
     for entry in book.get("bookSeries") or []:
-        series_title = _clean((_resolve(state, entry.get("series")) or {}).get("title"))
+        series = _resolve(state, entry.get("series")) or {}
+        series_title = _clean(series.get("title"))
         if series_title:
-            series = _series_label(series_title, _clean(entry.get("userPosition")))
-            break
+            series_list.append(_series_entry(series_title, _clean(entry.get("userPosition")), series.get("webUrl")))
 
+    # Goodreads lists the counts from one star up.
+    distribution = stats.get("ratingsCountDist")
     published, first_published = _publication_info(page)
     book_id = _text_id(book.get("legacyId")) or requested_id
     return {
         "book_id": book_id,
         "url": _book_url(book_id),
         "title": _clean(book.get("title")),
-        "series": series,
+        "original_title": _clean(work_details.get("originalTitle")),
+        "series": _first_series(series_list),
+        "series_list": series_list,
         **_people(contributors),
         "rating": _float(stats.get("averageRating")),
         "ratings_count": _int(stats.get("ratingsCount")),
+        "rating_distribution": _distribution(distribution[::-1] if isinstance(distribution, list) else None),
         "reviews_count": _int(stats.get("textReviewsCount")),
         "description": html_to_text(book.get("description")),
         "isbn": _clean(details.get("isbn")),
         "isbn13": _clean(details.get("isbn13")),
+        "asin": _clean(details.get("asin")),
         "pages": _int(details.get("numPages")),
         "format": _clean(details.get("format")),
         "language": _clean((details.get("language") or {}).get("name")),
@@ -147,8 +154,13 @@ def _from_apollo(page: bytes, next_data: Any, requested_id: str | None) -> PageR
         "published": published,
         "published_date": _iso_date(details.get("publicationTime")),
         "first_published": first_published,
-        "first_published_date": _iso_date((work.get("details") or {}).get("publicationTime")),
+        "first_published_date": _iso_date(work_details.get("publicationTime")),
+        "work_id": _text_id(work.get("legacyId")),
+        "editions_count": _int(_dig(work, "editions", "totalCount")),
         "genres": [name for name in (_clean(_dig(g, "genre", "name")) for g in book.get("bookGenres") or []) if name],
+        "characters": _apollo_names(work_details.get("characters")),
+        "places": _apollo_names(work_details.get("places")),
+        "awards": [award for award in map(_apollo_award, work_details.get("awardsWon") or []) if award],
         "cover_url": _clean(book.get("imageUrl")),
     }
 
@@ -168,6 +180,29 @@ def _resolve(state: dict, reference: Any) -> dict | None:
     if isinstance(reference, dict) and "__ref" in reference:
         return state.get(reference["__ref"])
     return reference if isinstance(reference, dict) else None
+
+
+def _apollo_names(entries: Any) -> list[str]:
+    """The names of a Work's characters or places."""
+    names = (_clean(entry.get("name")) for entry in entries or [] if isinstance(entry, dict))
+    return [name for name in names if name]
+
+
+_DESIGNATIONS = {"WINNER": "won", "NOMINEE": "nominated"}
+
+
+def _apollo_award(entry: Any) -> Award | None:
+    name = _clean(entry.get("name")) if isinstance(entry, dict) else None
+    if not name:
+        return None
+    designation = _clean(entry.get("designation"))
+    awarded = _utc_date(entry.get("awardedAt"))
+    return {
+        "name": name,
+        "category": _clean(entry.get("category")),
+        "year": awarded.year if awarded else None,
+        "outcome": _DESIGNATIONS.get(designation, designation.lower()) if designation else None,
+    }
 
 
 def _publication_info(page: bytes) -> tuple[str | None, str | None]:
@@ -190,20 +225,34 @@ def _split_publication(shown: str) -> tuple[str | None, str | None]:
 
 # --- Fallback: JSON-LD and the data-testid markup -----------------------------------------
 
-_TESTID_ELEMENTS = SoupStrainer(
-    attrs={
-        "data-testid": re.compile(
-            "^(bookTitle|description|publicationInfo|pagesFormat|genresList|ratingsCount|reviewsCount)$"
-        )
-    }
+_TESTIDS = re.compile(
+    "^(bookTitle|description|publicationInfo|pagesFormat|genresList|ratingsCount|reviewsCount|labelTotal-[1-5])$"
 )
+
+
+class _TestidElements(ElementFilter):
+    """Builds only the elements that hold the book's data: those with a known data-testid,
+    and the title section (whose heading links the book's series)."""
+
+    def allow_tag_creation(self, nsprefix: str | None, name: str, attrs: Any) -> bool:
+        attrs = attrs or {}
+        if _TESTIDS.match(attrs.get("data-testid") or ""):
+            return True
+        return "BookPageTitleSection__title" in (attrs.get("class") or "").split()
+
+    def allow_string_creation(self, string: str) -> bool:
+        return False
+
+
+_TESTID_ELEMENTS = _TestidElements()
+_LEADING_COUNT = re.compile(r"\s*([\d,]+)")
 
 
 def _from_json_ld_and_markup(page: bytes, text: str, requested_id: str | None) -> PageRecord | None:
     data = _json_ld_book(page)
     if data is None:
         return None
-    markup = BeautifulSoup(text, "lxml", parse_only=_TESTID_ELEMENTS)
+    markup = BeautifulSoup(text, "lxml", parse_only=_TESTID_ELEMENTS)  # type: ignore[arg-type]
 
     def testid(name: str) -> Tag | None:
         return markup.find(None, {"data-testid": name})
@@ -221,18 +270,26 @@ def _from_json_ld_and_markup(page: bytes, text: str, requested_id: str | None) -
     published, first_published = _split_publication(_clean(info.get_text()) or "") if info else (None, None)
     genres_tag = testid("genresList")
     isbn = _clean(data.get("isbn"))
+    series_link = markup.select_one(".BookPageTitleSection__title h3 a[href*='/series/']")
+    series_label = _text_of(series_link)
+    series_list = [_series_from_label(series_label, _attribute(series_link, "href"))] if series_label else []
+    histogram = [_LEADING_COUNT.match(_text_of(testid(f"labelTotal-{stars}")) or "") for stars in range(5, 0, -1)]
     return {
         "book_id": requested_id,
         "url": _book_url(requested_id),
         "title": _clean(title_tag.get_text()) if title_tag else _clean(_unescape(data.get("name"))),
-        "series": None,
+        "original_title": None,
+        "series": _first_series(series_list),
+        "series_list": series_list,
         **_people(contributors),
         "rating": _float(rating.get("ratingValue")),
         "ratings_count": _int(rating.get("ratingCount")),
+        "rating_distribution": _distribution([count.group(1) if count else None for count in histogram]),
         "reviews_count": _int(rating.get("reviewCount")),
         "description": html_to_text(str(description)) if description else None,
         "isbn": isbn if isbn and len(isbn) == 10 else None,
         "isbn13": isbn if isbn and len(isbn) == 13 else None,
+        "asin": None,
         "pages": _int(data.get("numberOfPages")),
         "format": _clean(data.get("bookFormat")),
         "language": _clean(data.get("inLanguage")),
@@ -241,7 +298,12 @@ def _from_json_ld_and_markup(page: bytes, text: str, requested_id: str | None) -
         "published_date": None,
         "first_published": first_published,
         "first_published_date": None,
+        "work_id": None,
+        "editions_count": None,
         "genres": _names(genres_tag.select(".Button__labelItem")) if genres_tag else [],
+        "characters": [],
+        "places": [],
+        "awards": [],
         "cover_url": _clean(data.get("image")),
     }
 
@@ -278,6 +340,12 @@ class _LegacyElements(ElementFilter):
 
 _LEGACY_STRAINER = _LegacyElements()
 _LEGACY_PHOTO_ID = re.compile(r'href="/book/photo/(\d+)')
+_LEGACY_WORK_ID = re.compile(r'href="(?:https://www\.goodreads\.com)?/work/(?:editions|shelves|quotes)/(\d+)')
+_LEGACY_EDITIONS = re.compile(r">\s*Other Editions \(([\d,]+)\)\s*<")
+_LEGACY_RATING_GRAPH = re.compile(r"renderRatingGraph\(\s*\[([^\]]*)\]")
+_LEGACY_AWARD = re.compile(r"(?P<shown>.+?)(?:\s+\((?P<year>\d{4})\))?")
+_LEGACY_NOMINATION = re.compile(r"(?P<name>.+?) Nominee(?: for (?P<category>.+))?")
+_AWARD_SLUG = re.compile(r"/award/show/\d+-([a-z0-9-]+)")
 _PUBLISHED_ROW = re.compile(
     r"(?:Published|Expected publication)\s+(?P<date>.+?)(?:\s+by\s+(?P<publisher>.+?))?\s*"
     r"(?:\(first published\s+(?P<first>.+?)\))?$",
@@ -302,11 +370,10 @@ def _from_legacy(text: str, requested_id: str | None) -> PageRecord | None:
             )
 
     series_tag = soup.find(id="bookSeries")
-    series = None
+    heading_series: list[SeriesEntry] = []
     if series_tag and (label := _clean(series_tag.get_text())):
-        label = label.strip("()").strip()
-        name, _, position = label.rpartition(" #")
-        series = _series_label(name, position) if name else label
+        link = series_tag.find("a")
+        heading_series = [_series_from_label(label.strip("()").strip(), _attribute(link, "href") if link else None)]
 
     published = first_published = publisher = None
     details = soup.find(id="details")
@@ -317,9 +384,20 @@ def _from_legacy(text: str, requested_id: str | None) -> PageRecord | None:
                 published, publisher, first_published = match.group("date", "publisher", "first")
 
     data_box = _legacy_data_box(soup)
-    isbn_row = data_box.get("ISBN") or ""
+    isbn_row = _text_of(data_box.get("ISBN")) or ""
     isbn10 = re.match(r"\s*([0-9]{9}[0-9X])\b", isbn_row)
-    isbn13 = re.search(r"\b([0-9]{13})\b", isbn_row + " " + (data_box.get("ISBN13") or ""))
+    isbn13 = re.search(r"\b([0-9]{13})\b", isbn_row + " " + (_text_of(data_box.get("ISBN13")) or ""))
+    # The data box lists every series the page shows; the heading only the first.
+    series_row = data_box.get("Series")
+    series_list = [
+        _series_from_label(label, _attribute(link, "href"))
+        for link in (series_row.select("a[href*='/series/']") if series_row else [])
+        if (label := _text_of(link))
+    ] or heading_series
+    awards_row = data_box.get("Literary Awards")
+    rating_graph = _LEGACY_RATING_GRAPH.search(text)
+    work_id = _LEGACY_WORK_ID.search(text)
+    editions = _LEGACY_EDITIONS.search(text)
 
     description = soup.find(id="description")
     description_text = None
@@ -338,14 +416,18 @@ def _from_legacy(text: str, requested_id: str | None) -> PageRecord | None:
         "book_id": book_id,
         "url": _book_url(book_id),
         "title": _clean(title.get_text()),
-        "series": series,
+        "original_title": _text_of(data_box.get("Original Title")),
+        "series": _first_series(heading_series),
+        "series_list": series_list,
         **_people(contributors),
         "rating": _float(_text_of(soup.select_one("[itemprop=ratingValue]"))),
         "ratings_count": _int(_content_of(soup.select_one("meta[itemprop=ratingCount]"))),
+        "rating_distribution": _distribution(rating_graph.group(1).split(",") if rating_graph else None),
         "reviews_count": _int(_content_of(soup.select_one("meta[itemprop=reviewCount]"))),
         "description": description_text,
         "isbn": isbn10.group(1) if isbn10 else None,
         "isbn13": isbn13.group(1) if isbn13 else None,
+        "asin": _text_of(data_box.get("ASIN")),
         "pages": _int(re.sub(r"\D", "", _text_of(pages) or "")),
         "format": _text_of(book_format),
         "language": _text_of(language),
@@ -354,7 +436,12 @@ def _from_legacy(text: str, requested_id: str | None) -> PageRecord | None:
         "published_date": None,
         "first_published": first_published,
         "first_published_date": None,
+        "work_id": work_id.group(1) if work_id else None,
+        "editions_count": _int(editions.group(1)) if editions else None,
         "genres": _legacy_genres(soup),
+        "characters": _legacy_links(data_box.get("Characters"), "/characters/"),
+        "places": _legacy_links(data_box.get("Setting"), "/places/"),
+        "awards": [award for award in map(_legacy_award, awards_row.select("a.award") if awards_row else []) if award],
         "cover_url": _attribute(cover, "src"),
     }
 
@@ -367,13 +454,53 @@ def _legacy_book_id(text: str, soup: BeautifulSoup) -> str | None:
     return _text_id(hidden.get("value")) if hidden else None
 
 
-def _legacy_data_box(soup: BeautifulSoup) -> dict[str, str]:
+def _legacy_data_box(soup: BeautifulSoup) -> dict[str, Tag]:
+    """The book data box's rows: each row title's item element."""
     rows = {}
     for title in soup.select("#bookDataBox .infoBoxRowTitle"):
         item = title.find_next_sibling(class_="infoBoxRowItem")
-        if item:
-            rows[_clean(title.get_text()) or ""] = _clean(item.get_text()) or ""
+        if isinstance(item, Tag):
+            rows[_clean(title.get_text()) or ""] = item
     return rows
+
+
+def _legacy_links(row: Tag | None, path: str) -> list[str]:
+    """The names a data box row links to under ``path`` (a "...more" toggle links elsewhere)."""
+    return _names(row.select(f"a[href*='{path}']")) if row else []
+
+
+def _legacy_award(link: Tag) -> Award | None:
+    """An award as the data box shows it: "<award>[ Nominee][ for <category>] (<year>)"."""
+    shown = _LEGACY_AWARD.fullmatch(_text_of(link) or "")
+    if not shown:
+        return None
+    text, year = shown.group("shown", "year")
+    nomination = _LEGACY_NOMINATION.fullmatch(text)
+    if nomination:
+        name, category = nomination.group("name", "category")
+    else:
+        name, category = _award_and_category(text, _attribute(link, "href"))
+    return {
+        "name": name,
+        "category": category,
+        "year": int(year) if year else None,
+        "outcome": "nominated" if nomination else "won",
+    }
+
+
+def _award_and_category(text: str, link: str | None) -> tuple[str, str | None]:
+    """Split "<award> for <category>" at the " for " after which the award's name matches
+    its link (``/award/show/<id>-<slug>``); unsplit where none does, as names hold "for" too."""
+    slug = _AWARD_SLUG.search(link or "")
+    if slug:
+        for separator in re.finditer(" for ", text):
+            if _slug(text[: separator.start()]) == slug.group(1):
+                return text[: separator.start()], text[separator.end() :]
+    return text, None
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def _legacy_genres(soup: BeautifulSoup) -> list[str]:
@@ -438,6 +565,36 @@ def _series_label(name: str, position: str | None) -> str:
     return f"{name} #{position}" if position else name
 
 
+_SERIES_ID = re.compile(r"/series/(\d+)")
+
+
+def _series_entry(name: str, position: str | None, link: Any) -> SeriesEntry:
+    """A series from its name, position and link (``/series/<id>-<slug>``, which holds its id)."""
+    found = _SERIES_ID.search(link) if isinstance(link, str) else None
+    return {"name": name, "position": position, "series_id": found.group(1) if found else None}
+
+
+def _series_from_label(label: str, link: Any) -> SeriesEntry:
+    """A series from the text a page shows for it, "<name> #<position>" or just "<name>"."""
+    name, _, position = label.rpartition(" #")
+    return _series_entry(name, position, link) if name and position else _series_entry(label, None, link)
+
+
+def _first_series(series_list: list[SeriesEntry]) -> str | None:
+    first = series_list[0] if series_list else None
+    return _series_label(first["name"], first["position"]) if first else None
+
+
+def _distribution(counts_from_five_down: list[Any] | None) -> RatingDistribution | None:
+    """The star counts, listed from five stars down; None unless the page gives exactly five."""
+    given = counts_from_five_down or []
+    counts = [count for count in map(_int, given) if count is not None]
+    if len(given) != 5 or len(counts) != 5:
+        return None
+    five, four, three, two, one = counts
+    return {"5": five, "4": four, "3": three, "2": two, "1": one}
+
+
 def _clean(value: Any) -> str | None:
     """Collapse whitespace; '' and non-strings become None."""
     if value is None:
@@ -494,10 +651,16 @@ def _float(value: Any) -> float | None:
         return None
 
 
-def _iso_date(milliseconds: Any) -> str | None:
+def _utc_date(milliseconds: Any) -> date | None:
+    """The UTC date of a Goodreads time (milliseconds since 1970)."""
     if not isinstance(milliseconds, (int, float)) or isinstance(milliseconds, bool):
         return None
-    return datetime.fromtimestamp(milliseconds / 1000, tz=UTC).date().isoformat()
+    return datetime.fromtimestamp(milliseconds / 1000, tz=UTC).date()
+
+
+def _iso_date(milliseconds: Any) -> str | None:
+    found = _utc_date(milliseconds)
+    return found.isoformat() if found else None
 
 
 def _dig(value: Any, *keys: str) -> Any:
