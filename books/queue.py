@@ -165,7 +165,7 @@ class BookQueue:
         return outcomes
 
     def _enqueue_batch(self, book_ids: list[BookId], refresh: bool) -> dict[BookId, Outcome]:
-        job = self.template_job()
+        job = self.build_job(TEMPLATE_BOOK_ID)  # each book changes only its args
         template = [
             value
             for field, value in job.to_dict().items()
@@ -211,9 +211,9 @@ class BookQueue:
             "description": describe(book_id),
         }
 
-    def template_job(self) -> Job:
-        """A book's job as RQ builds it for this queue (not saved); each book changes only its args."""
-        job = self.rq_queue.create_job(TASK, **self.job_options(TEMPLATE_BOOK_ID))
+    def build_job(self, book_id: BookId) -> Job:
+        """A book's job as RQ builds it for this queue (not saved)."""
+        job = self.rq_queue.create_job(TASK, **self.job_options(book_id))
         job.origin = self.rq_queue.name
         job.enqueued_at = now()
         return job

@@ -49,7 +49,7 @@ def test_a_same_origin_book_redirect_is_followed(redis, configure, origin):
     assert (response.status, response.url) == (200, f"{origin.url}/book/show/42.Some_Title")
     first, second = origin.fetches("42")
     assert [first.path, second.path] == ["/book/show/42", "/book/show/42.Some_Title"]
-    assert second.at - first.at >= 0.1  # each hop takes its own slot of the rate
+    assert second.at - first.at >= 0.08  # each hop takes its own slot (0.1 s), less the origin threads' jitter
 
 
 # steps, setting overrides, expected status, the reason, fetches made

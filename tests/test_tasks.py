@@ -215,7 +215,7 @@ def test_a_429_pauses_every_fetch_and_stretches_the_next_retry(redis, configure,
 def test_an_invalid_book_id_in_a_crafted_job_fails_without_a_fetch(redis, settings, origin, run_jobs):
     queue = BookQueue(redis, settings)
     crafted = BookId("042")
-    queue.rq_queue.enqueue_job(queue.template_job(crafted))
+    queue.rq_queue.enqueue_job(queue.build_job(crafted))
     run_jobs()
     state = queue.states([crafted])[crafted]
     assert (state.status, state.reason) == (BookStatus.FAILED, "'042' is not a valid book id")
