@@ -9,6 +9,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from books.counters import Counters
 from books.queue import BookQueue
+from books.refresh import freshness
 
 
 def render_metrics(queue: BookQueue, counters: Counters) -> bytes:
@@ -32,6 +33,20 @@ class _Collector:
         for state in ("queued", "started", "scheduled", "finished", "failed"):
             by_state.add_metric([state], getattr(jobs, state))
         yield by_state
+
+        store = freshness(self.queue)
+        if store.oldest_record_age is not None:
+            yield GaugeMetricFamily(
+                "goodreads_oldest_record_age_seconds", "Age of the oldest stored record", value=store.oldest_record_age
+            )
+        yield GaugeMetricFamily(
+            "goodreads_stale_records",
+            "Records older than REFRESH_AFTER (the refresh backlog)",
+            value=store.stale_records,
+        )
+        yield GaugeMetricFamily(
+            "goodreads_refresh_queue_depth", "Refresh jobs waiting on the refresh queue", value=store.refresh_queued
+        )
 
         attempts = CounterMetricFamily(
             "goodreads_attempts",
