@@ -35,9 +35,11 @@ class _Collector:
         yield by_state
 
         store = freshness(self.queue)
-        if store.oldest_record_age is not None:
+        if store.oldest_stored_at is not None:  # a time, as Prometheus prefers: its age is time() minus it
             yield GaugeMetricFamily(
-                "goodreads_oldest_record_age_seconds", "Age of the oldest stored record", value=store.oldest_record_age
+                "goodreads_oldest_record_stored_timestamp_seconds",
+                "When the oldest stored record was written (epoch seconds)",
+                value=store.oldest_stored_at,
             )
         yield GaugeMetricFamily(
             "goodreads_stale_records",

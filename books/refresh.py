@@ -24,7 +24,7 @@ CANDIDATE_PAGES = 10
 class Freshness:
     """How old the store is, for /metrics."""
 
-    oldest_record_age: float | None  # seconds; None without records
+    oldest_stored_at: float | None  # epoch seconds the oldest record was written; None without records
     stale_records: int  # records older than REFRESH_AFTER
     refresh_queued: int  # refresh jobs waiting
 
@@ -37,7 +37,7 @@ def freshness(queue: BookQueue) -> Freshness:
         pipe.zcount(queue.store.stored_at_key, "-inf", f"({now - queue.settings.refresh_after}")
         pipe.llen(queue.refresh_queue.key)
         oldest, stale, queued = pipe.execute()
-    return Freshness(max(now - oldest[0][1], 0.0) if oldest else None, stale, queued)
+    return Freshness(oldest[0][1] if oldest else None, stale, queued)
 
 
 def stale_book_ids(queue: BookQueue, limit: int) -> list[BookId]:

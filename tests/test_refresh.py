@@ -102,7 +102,7 @@ def test_workers_take_the_users_links_before_refresh_jobs(queue, origin, redis):
 
 
 def test_metrics_show_the_oldest_record_and_the_refresh_backlog(redis, client, configure):
-    assert b"goodreads_oldest_record_age_seconds" not in client.get("/metrics").data
+    assert b"goodreads_oldest_record_stored_timestamp_seconds" not in client.get("/metrics").data
     queue = BookQueue(redis, configure(REFRESH_BATCH="1"))  # the app's REFRESH_AFTER: 7 days
     store(queue, "1", 10 * DAY)
     store(queue, "2", 8 * DAY)
@@ -113,7 +113,8 @@ def test_metrics_show_the_oldest_record_and_the_refresh_backlog(redis, client, c
         for line in client.get("/metrics").data.decode().splitlines()
         if line and not line.startswith("#")
     }
-    assert 10 * DAY <= metrics["goodreads_oldest_record_age_seconds"] < 10 * DAY + 60
+    age = time.time() - metrics["goodreads_oldest_record_stored_timestamp_seconds"]
+    assert 10 * DAY <= age < 10 * DAY + 60
     assert metrics["goodreads_stale_records"] == 2
     assert metrics["goodreads_refresh_queue_depth"] == 1
 

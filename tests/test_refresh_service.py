@@ -42,7 +42,7 @@ def test_a_refresh_round_fetches_only_the_stale_books_again(make_service, origin
     assert [fetched(origin, n) for n in ("901", "902", "903")] == [2, 2, 1]
     metrics = requests.get(f"{service.url}/metrics", timeout=10).text
     assert "goodreads_stale_records 0.0" in metrics
-    assert "goodreads_oldest_record_age_seconds" in metrics
+    assert "goodreads_oldest_record_stored_timestamp_seconds" in metrics
 
 
 def test_a_user_s_links_are_fetched_before_refresh_jobs(make_service, origin, redis):
