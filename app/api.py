@@ -8,13 +8,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.errors import ApiError
 from app.metrics import render_metrics
 from app.record_cache import RecordCache
 from books.batches import Batches, book_ids, progress
+from books.callbacks import refusal, wait_for_batch
 from books.counters import Counters
 from books.export import FORMATS, export_lines
 from books.links import BookId, Refusal, canonical_url, parse_link
@@ -67,6 +68,7 @@ def parse_goodreads_links() -> tuple[Response, int]:
     queue = _queue()
     limit = queue.settings.max_links_per_request
     refresh = _flag("refresh")
+    callback_url = _callback_url(queue)
     try:
         links = json.loads(request.get_data(cache=False) or b"null")
     except (ValueError, RecursionError):
@@ -95,6 +97,12 @@ def parse_goodreads_links() -> tuple[Response, int]:
             400, "no_valid_links", "none of the links is a Goodreads book link", counts=counts, results=results
         )
     batch_id = _batches().create([(r["link"], r.get("book_id"), r.get("reason")) for r in results])
+    if callback_url:
+        pending = [
+            book_id for book_id, outcome in outcomes.items() if outcome in (Outcome.QUEUED, Outcome.ALREADY_QUEUED)
+        ]
+        batch_url = url_for("api.batch_progress", batch_id=batch_id, _external=True)
+        wait_for_batch(queue.redis, queue.settings, batch_id, callback_url, batch_url, pending)
     scheduled = counts[Outcome.QUEUED] + counts[Outcome.ALREADY_QUEUED]
     message = f"{scheduled} {'book is' if scheduled == 1 else 'books are'} scheduled for info parsing."
     return jsonify(message=message, batch_id=batch_id, counts=counts, results=results), 202
@@ -253,6 +261,17 @@ def _export(records: Iterable[StoredRecord], export_format: str, name: str) -> R
         mimetype=FORMATS[export_format],
         headers={"Content-Disposition": f'attachment; filename="{name}.{export_format}"'},
     )
+
+
+def _callback_url(queue: BookQueue) -> str | None:
+    """The ``callback_url`` parameter, if given and allowed."""
+    url = request.args.get("callback_url")
+    if url is None:
+        return None
+    reason = refusal(url, queue.settings.callback_hosts)
+    if reason:
+        raise ApiError(400, "invalid_callback_url", reason)
+    return url
 
 
 def _flag(name: str) -> bool:

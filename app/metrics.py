@@ -9,6 +9,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from books.counters import Counters
 from books.queue import BookQueue
+from books.refresh import freshness
 
 
 def render_metrics(queue: BookQueue, counters: Counters) -> bytes:
@@ -32,6 +33,22 @@ class _Collector:
         for state in ("queued", "started", "scheduled", "finished", "failed"):
             by_state.add_metric([state], getattr(jobs, state))
         yield by_state
+
+        store = freshness(self.queue)
+        if store.oldest_stored_at is not None:  # a time, as Prometheus prefers: its age is time() minus it
+            yield GaugeMetricFamily(
+                "goodreads_oldest_record_stored_timestamp_seconds",
+                "When the oldest stored record was written (epoch seconds)",
+                value=store.oldest_stored_at,
+            )
+        yield GaugeMetricFamily(
+            "goodreads_stale_records",
+            "Records older than REFRESH_AFTER (the refresh backlog)",
+            value=store.stale_records,
+        )
+        yield GaugeMetricFamily(
+            "goodreads_refresh_queue_depth", "Refresh jobs waiting on the refresh queue", value=store.refresh_queued
+        )
 
         attempts = CounterMetricFamily(
             "goodreads_attempts",

@@ -46,9 +46,12 @@ TEMPLATE_BOOK_ID = BookId("0")
 TERMINAL_JOB_STATUSES = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED})
 ACTIVE_JOB_STATUSES = tuple(sorted(status.value for status in JobStatus if status not in TERMINAL_JOB_STATUSES))
 
-# KEYS: the queue, the set of queues, the failed / finished / canceled registries of the queue.
+# KEYS: the queue, the set of queues, the lower-priority queue a waiting job is moved up from
+# (the queue itself when there is none), then the failed / finished / canceled registries of
+# every book queue (a book's last job may have run on either).
 # ARGV[1]: JSON {job_id_prefix, status_key_prefix, fresh_since (epoch s), refresh (bool),
-#          active (job statuses), job_keys ([prefix, suffix] around a job id: every key of a job)};
+#          queue (name), moved_up_from (that lower queue's name), active (job statuses),
+#          job_keys ([prefix, suffix] around a job id: every key of a job)};
 # ARGV[2]: n, the number of job template values, then those n field/value values;
 # then (book id, job data, description) for each book. Returns one outcome per book.
 # Book keys are built inside, as RQ's own scripts build theirs.
@@ -70,6 +73,14 @@ for i = template_end + 1, #ARGV, 3 do
     local outcome
     if job_status and active[job_status] then
         outcome = 'already_queued'
+        -- a book waiting on the refresh queue that a user now asks for moves to the user's queue
+        if KEYS[3] ~= KEYS[1] and job_status == 'queued'
+                and redis.call('HGET', job_key, 'origin') == config.moved_up_from
+                and redis.call('LREM', KEYS[3], 1, job_id) == 1 then
+            redis.call('RPUSH', KEYS[1], job_id)
+            redis.call('HSET', job_key, 'origin', config.queue)
+            queued = queued + 1
+        end
     elseif not config.refresh then
         local last = redis.call('HMGET', status_key, 'stored_at', 'state', 'at')
         if last[1] and tonumber(last[1]) >= config.fresh_since then
@@ -83,7 +94,7 @@ for i = template_end + 1, #ARGV, 3 do
             local keys = {}
             for _, around in ipairs(config.job_keys) do keys[#keys + 1] = around[1] .. job_id .. around[2] end
             redis.call('DEL', unpack(keys))
-            for k = 3, 5 do redis.call('ZREM', KEYS[k], job_id) end
+            for k = 4, #KEYS do redis.call('ZREM', KEYS[k], job_id) end
         end
         redis.call('HSET', job_key, 'data', data, 'description', description, 'status', 'queued',
                    unpack(template))
@@ -145,6 +156,7 @@ class BookQueue:
         self.settings = settings
         self.store = BookStore(redis, settings.key_prefix)
         self.rq_queue = Queue(settings.queue_name, connection=redis)
+        self.refresh_queue = Queue(settings.refresh_queue_name, connection=redis)
         self._enqueue = redis.register_script(_ENQUEUE_SCRIPT)
         self._job_keys = job_keys(redis)
 
@@ -152,20 +164,25 @@ class BookQueue:
     def name(self) -> str:
         return self.rq_queue.name
 
-    def enqueue_books(self, book_ids: Iterable[BookId], refresh: bool = False) -> dict[BookId, Outcome]:
+    def enqueue_books(
+        self, book_ids: Iterable[BookId], refresh: bool = False, low_priority: bool = False
+    ) -> dict[BookId, Outcome]:
         """Queue a job for each book that needs one; say for each what happened.
 
         Outcomes: ``queued``, ``already_queued``, ``stored`` (a fresh record exists),
-        ``not_found`` (Goodreads recently said it has no such book).
+        ``not_found`` (Goodreads recently said it has no such book). ``low_priority`` puts
+        the jobs on the refresh queue; a book waiting there that is asked for again without it
+        moves to the book queue. Either way a book has one job at a time.
         """
         unique = list(dict.fromkeys(book_ids))
         outcomes: dict[BookId, Outcome] = {}
+        queue = self.refresh_queue if low_priority else self.rq_queue
         for start in range(0, len(unique), BATCH):
-            outcomes.update(self._enqueue_batch(unique[start : start + BATCH], refresh))
+            outcomes.update(self._enqueue_batch(unique[start : start + BATCH], refresh, queue))
         return outcomes
 
-    def _enqueue_batch(self, book_ids: list[BookId], refresh: bool) -> dict[BookId, Outcome]:
-        job = self.build_job(TEMPLATE_BOOK_ID)  # each book changes only its args
+    def _enqueue_batch(self, book_ids: list[BookId], refresh: bool, queue: Queue) -> dict[BookId, Outcome]:
+        job = self.build_job(TEMPLATE_BOOK_ID, queue)  # each book changes only its args
         template = [
             value
             for field, value in job.to_dict().items()
@@ -176,22 +193,31 @@ class BookQueue:
         for book_id in book_ids:
             job.args = (book_id,)
             books += [book_id, _compress(job.data), describe(book_id)]
+        moved_up_from = self.refresh_queue if queue is self.rq_queue else queue
         config = {
             "job_id_prefix": JOB_ID_PREFIX,
             "status_key_prefix": self.store.status_key(""),
             "fresh_since": time.time() - self.settings.refresh_after,
             "refresh": refresh,
+            "queue": queue.name,
+            "moved_up_from": moved_up_from.name,
             "active": ACTIVE_JOB_STATUSES,
             "job_keys": self._job_keys,
         }
-        queue = self.rq_queue
         raw = self._enqueue(
             keys=[
                 queue.key,
                 queue.redis_queues_keys,
-                queue.failed_job_registry.key,
-                queue.finished_job_registry.key,
-                queue.canceled_job_registry.key,
+                moved_up_from.key,
+                *(
+                    registry.key
+                    for book_queue in (self.rq_queue, self.refresh_queue)
+                    for registry in (
+                        book_queue.failed_job_registry,
+                        book_queue.finished_job_registry,
+                        book_queue.canceled_job_registry,
+                    )
+                ),
             ],
             args=[json.dumps(config), len(template), *template, *books],
         )
@@ -211,10 +237,11 @@ class BookQueue:
             "description": describe(book_id),
         }
 
-    def build_job(self, book_id: BookId) -> Job:
-        """A book's job as RQ builds it for this queue (not saved)."""
-        job = self.rq_queue.create_job(TASK, **self.job_options(book_id))
-        job.origin = self.rq_queue.name
+    def build_job(self, book_id: BookId, queue: Queue | None = None) -> Job:
+        """A book's job as RQ builds it for the book queue, or the one given (not saved)."""
+        queue = queue or self.rq_queue
+        job = queue.create_job(TASK, **self.job_options(book_id))
+        job.origin = queue.name
         job.enqueued_at = now()
         return job
 

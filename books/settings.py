@@ -44,6 +44,18 @@ class Settings:
     record_cache_size: int = 10_000
     rq_dashboard_username: str = ""
     rq_dashboard_password: str = ""
+    # Callbacks: off unless hosts are listed (comma-separated host names, matched exactly).
+    callback_allowed_hosts: str = ""
+    callback_secret: str = ""
+    callback_timeout: float = 10.0
+    # Seconds between delivery attempts after a failure; the default adds up to under 3 hours.
+    callback_retry_intervals: tuple[int, ...] = (10, 30, 60, 300, 900, 1800, 3600, 3600)
+    # Seconds between checks of the batches waiting for a callback.
+    callback_check_interval: int = 10
+    # Refresh: every REFRESH_EVERY seconds (0: off) queue at most REFRESH_BATCH books whose record is
+    # older than REFRESH_AFTER, on a queue workers serve only when the main queue is empty.
+    refresh_every: int = 0
+    refresh_batch: int = 100
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -73,6 +85,14 @@ class Settings:
             raise ConfigError("GOODREADS_BASE_URL must be an http(s) origin")
         if bool(self.rq_dashboard_username) != bool(self.rq_dashboard_password):
             raise ConfigError("set both RQ_DASHBOARD_USERNAME and RQ_DASHBOARD_PASSWORD, or neither")
+        if self.callback_hosts and not self.callback_secret:
+            raise ConfigError("CALLBACK_SECRET must be set when CALLBACK_ALLOWED_HOSTS is (callbacks are signed)")
+        if self.callback_timeout <= 0 or self.callback_check_interval < 1:
+            raise ConfigError("CALLBACK_TIMEOUT and CALLBACK_CHECK_INTERVAL must be positive")
+        if any(interval < 0 for interval in self.callback_retry_intervals):
+            raise ConfigError("CALLBACK_RETRY_INTERVALS must not be negative")
+        if self.refresh_every < 0 or self.refresh_batch < 1 or self.refresh_after < 0:
+            raise ConfigError("REFRESH_EVERY (0: off) and REFRESH_AFTER must not be negative, REFRESH_BATCH positive")
 
     @property
     def origin(self) -> str:
@@ -82,6 +102,27 @@ class Settings:
     @property
     def dashboard_auth_enabled(self) -> bool:
         return bool(self.rq_dashboard_username)
+
+    @property
+    def callback_hosts(self) -> frozenset[str]:
+        """The hosts a callback may be sent to; empty: callbacks are off."""
+        return frozenset(host.strip().lower() for host in self.callback_allowed_hosts.split(",") if host.strip())
+
+    @property
+    def control_queue_name(self) -> str:
+        """The queue of the service's own short jobs (callback checks and deliveries, refresh
+        rounds), served before the book queue so a backlog of books never delays them."""
+        return f"{self.queue_name}-control"
+
+    @property
+    def refresh_queue_name(self) -> str:
+        """The queue of refresh jobs, served only when the book queue is empty."""
+        return f"{self.queue_name}-refresh"
+
+    @property
+    def worker_queues(self) -> list[str]:
+        """The queues a worker serves, in priority order."""
+        return [self.control_queue_name, self.queue_name, self.refresh_queue_name]
 
 
 @contextmanager

@@ -6,6 +6,8 @@ Key scheme (``<prefix>`` is ``KEY_PREFIX``, default ``goodreads``):
 - ``<prefix>:status:<book_id>`` a hash: ``state`` (stored, not_found, retrying, blocked,
   failed), ``reason``, ``attempts``, ``at`` (epoch seconds of the last outcome) and
   ``stored_at`` (epoch seconds the record was last written)
+- ``<prefix>:stored-at``        a sorted set: every book with a record, scored by ``stored_at``
+  (the oldest records first, for the refresh rounds and /metrics)
 
 Records are written with pickle, as the product asks, and read back with an
 unpickler that refuses every global: plain values (dict, list, str, int, float,
@@ -66,6 +68,10 @@ class BookStore:
     def status_key(self, book_id: str) -> str:
         return f"{self.prefix}:status:{book_id}"
 
+    @property
+    def stored_at_key(self) -> str:
+        return f"{self.prefix}:stored-at"
+
     def save_record(self, book_id: str, record: Record | StoredRecord) -> None:
         """Write the record and mark the book stored, in one transaction."""
         now = time.time()
@@ -75,6 +81,7 @@ class BookStore:
                 self.status_key(book_id),
                 mapping={"state": BookStatus.STORED, "reason": "", "at": now, "stored_at": now},
             )
+            pipe.zadd(self.stored_at_key, {book_id: now})
             pipe.execute()
 
     def iter_records(self, book_ids: Iterable[str], chunk: int = 500) -> Iterator[StoredRecord]:

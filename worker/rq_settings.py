@@ -6,21 +6,36 @@ each forked work horse starts with them ready instead of making them again for e
 job. Then ``gc.freeze()`` puts every object made so far out of the cyclic collector's
 reach: a horse's collections no longer walk the preloaded modules, so they no longer
 write to (and copy) the pages those live on.
+
+The worker serves the control queue, then the book queue, then the refresh queue: RQ
+takes a job from the first queue in the list that has one. At start it also makes sure
+the periodic jobs (refresh rounds, callback checks) are scheduled.
 """
 
 import gc
+import logging
+
+from redis import Redis
+from redis.exceptions import RedisError
 
 from books.logs import LOGGING
 from books.settings import stop_on_config_error
-from worker import tasks
+from worker import callbacks, refresh, tasks
 
 with stop_on_config_error():
     _settings = tasks.settings()
 tasks.session()
 
 REDIS_URL = _settings.redis_url
-QUEUES = [_settings.queue_name]
+QUEUES = _settings.worker_queues
 # JSON lines on stdout, as the web writes them.
 DICT_CONFIG = LOGGING
+
+try:
+    with Redis.from_url(REDIS_URL, socket_connect_timeout=_settings.redis_socket_timeout) as _redis:
+        refresh.schedule_round(_redis, _settings)
+        callbacks.schedule_check(_redis, _settings)
+except RedisError as error:  # the worker itself waits for Redis; a later run schedules them
+    logging.getLogger(__name__).warning("could not schedule the periodic jobs: %s", error)
 
 gc.freeze()

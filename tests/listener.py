@@ -1,0 +1,58 @@
+"""A local callback receiver: records every POST and answers with the statuses it is told."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class Listener:
+    """``Listener(500, 200)`` answers 500 to the first POST, then 200 to every other one."""
+
+    def __init__(self, *statuses: int, location: str | None = None) -> None:
+        self.statuses = list(statuses) or [200]
+        self.location = location
+        self.received: list[Received] = []
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Listener:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def answer(self, received: Received) -> int:
+        with self.lock:
+            self.received.append(received)
+            return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+
+
+def _handler(listener: Listener):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # quiet
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            status = listener.answer(Received(self.path, dict(self.headers), body))
+            self.send_response(status)
+            if listener.location and 300 <= status < 400:
+                self.send_header("Location", listener.location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    return Handler
