@@ -8,6 +8,7 @@ refresh queue, so the refresh backlog never grows past it.
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from typing import cast
@@ -67,8 +68,30 @@ def stale_book_ids(queue: BookQueue, limit: int) -> list[BookId]:
     return chosen[:limit]
 
 
+def index_earlier_records(queue: BookQueue, chunk: int = 1000) -> int:
+    """Add to the stored-at index the records written before the index existed, once (a
+    marker key says it is done); return how many were added. Only the first round of a
+    store upgraded from a version without the index pays for this scan."""
+    store, redis = queue.store, queue.redis
+    marker = f"{store.stored_at_key}:complete"
+    if redis.exists(marker):
+        return 0
+    added = 0
+    book_ids = store.stored_book_ids()
+    while batch := list(itertools.islice(book_ids, chunk)):
+        with redis.pipeline(transaction=False) as pipe:
+            for book_id in batch:
+                pipe.hget(store.status_key(book_id), "stored_at")
+            written = pipe.execute()
+        entries = {book_id: float(at or 0) for book_id, at in zip(batch, written, strict=True)}
+        added += int(redis.zadd(store.stored_at_key, entries, nx=True) or 0)
+    redis.set(marker, 1)
+    return added
+
+
 def refresh_round(queue: BookQueue) -> dict[BookId, Outcome]:
     """Queue the stalest books on the refresh queue, topping it up to REFRESH_BATCH."""
+    index_earlier_records(queue)
     room = queue.settings.refresh_batch - queue.redis.llen(queue.refresh_queue.key)
     if room <= 0:
         return {}

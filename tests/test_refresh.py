@@ -48,6 +48,18 @@ def test_stale_books_come_oldest_first_bounded_and_skip_a_recent_failed_refresh(
     assert stale_book_ids(queue, 2) == ["2", "1"]
 
 
+def test_the_first_round_indexes_records_written_before_the_index(queue):
+    queue.redis.set(queue.store.record_key("7"), b"an earlier record")
+    queue.redis.hset(queue.store.status_key("7"), mapping={"stored_at": time.time() - 2 * DAY})
+    queue.redis.set(queue.store.record_key("8"), b"an earlier record without its write time")
+    store(queue, "9", 60)
+    assert refresh_round(queue) == {"8": "queued", "7": "queued"}  # no write time: the oldest
+    assert queue.redis.zscore(queue.store.stored_at_key, "9") > time.time() - 120  # indexed ones keep theirs
+    queue.redis.set(queue.store.record_key("10"), b"written after the marker by an older web process")
+    refresh_round(queue)
+    assert queue.redis.zscore(queue.store.stored_at_key, "10") is None  # the scan runs once
+
+
 def test_a_round_tops_the_refresh_queue_up_to_refresh_batch(queue):
     for n in range(6):
         store(queue, str(n), DAY + n)
