@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
 from typing import Any
 
 
@@ -42,6 +43,14 @@ class Settings:
     record_cache_size: int = 10_000
     rq_dashboard_username: str = ""
     rq_dashboard_password: str = ""
+    # Limits of the web side against abuse (app/limits.py), and who a client is.
+    post_budget: int = 600
+    post_budget_window: int = 60
+    max_queued_books: int = 1_000_000
+    api_tokens: tuple[str, ...] = dataclass_field(default=(), repr=False)
+    trusted_proxy_hops: int = 0
+    dashboard_login_failures: int = 5
+    dashboard_lockout_max: int = 300
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +80,19 @@ class Settings:
             raise ConfigError("GOODREADS_BASE_URL must be an http(s) origin")
         if bool(self.rq_dashboard_username) != bool(self.rq_dashboard_password):
             raise ConfigError("set both RQ_DASHBOARD_USERNAME and RQ_DASHBOARD_PASSWORD, or neither")
+        self._validate_web_limits()
+
+    def _validate_web_limits(self) -> None:
+        if self.post_budget < 0 or self.post_budget_window < 1:
+            raise ConfigError("POST_BUDGET must be 0 (no limit) or more, POST_BUDGET_WINDOW at least 1")
+        if self.max_queued_books < 0:
+            raise ConfigError("MAX_QUEUED_BOOKS must be 0 (no bound) or more")
+        if self.trusted_proxy_hops < 0:
+            raise ConfigError("TRUSTED_PROXY_HOPS must be 0 (no proxy) or more")
+        if self.dashboard_login_failures < 0 or self.dashboard_lockout_max < 1:
+            raise ConfigError("DASHBOARD_LOGIN_FAILURES must be 0 or more, DASHBOARD_LOCKOUT_MAX at least 1")
+        if any(not token.isprintable() or " " in token for token in self.api_tokens):
+            raise ConfigError("API_TOKENS must be comma-separated tokens without spaces")
 
     @property
     def origin(self) -> str:
@@ -90,6 +112,8 @@ def _convert(name: str, kind: Any, raw: str) -> Any:
             return float(raw)
         if kind == "tuple[int, ...]":
             return tuple(int(part) for part in raw.split(",") if part.strip())
+        if kind == "tuple[str, ...]":
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
     except ValueError:
         raise ConfigError(f"{name.upper()}={raw!r} is not a valid {kind}") from None
     return raw
