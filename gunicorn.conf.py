@@ -13,9 +13,10 @@ wsgi_app = "app:create_app()"
 # answering the errors gunicorn answers itself (a request line too long, malformed headers)
 # in the service's JSON shape; the access log as one JSON event per request.
 worker_class = "app.gunicorn_worker.JsonErrorWorker"
-# Connections each worker serves at once; a request's headers must arrive within keepalive s.
+# Connections each worker serves at once. A request's headers must arrive within keepalive
+# seconds, which is also how long an idle connection stays open (and so a graceful stop waits).
 worker_connections = 1000
-keepalive = 5
+keepalive = 2
 logger_class = "app.gunicorn_logger.JsonAccessLogger"
 logconfig_dict = LOGGING
 # gunicorn's maximum, so that every link of up to 2,048 characters fits even percent-encoded.
