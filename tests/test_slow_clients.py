@@ -24,3 +24,26 @@ def test_lookups_are_answered_during_a_slow_client_storm(make_service, headers, 
     assert statuses == {404} and len(results) >= 20, (statuses, len(results))
     assert p99 < 1.0, f"p99 {p99:.3f} s over {len(results)} lookups"
     assert posted.status_code == 202
+
+
+def test_the_record_cache_answers_under_the_gevent_worker(make_service, redis):
+    """The record cache's listener (a thread, a greenlet once gevent has patched threading)
+    goes live in gunicorn's worker: repeated lookups of a stored book stop reading Redis."""
+    from books.store import BookStore
+    from tests.origin import book_page
+    from tests.processes import wait_until
+    from worker.parser import parse_book_page
+
+    service = make_service(workers=0, WEB_CONCURRENCY="1")
+    BookStore(redis).save_record("42", parse_book_page(book_page("42"), "42"))
+    url, params = f"{service.url}/getBookInfo", {"url": "goodreads.com/book/show/42"}
+
+    def record_reads() -> int:
+        return int(redis.info("commandstats").get("cmdstat_get", {}).get("calls", 0))
+
+    def kept() -> bool:
+        before = record_reads()
+        answers = [requests.get(url, params=params, timeout=10).status_code for _ in range(5)]
+        return answers == [200] * 5 and record_reads() == before
+
+    wait_until(kept, 20, 0.2, "lookups answered from the record cache")
