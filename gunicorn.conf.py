@@ -14,12 +14,27 @@ with stop_on_config_error():
     Settings.from_env()
 
 wsgi_app = "app:create_app()"
-# Errors gunicorn answers itself (a request line too long, malformed headers) in the
-# service's JSON shape; the access log as one JSON event per request.
+# gevent workers (one greenlet per connection, so slow clients cannot hold the workers),
+# answering the errors gunicorn answers itself (a request line too long, malformed headers)
+# in the service's JSON shape; the access log as one JSON event per request.
 worker_class = "app.gunicorn_worker.JsonErrorWorker"
+# Connections each worker serves at once. A request's headers must arrive within keepalive
+# seconds, which is also how long an idle connection stays open (and so a graceful stop waits).
+worker_connections = 1000
+keepalive = 2
 logger_class = "app.gunicorn_logger.JsonAccessLogger"
 logconfig_dict = LOGGING
 # gunicorn's maximum, so that every link of up to 2,048 characters fits even percent-encoded.
 limit_request_line = 8190
 timeout = 30
 graceful_timeout = 20
+
+
+def when_ready(server) -> None:  # type: ignore[no-untyped-def]
+    """Say once, as the service starts, who the dashboard answers (a warning when no
+    credentials are set)."""
+    from app.dashboard import dashboard_access
+
+    settings = Settings.from_env()
+    say = server.log.info if settings.dashboard_auth_enabled else server.log.warning
+    say(dashboard_access(settings))

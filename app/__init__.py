@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from flask import Flask
 from redis import Redis
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.api import bp
 from app.dashboard import mount_dashboard
 from app.errors import register_error_handlers
+from app.limits import PostBudget
 from app.record_cache import RecordCache
 from books.batches import Batches
 from books.queue import BookQueue
@@ -15,9 +17,14 @@ from books.settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Build the app: settings, one Redis client, the book queue, the record cache, routes, dashboard, errors."""
+    """Build the app: settings, one Redis client, the book queue, the record cache, limits, routes, dashboard,
+    errors."""
     settings = settings or Settings.from_env()
     app = Flask(__name__)
+    if settings.trusted_proxy_hops:
+        # The client's address, scheme and host as the trusted proxies saw them (app/limits.py).
+        hops = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
@@ -30,11 +37,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     queue = BookQueue(redis, settings)
     app.extensions["book_queue"] = queue
     app.extensions["batches"] = Batches(redis, settings.key_prefix, settings.batch_ttl)
+    app.extensions["post_budget"] = PostBudget(
+        redis, settings.key_prefix, settings.post_budget, settings.post_budget_window
+    )
     app.extensions["record_cache"] = RecordCache(
         settings.redis_url, queue.store.record_key(""), settings.record_cache_size, settings.redis_socket_timeout
     )
 
     app.register_blueprint(bp)
-    mount_dashboard(app, settings)
+    mount_dashboard(app, settings, redis)
     register_error_handlers(app)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -10,8 +11,10 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 from prometheus_client import CONTENT_TYPE_LATEST
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.errors import ApiError
+from app.limits import PostBudget, client_address
 from app.metrics import render_metrics
 from app.record_cache import RecordCache
 from books.batches import Batches, book_ids, progress
@@ -19,7 +22,7 @@ from books.callbacks import refusal, wait_for_batch
 from books.counters import Counters
 from books.export import FORMATS, export_lines
 from books.links import BookId, Refusal, canonical_url, parse_link
-from books.queue import BookQueue, job_id
+from books.queue import BookQueue, QueueFull, job_id
 from books.record import StoredRecord
 from books.status import BookState, BookStatus, Outcome
 from books.store import BookStore, UnsafeRecord
@@ -62,6 +65,57 @@ def _record_cache() -> RecordCache:
     return current_app.extensions["record_cache"]
 
 
+@bp.before_request
+def guard_writes() -> None:
+    """A POST needs one of the API tokens when ``API_TOKENS`` is set, and spends one of the
+    client's ``POST_BUDGET`` requests; reads are free."""
+    if request.method != "POST":
+        return
+    tokens = _queue().settings.api_tokens
+    if tokens and not _bearer_token_matches(tokens):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "this service takes links only with an API token: send 'Authorization: Bearer <token>'",
+            {"WWW-Authenticate": 'Bearer realm="goodreads-book-info"'},
+        )
+    budget: PostBudget = current_app.extensions["post_budget"]
+    wait = budget.spend(client_address())
+    if wait:
+        raise ApiError(
+            429,
+            "too_many_requests",
+            f"at most {budget.limit} POSTs per {budget.window} s from one client (POST_BUDGET); try again in {wait} s",
+            {"Retry-After": str(wait)},
+        )
+
+
+def _bearer_token_matches(tokens: tuple[str, ...]) -> bool:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return False
+    given_bytes = given.strip().encode()
+    # Every token is compared, in constant time each, so the timing tells nothing.
+    matches = [hmac.compare_digest(given_bytes, token.encode()) for token in tokens]
+    return any(matches)
+
+
+def _request_body() -> bytes:
+    """The whole body, or 413 past ``MAX_REQUEST_BYTES`` however it is sent. A body of a
+    declared length is read as declared; for a chunked one, werkzeug stops reading at the
+    limit without a word, and the JSON would merely look broken, so one byte more is read
+    from the server's stream (which ends at the chunked body's end) to tell."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None:
+        if request.content_length > limit:
+            raise RequestEntityTooLarge()
+        return request.get_data(cache=False)
+    body = request.input_stream.read(limit + 1)
+    if len(body) > limit:
+        raise RequestEntityTooLarge()
+    return body
+
+
 @bp.post("/parseGoodreadsLinks")
 def parse_goodreads_links() -> tuple[Response, int]:
     """Validate a JSON array of links and queue one job per book that needs one."""
@@ -70,7 +124,7 @@ def parse_goodreads_links() -> tuple[Response, int]:
     refresh = _flag("refresh")
     callback_url = _callback_url(queue)
     try:
-        links = json.loads(request.get_data(cache=False) or b"null")
+        links = json.loads(_request_body() or b"null")
     except (ValueError, RecursionError):
         raise ApiError(400, "invalid_json", "the body must be a JSON array of Goodreads book links") from None
     if not isinstance(links, list):
@@ -82,7 +136,16 @@ def parse_goodreads_links() -> tuple[Response, int]:
 
     parsed = [parse_link(link) for link in links]
     accepted = [result for result in parsed if not isinstance(result, Refusal)]
-    outcomes = queue.enqueue_books(accepted, refresh=refresh) if accepted else {}
+    try:
+        outcomes = queue.enqueue_books(accepted, refresh=refresh) if accepted else {}
+    except QueueFull as full:
+        raise ApiError(
+            503,
+            "queue_full",
+            f"{full.queued} books are waiting, and at most {full.bound} may (MAX_QUEUED_BOOKS): "
+            f"the {full.adding} books of this request were not queued; send them again later",
+            {"Retry-After": "60"},
+        ) from None
     results = [_link_result(link, result, outcomes) for link, result in zip(links, parsed, strict=True)]
     counts: dict[str, int] = {
         "links": len(links),

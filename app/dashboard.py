@@ -1,52 +1,192 @@
-"""rq-dashboard at /rqstatus, on the service's Redis, behind HTTP Basic auth when configured.
+"""rq-dashboard at /rqstatus, on the service's Redis, guarded.
 
-rq-dashboard has no authentication of its own. When ``RQ_DASHBOARD_USERNAME`` and
-``RQ_DASHBOARD_PASSWORD`` are set, every dashboard route (pages, JSON, requeue)
-asks for them. Deleting jobs and emptying queues is always switched off: the
-dashboard is for watching and requeueing, not for destroying.
+rq-dashboard has no access control of its own, so ``guard_dashboard`` runs first on each
+of its requests:
+
+- With ``RQ_DASHBOARD_USERNAME`` and ``RQ_DASHBOARD_PASSWORD`` set, every route asks for
+  them (HTTP Basic). Wrong passwords slow down per client (``LoginThrottle``: after
+  ``DASHBOARD_LOGIN_FAILURES`` of them, the client waits longer after each, up to
+  ``DASHBOARD_LOCKOUT_MAX`` seconds, counted in Redis for every web process).
+- Without them, the dashboard answers loopback clients only (an operator on the host, or an
+  SSH tunnel); gunicorn's start-up log says so (``gunicorn.conf.py``).
+- Requeueing takes POST only, and a POST from a browser must come from the dashboard's own
+  origin (``Sec-Fetch-Site``, else ``Origin``): another site cannot make an operator's
+  browser requeue jobs. Deleting jobs and emptying queues stay switched off.
+
+Fetching a job unpickles its ``meta`` (and showing it, its data and result) with RQ's pickle
+serializer, so a crafted job hash would run code in the web process. Here the dashboard
+reads jobs with ``PlainValuesSerializer`` instead, which refuses every global but the
+service's own status enums: the book jobs' data (a call of ``worker.tasks.parse_book`` with
+a string, the function named by its dotted path), meta and results are plain values.
 """
 
 from __future__ import annotations
 
 import hmac
+import io
+import pickle
+from functools import partial
+from typing import Any
 
 import rq_dashboard
-from flask import Flask, request
+import rq_dashboard.web
+from flask import Flask, Response, request
+from redis import Redis
+from rq import Worker, requeue_job
+from rq.exceptions import DeserializationError
+from rq.job import Job
+from rq.serializers import DefaultSerializer
 from rq_dashboard.web import setup_rq_connection
 
 from app.errors import ApiError
+from app.limits import LoginThrottle, client_address, is_loopback
 from books.settings import Settings
 
 URL_PREFIX = "/rqstatus"
+# The dashboard's routes that change jobs: POST only, and only from its own pages.
+STATE_CHANGING_ENDPOINTS = frozenset(
+    f"{rq_dashboard.blueprint.name}.{name}"
+    for name in ("requeue_job_view", "requeue_all", "delete_job_view", "empty_queue", "compact_queue")
+)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Globals a job's pickles may name: the outcomes parse_book returns.
+ALLOWED_GLOBALS = frozenset({("books.status", "BookStatus"), ("books.status", "Outcome")})
 
 
-def mount_dashboard(app: Flask, settings: Settings) -> None:
+class RefusedPickle(pickle.UnpicklingError):
+    """A pickle names a global that jobs of this service never hold."""
+
+
+class _PlainValuesUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise RefusedPickle(f"refused to load {module}.{name}: the dashboard reads plain values only")
+
+
+class PlainValuesSerializer:
+    """RQ's pickle serializer, reading back plain values only."""
+
+    dumps = DefaultSerializer.dumps
+
+    @staticmethod
+    def loads(data: bytes) -> Any:
+        return _PlainValuesUnpickler(io.BytesIO(data)).load()
+
+
+class _PlainValuesJob(Job):
+    def __init__(self, id: str | None = None, connection: Redis | None = None, serializer: Any = None) -> None:
+        super().__init__(id, connection, serializer or PlainValuesSerializer)
+
+
+class _PlainValuesWorker(Worker):
+    job_class = _PlainValuesJob
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["serializer"] = kwargs.get("serializer") or PlainValuesSerializer
+        super().__init__(*args, **kwargs)
+
+
+def _read_jobs_as_plain_values() -> None:
+    """Point rq-dashboard's job reading at ``PlainValuesSerializer``: its serializer setting
+    for the views that pass one, and, for those that fetch jobs with RQ's default (the job
+    page, requeueing, the workers' current jobs), the names they call."""
+    web: Any = rq_dashboard.web
+    web.config.serializer = PlainValuesSerializer
+    web.Job = _PlainValuesJob
+    web.Worker = _PlainValuesWorker
+    web.requeue_job = partial(requeue_job, serializer=PlainValuesSerializer)
+
+
+def mount_dashboard(app: Flask, settings: Settings, redis: Redis) -> None:
     app.config["RQ_DASHBOARD_REDIS_URL"] = settings.redis_url
     app.config["RQ_DASHBOARD_DISABLE_DELETE"] = True
+    _read_jobs_as_plain_values()
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=URL_PREFIX)
     setup_rq_connection(app)
+    throttle = LoginThrottle(
+        redis, settings.key_prefix, settings.dashboard_login_failures, settings.dashboard_lockout_max
+    )
 
     def guard_dashboard() -> None:
-        """Ask for credentials when configured; answer 503 JSON (not the dashboard's
-        own HTML "Connection Error" page) while Redis is unreachable."""
-        if settings.dashboard_auth_enabled and not _credentials_match(settings):
+        """Who may see the dashboard, and which requests may change jobs (see the module's
+        docstring); 503 JSON (not the dashboard's own HTML "Connection Error" page) while Redis
+        is unreachable."""
+        client = client_address()
+        if settings.dashboard_auth_enabled:
+            _check_credentials(settings, throttle, client)
+        elif not is_loopback(client):
             raise ApiError(
-                401,
-                "unauthorized",
-                "the dashboard needs a user name and password",
-                {"WWW-Authenticate": 'Basic realm="rq-dashboard", charset="UTF-8"'},
+                403,
+                "dashboard_local_only",
+                "the dashboard has no credentials set (RQ_DASHBOARD_USERNAME, RQ_DASHBOARD_PASSWORD), "
+                "so it answers clients on this host only",
             )
+        if request.endpoint in STATE_CHANGING_ENDPOINTS and request.method != "POST":
+            raise ApiError(405, "method_not_allowed", "this dashboard action takes POST only", {"Allow": "POST"})
+        if request.method not in SAFE_METHODS and not _from_own_origin():
+            raise ApiError(403, "cross_site_request", "dashboard actions are taken from the dashboard's own pages")
         # setup_rq_connection sets redis_conn on the app, which Flask's types do not know.
         app.redis_conn.ping()  # type: ignore[attr-defined]  # raises ConnectionError → 503 JSON
 
     # Runs for the dashboard's requests only (first, before its own hooks), not for the API's.
     app.before_request_funcs.setdefault(rq_dashboard.blueprint.name, []).insert(0, guard_dashboard)
+    app.register_error_handler(RefusedPickle, _refused_job)
+    app.register_error_handler(DeserializationError, _refused_job)
 
 
-def _credentials_match(settings: Settings) -> bool:
+def dashboard_access(settings: Settings) -> str:
+    """One line for the start-up log: who the dashboard answers."""
+    if settings.dashboard_auth_enabled:
+        return f"rq-dashboard at {URL_PREFIX} asks for RQ_DASHBOARD_USERNAME and RQ_DASHBOARD_PASSWORD"
+    return (
+        f"rq-dashboard at {URL_PREFIX} has no credentials (RQ_DASHBOARD_USERNAME, RQ_DASHBOARD_PASSWORD): "
+        "it answers clients on this host (loopback) only"
+    )
+
+
+def _check_credentials(settings: Settings, throttle: LoginThrottle, client: str) -> None:
+    wait = throttle.wait(client)
+    if wait:
+        raise ApiError(
+            429,
+            "too_many_failed_logins",
+            f"too many wrong passwords from this client; try again in {wait} s",
+            {"Retry-After": str(wait)},
+        )
     auth = request.authorization
-    if auth is None or auth.type != "basic":
-        return False
-    user_ok = hmac.compare_digest((auth.username or "").encode(), settings.rq_dashboard_username.encode())
-    password_ok = hmac.compare_digest((auth.password or "").encode(), settings.rq_dashboard_password.encode())
+    if auth is not None and auth.type == "basic":
+        if _credentials_match(settings, auth.username or "", auth.password or ""):
+            throttle.succeeded(client)
+            return
+        throttle.failed(client)
+    raise ApiError(
+        401,
+        "unauthorized",
+        "the dashboard needs a user name and password",
+        {"WWW-Authenticate": 'Basic realm="rq-dashboard", charset="UTF-8"'},
+    )
+
+
+def _credentials_match(settings: Settings, username: str, password: str) -> bool:
+    user_ok = hmac.compare_digest(username.encode(), settings.rq_dashboard_username.encode())
+    password_ok = hmac.compare_digest(password.encode(), settings.rq_dashboard_password.encode())
     return user_ok and password_ok
+
+
+def _from_own_origin() -> bool:
+    """Whether a browser sent this request from the dashboard's own origin; a request that
+    carries neither header comes from no browser (curl, a script) and needs the password alone."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        return origin == request.host_url.rstrip("/")
+    return True
+
+
+def _refused_job(error: Exception) -> tuple[Response, int]:
+    return ApiError(
+        422, "unsafe_job_data", f"the job holds data that is not plain values and was not read: {error}"
+    ).response()

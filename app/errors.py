@@ -1,8 +1,8 @@
 """One JSON shape for every error: ``{"error": <code>, "message": <text>}``.
 
 The routes raise ``ApiError``; Flask's own 4xx (unknown path, wrong method, oversized
-body) and routing redirects, Redis being unreachable and anything unexpected answer in
-the same shape, never as HTML and never with a traceback.
+body) and routing redirects, Redis being unreachable or refusing writes, and anything
+unexpected answer in the same shape, never as HTML and never with a traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
@@ -68,6 +69,18 @@ def register_error_handlers(app: Flask) -> None:
         log.warning("Redis is unreachable: %s", error)
         return ApiError(
             503, "redis_unavailable", "the service's storage is unreachable; try again shortly", {"Retry-After": "5"}
+        ).response()
+
+    @app.errorhandler(OutOfMemoryError)
+    @app.errorhandler(ReadOnlyError)
+    def redis_refuses_writes(error: Exception) -> tuple[Response, int]:
+        log.warning("Redis refuses writes: %s", error)
+        if isinstance(error, OutOfMemoryError):
+            code, reason = "redis_out_of_memory", "the service's storage is full (Redis is at its maxmemory)"
+        else:
+            code, reason = "redis_read_only", "the service's storage is read-only (a Redis replica)"
+        return ApiError(
+            503, code, f"{reason}; the request was not carried out; try again later", {"Retry-After": "30"}
         ).response()
 
     @app.errorhandler(Exception)

@@ -1,18 +1,21 @@
-"""gunicorn's sync worker, answering the errors gunicorn raises itself (a request line
+"""gunicorn's gevent worker, answering the errors gunicorn raises itself (a request line
 or headers too long, a malformed request line) in the service's JSON error shape
-instead of gunicorn's HTML page. Everything else is gunicorn's own behaviour."""
+instead of gunicorn's HTML page. Everything else is gunicorn's own behaviour.
+
+gevent serves each connection in its own greenlet, so a client that sends its request a
+byte at a time holds one greenlet, not one of the few worker processes; gunicorn gives up
+on a request whose headers take longer than ``keepalive`` seconds.
+"""
 
 from __future__ import annotations
 
 import json
 import socket
-from typing import TYPE_CHECKING, Any
+import warnings
 
+from gevent.monkey import MonkeyPatchWarning
 from gunicorn import util
-from gunicorn.workers.sync import SyncWorker
-
-if TYPE_CHECKING:
-    from gunicorn.http.message import Request
+from gunicorn.workers.ggevent import GeventWorker
 
 
 def write_json_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
@@ -25,13 +28,18 @@ def write_json_error(sock: socket.socket, status_int: int, reason: str, mesg: st
     util.write_nonblock(sock, head + body)
 
 
-class JsonErrorWorker(SyncWorker):
-    def handle_error(self, req: Request | None, client: socket.socket, addr: Any, exc: BaseException) -> None:
-        # gunicorn builds its error page with util.write_error; swap it for the JSON one
-        # while its own handler runs (a sync worker handles one request at a time).
-        html_writer = util.write_error
+class JsonErrorWorker(GeventWorker):
+    def patch(self) -> None:
+        # gunicorn imports ssl (for its TLS settings) before a worker patches the standard
+        # library, and gevent warns of that on stderr, outside the JSON logs. It is harmless
+        # here: nothing makes a TLS context before the patch (redis-py makes one, for a
+        # rediss:// REDIS_URL, when it connects).
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Monkey-patching ssl after ssl", MonkeyPatchWarning)
+            super().patch()
+
+    def init_process(self) -> None:
+        # gunicorn writes its error pages with util.write_error (Worker.handle_error); this
+        # process serves the service alone, so every one of them is written as JSON.
         util.write_error = write_json_error
-        try:
-            super().handle_error(req, client, addr, exc)
-        finally:
-            util.write_error = html_writer
+        super().init_process()

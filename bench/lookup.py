@@ -48,6 +48,13 @@ def wrk_script(folder: Path) -> Path:
 
 
 def run_wrk(url: str, script: Path, seconds: int, connections: int) -> tuple[float, float, int]:
+    """Requests per second, p99 latency in ms, and the number of non-2xx answers."""
+    rps, _, p99_ms, errors = run_wrk_latencies(url, script, seconds, connections)
+    return rps, p99_ms, errors
+
+
+def run_wrk_latencies(url: str, script: Path, seconds: int, connections: int) -> tuple[float, float, float, int]:
+    """Requests per second, p50 and p99 latency in ms, and the number of non-2xx answers."""
     output = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True,
@@ -55,10 +62,13 @@ def run_wrk(url: str, script: Path, seconds: int, connections: int) -> tuple[flo
         check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", output)
-    p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return rps, p99_ms, int(non_2xx.group(1)) if non_2xx else 0
+    return rps, _latency_ms(output, "50%"), _latency_ms(output, "99%"), int(non_2xx.group(1)) if non_2xx else 0
+
+
+def _latency_ms(output: str, percentile: str) -> float:
+    found = re.search(rf"{percentile}\s+([\d.]+)(us|ms|s)", output)
+    return float(found.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[found.group(2)]
 
 
 def main() -> None:

@@ -148,6 +148,16 @@ def _compress(data: bytes) -> bytes:
     return compressor.compress(data) + compressor.flush()
 
 
+class QueueFull(Exception):
+    """Queueing the books would take the queue past ``MAX_QUEUED_BOOKS``: none was queued."""
+
+    def __init__(self, queued: int, adding: int, bound: int) -> None:
+        super().__init__(f"{queued} books queued, {adding} more asked for, at most {bound} allowed")
+        self.queued = queued
+        self.adding = adding
+        self.bound = bound
+
+
 class BookQueue:
     """The book queue: batch enqueue with dedup, each book's state, the queue's counts."""
 
@@ -175,11 +185,24 @@ class BookQueue:
         moves to the book queue. Either way a book has one job at a time.
         """
         unique = list(dict.fromkeys(book_ids))
+        if not low_priority:  # refresh rounds are bounded by REFRESH_BATCH instead
+            self._check_room(len(unique))
         outcomes: dict[BookId, Outcome] = {}
         queue = self.refresh_queue if low_priority else self.rq_queue
         for start in range(0, len(unique), BATCH):
             outcomes.update(self._enqueue_batch(unique[start : start + BATCH], refresh, queue))
         return outcomes
+
+    def _check_room(self, adding: int) -> None:
+        """Refuse, before queueing any, books that could take the waiting jobs past
+        ``MAX_QUEUED_BOOKS`` (each book counts, even one that turns out stored or already
+        queued). Concurrent requests can pass it together: the bound is soft by their size."""
+        bound = self.settings.max_queued_books
+        if not bound:
+            return
+        queued = self.redis.llen(self.rq_queue.key)
+        if queued + adding > bound:
+            raise QueueFull(queued, adding, bound)
 
     def _enqueue_batch(self, book_ids: list[BookId], refresh: bool, queue: Queue) -> dict[BookId, Outcome]:
         job = self.build_job(TEMPLATE_BOOK_ID, queue)  # each book changes only its args

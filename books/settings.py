@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
 from typing import Any
 
 
@@ -56,6 +57,14 @@ class Settings:
     # older than REFRESH_AFTER, on a queue workers serve only when the main queue is empty.
     refresh_every: int = 0
     refresh_batch: int = 100
+    # Limits of the web side against abuse (app/limits.py), and who a client is.
+    post_budget: int = 600
+    post_budget_window: int = 60
+    max_queued_books: int = 1_000_000
+    api_tokens: tuple[str, ...] = dataclass_field(default=(), repr=False)
+    trusted_proxy_hops: int = 0
+    dashboard_login_failures: int = 5
+    dashboard_lockout_max: int = 300
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -93,6 +102,16 @@ class Settings:
             raise ConfigError("CALLBACK_RETRY_INTERVALS must not be negative")
         if self.refresh_every < 0 or self.refresh_batch < 1 or self.refresh_after < 0:
             raise ConfigError("REFRESH_EVERY (0: off) and REFRESH_AFTER must not be negative, REFRESH_BATCH positive")
+        if self.post_budget < 0 or self.post_budget_window < 1:
+            raise ConfigError("POST_BUDGET must be 0 (no limit) or more, POST_BUDGET_WINDOW at least 1")
+        if self.max_queued_books < 0:
+            raise ConfigError("MAX_QUEUED_BOOKS must be 0 (no bound) or more")
+        if self.trusted_proxy_hops < 0:
+            raise ConfigError("TRUSTED_PROXY_HOPS must be 0 (no proxy) or more")
+        if self.dashboard_login_failures < 0 or self.dashboard_lockout_max < 1:
+            raise ConfigError("DASHBOARD_LOGIN_FAILURES must be 0 or more, DASHBOARD_LOCKOUT_MAX at least 1")
+        if any(not token.isprintable() or " " in token for token in self.api_tokens):
+            raise ConfigError("API_TOKENS must be comma-separated tokens without spaces")
 
     @property
     def origin(self) -> str:
@@ -143,6 +162,8 @@ def _convert(name: str, kind: Any, raw: str) -> Any:
             return float(raw)
         if kind == "tuple[int, ...]":
             return tuple(int(part) for part in raw.split(",") if part.strip())
+        if kind == "tuple[str, ...]":
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
     except ValueError:
         raise ConfigError(f"{name.upper()}={raw!r} is not a valid {kind}") from None
     return raw

@@ -1,0 +1,186 @@
+"""The web side's limits in process: POST budget, API tokens, the queue's bound, oversized
+bodies, Redis refusing writes, the trusted proxy hops, and the dashboard's guard."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+
+import pytest
+from redis import Redis
+from rq import Queue
+
+from app import create_app
+from books.settings import ConfigError, Settings
+from tests.processes import RedisServer, free_port
+
+LINK = "https://www.goodreads.com/book/show/{}"
+OUTSIDE = {"REMOTE_ADDR": "203.0.113.5"}
+
+
+def post_links(client, *ids, **kwargs):
+    return client.post("/parseGoodreadsLinks", json=[LINK.format(n) for n in ids], **kwargs)
+
+
+def test_the_post_budget_refuses_with_retry_after_and_counts_per_client(configure):
+    app = create_app(configure(POST_BUDGET="3", POST_BUDGET_WINDOW="60"))
+    client = app.test_client()
+    assert [post_links(client, n).status_code for n in (1, 2, 3)] == [202, 202, 202]
+    refused = post_links(client, 4)
+    assert refused.status_code == 429 and refused.json["error"] == "too_many_requests"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert client.get("/getBookInfo", query_string={"url": LINK.format(1)}).status_code == 202  # reads are free
+    assert post_links(client, 4, environ_base=OUTSIDE).status_code == 202  # another client has its own budget
+
+
+def test_client_addresses_come_from_the_trusted_proxy_hops_only(configure):
+    forwarded = [{"X-Forwarded-For": "198.51.100.1"}, {"X-Forwarded-For": "198.51.100.2"}]
+    behind_proxy = create_app(configure(POST_BUDGET="1", TRUSTED_PROXY_HOPS="1")).test_client()
+    assert [post_links(behind_proxy, n, headers=h).status_code for n, h in zip((1, 2), forwarded, strict=True)] == [
+        202,
+        202,
+    ]
+    direct = create_app(configure(POST_BUDGET="1", TRUSTED_PROXY_HOPS="0")).test_client()
+    assert [post_links(direct, n, headers=h).status_code for n, h in zip((3, 4), forwarded, strict=True)] == [202, 429]
+
+
+def test_api_tokens_guard_posts_only(configure):
+    client = create_app(configure(API_TOKENS="tok-alpha, tok-beta")).test_client()
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic tok-beta"}):
+        refused = post_links(client, 1, headers=headers)
+        assert refused.status_code == 401 and refused.json["error"] == "unauthorized"
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+    assert post_links(client, 1, headers={"Authorization": "Bearer tok-beta"}).status_code == 202
+    assert client.get("/getBookInfo", query_string={"url": LINK.format(1)}).status_code == 202
+
+
+def test_api_tokens_stay_out_of_the_settings_repr():
+    assert "tok-secret" not in repr(Settings.from_env({"API_TOKENS": "tok-secret"}))
+    with pytest.raises(ConfigError, match="API_TOKENS"):
+        Settings.from_env({"API_TOKENS": "a b"})
+
+
+def test_past_max_queued_books_a_post_queues_nothing(configure, redis):
+    client = create_app(configure(MAX_QUEUED_BOOKS="5")).test_client()
+    assert post_links(client, 1, 2, 3).status_code == 202
+    refused = post_links(client, 4, 5, 6)
+    assert refused.status_code == 503 and refused.json["error"] == "queue_full"
+    assert "MAX_QUEUED_BOOKS" in refused.json["message"] and refused.headers["Retry-After"]
+    assert redis.llen("rq:queue:bookInfoParser") == 3
+    assert not redis.exists("rq:job:book-4", "rq:job:book-5", "rq:job:book-6")
+    assert post_links(client, 4, 5).status_code == 202  # up to the bound
+
+
+def test_oversized_bodies_answer_413_however_they_are_sent(configure):
+    client = create_app(configure(MAX_REQUEST_BYTES="1000")).test_client()
+    body = json.dumps([LINK.format(n) for n in range(100)]).encode()  # > 1,000 bytes
+    with_length = client.post("/parseGoodreadsLinks", data=body, content_type="application/json")
+    streamed = client.post("/parseGoodreadsLinks", input_stream=io.BytesIO(body), content_type="application/json")
+    for response in (with_length, streamed):
+        assert response.status_code == 413, response.json
+        assert response.json["error"] == "request_entity_too_large"
+    exactly = json.dumps([LINK.format(1)]).encode().ljust(1000)
+    at_limit = client.post("/parseGoodreadsLinks", input_stream=io.BytesIO(exactly), content_type="application/json")
+    assert at_limit.status_code == 202
+
+
+def test_redis_out_of_memory_answers_503(configure, redis):
+    client = create_app(configure()).test_client()
+    redis.config_set("maxmemory", "1")
+    try:
+        refused = post_links(client, 1)
+    finally:
+        redis.config_set("maxmemory", "0")
+    assert refused.status_code == 503 and refused.json["error"] == "redis_out_of_memory"
+    assert refused.headers["Retry-After"]
+    assert not redis.exists("rq:job:book-1")
+
+
+def test_a_read_only_redis_replica_answers_503(configure):
+    replica = RedisServer()
+    replica.start()
+    try:
+        Redis(port=replica.port).replicaof("127.0.0.1", free_port())  # a primary that never answers
+        client = create_app(configure(REDIS_URL=replica.url)).test_client()
+        refused = post_links(client, 1)
+        assert refused.status_code == 503 and refused.json["error"] == "redis_read_only"
+    finally:
+        replica.cleanup()
+
+
+# The dashboard: who may see it, and which requests may change jobs.
+
+
+def test_the_anonymous_dashboard_answers_loopback_clients_only(client):
+    assert client.get("/rqstatus/").status_code == 200  # the test client comes from 127.0.0.1
+    refused = client.get("/rqstatus/", environ_base=OUTSIDE)
+    assert refused.status_code == 403 and refused.json["error"] == "dashboard_local_only"
+    assert client.get("/rqstatus/0/data/queues.json", environ_base={"REMOTE_ADDR": "::1"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}, 403),
+        ({"Sec-Fetch-Site": "same-site"}, 403),
+        ({"Origin": "https://evil.example"}, 403),
+        ({"Origin": "null"}, 403),
+        ({"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"}, 200),
+        ({"Origin": "http://localhost"}, 200),
+        ({}, 200),  # no browser: the password (here, loopback) alone
+    ],
+)
+def test_dashboard_actions_refuse_cross_site_requests(client, headers, status):
+    response = client.post("/rqstatus/requeue/bookInfoParser", headers=headers)
+    assert response.status_code == status
+    if status == 403:
+        assert response.json["error"] == "cross_site_request"
+
+
+def test_requeue_takes_post_only(client):
+    refused = client.get("/rqstatus/requeue/bookInfoParser")
+    assert refused.status_code == 405 and refused.headers["Allow"] == "POST"
+
+
+def test_wrong_dashboard_passwords_slow_down_per_client(configure):
+    client = create_app(
+        configure(RQ_DASHBOARD_USERNAME="op", RQ_DASHBOARD_PASSWORD="right", DASHBOARD_LOGIN_FAILURES="2")
+    ).test_client()
+    assert [client.get("/rqstatus/", auth=("op", "wrong")).status_code for _ in range(3)] == [401, 401, 401]
+    locked = client.get("/rqstatus/", auth=("op", "right"))
+    assert locked.status_code == 429 and locked.json["error"] == "too_many_failed_logins"
+    assert 1 <= int(locked.headers["Retry-After"]) <= 300
+    assert client.get("/rqstatus/", auth=("op", "right"), environ_base=OUTSIDE).status_code == 200
+
+
+class RunsCode:
+    """Unpickling this creates a file: what a crafted job hash could do."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_the_dashboard_does_not_run_code_from_a_crafted_job(client, redis, tmp_path):
+    marker = tmp_path / "ran"
+    job = Queue("bookInfoParser", connection=redis).enqueue("worker.tasks.parse_book", "1", job_id="book-1")
+    job.set_status("failed")
+    job.failed_job_registry.add(job, ttl=600)
+    redis.hset(
+        job.key, mapping={"meta": pickle.dumps(RunsCode(str(marker))), "data": pickle.dumps(RunsCode(str(marker)))}
+    )
+    for path in (
+        "/rqstatus/0/view/job/book-1",
+        "/rqstatus/0/data/job/book-1.json",
+        "/rqstatus/0/data/jobs/bookInfoParser/failed/8/asc/1.json",
+        "/rqstatus/0/data/jobs/bookInfoParser/queued/8/asc/1.json",
+        "/rqstatus/0/data/workers.json",
+    ):
+        response = client.get(path)
+        assert response.status_code in (200, 422), (path, response.status_code)
+    assert client.post("/rqstatus/job/book-1/requeue").status_code in (200, 422)
+    assert client.post("/rqstatus/requeue/bookInfoParser").status_code in (200, 422)
+    assert not marker.exists()
