@@ -31,7 +31,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["book_queue"] = queue
     app.extensions["batches"] = Batches(redis, settings.key_prefix, settings.batch_ttl)
     app.extensions["record_cache"] = RecordCache(
-        settings.redis_url, queue.store.record_key(""), settings.record_cache_size, settings.redis_socket_timeout
+        settings.redis_url,
+        queue.store.record_key(""),
+        settings.record_cache_size,
+        settings.redis_socket_timeout,
+        settings.record_cache_bytes,
     )
 
     app.register_blueprint(bp)

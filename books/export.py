@@ -1,4 +1,8 @@
-"""Records as CSV or JSON Lines, one line at a time, for streaming responses."""
+"""Records as CSV or JSON Lines, one line at a time, for streaming responses.
+
+The records come from ``BookStore.iter_records``, which leaves out (and logs) any record it
+refuses, so every record here is plain JSON data and every line can be written.
+"""
 
 from __future__ import annotations
 
@@ -25,12 +29,21 @@ def export_lines(records: Iterable[StoredRecord], export_format: str) -> Iterato
 
 
 def csv_value(value: Any) -> str:
-    """A cell: lists joined with "; ", contributors as "Name (Role)", null as empty."""
+    """A cell: lists joined with "; ", contributors as "Name (Role)", null as empty, any
+    other mapping as JSON (a stored record is plain data but need not have the usual shape)."""
     if value is None:
         return ""
     if isinstance(value, list):
-        return "; ".join(f"{item['name']} ({item['role']})" if isinstance(item, dict) else str(item) for item in value)
+        return "; ".join(_csv_item(item) for item in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
     return str(value)
+
+
+def _csv_item(item: Any) -> str:
+    if isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("role"), str):
+        return f"{item['name']} ({item['role']})"
+    return csv_value(item)
 
 
 def _csv_line(cells: Iterable[str]) -> str:

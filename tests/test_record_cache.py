@@ -24,7 +24,7 @@ def write(redis: Redis, book_id: str, value: bytes) -> None:
 
 @pytest.fixture
 def cache(redis_server: RedisServer, redis: Redis) -> Iterator[RecordCache]:
-    cache = RecordCache(redis_server.url, PREFIX, max_entries=3, socket_timeout=2.0)
+    cache = RecordCache(redis_server.url, PREFIX, max_entries=3, socket_timeout=2.0, max_bytes=1_000_000)
     cache.fetch("0", lambda: None)  # starts the listener
     wait_until(lambda: cache.live, 5, 0.01, "tracking to be on")
     yield cache
@@ -125,7 +125,7 @@ def test_while_redis_is_down_nothing_is_answered_from_the_cache(tmp_path):
     server = RedisServer()
     server.start()
     redis = Redis(port=server.port, socket_timeout=1)
-    cache = RecordCache(server.url, PREFIX, max_entries=10, socket_timeout=1.0)
+    cache = RecordCache(server.url, PREFIX, max_entries=10, socket_timeout=1.0, max_bytes=1_000_000)
     try:
         write(redis, "1", b"one")
         cache.fetch("1", lambda: None)
@@ -147,7 +147,7 @@ def test_while_redis_is_down_nothing_is_answered_from_the_cache(tmp_path):
 
 
 def test_size_zero_turns_the_cache_off(redis_server, redis):
-    cache = RecordCache(redis_server.url, PREFIX, max_entries=0, socket_timeout=1.0)
+    cache = RecordCache(redis_server.url, PREFIX, max_entries=0, socket_timeout=1.0, max_bytes=1_000_000)
     write(redis, "1", b"one")
     loads = Loads(redis)
     for _ in range(3):
