@@ -68,7 +68,7 @@ def test_a_redis_stop_under_honcho_loses_nothing_and_stops_nothing(own_redis, ow
         wait_until(service._web_answers, 30, message="gunicorn under honcho")
         wait_until(lambda: len(worker_pids(redis)) == 2, 30, message="two rq workers under honcho")
         workers_before = worker_pids(redis)
-        book_ids = [str(1000 + n) for n in range(40)]
+        book_ids = [str(1000 + n) for n in range(30)]
         for book_id in book_ids:
             own_origin.behave(book_id, "slow:1")
         assert post(service, *book_ids).status_code == 202

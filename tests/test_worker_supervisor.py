@@ -115,3 +115,12 @@ def test_the_live_worker_count_leaves_out_workers_not_heard_from_within_worker_t
     assert queue.worker_count() == 3
     assert queue.live_worker_count() == 2
     assert other.live_worker_count() == 1
+
+
+def test_a_burst_worker_is_run_once_in_the_supervisor_s_place(redis_server, redis, tmp_path):
+    env = {"PYTHONPATH": str(ROOT), "REDIS_URL": redis_server.url, "PATH": "/usr/bin:/bin"}
+    finished = subprocess.run(
+        [sys.executable, "-m", "worker.supervisor", "--burst"], cwd=ROOT, env=env, timeout=60, capture_output=True
+    )
+    assert finished.returncode == 0, finished.stdout[-2000:]
+    assert b"rq worker exited" not in finished.stdout

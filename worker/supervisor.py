@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import os
 import signal
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from books.settings import Settings
 # A run at least this long was not a crash loop: the next restart waits a second again.
 STABLE_RUN_SECONDS = 60.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+BURST_FLAGS = {"--burst", "-b"}
 
 log = logging.getLogger("worker.supervisor")
 
@@ -116,8 +118,11 @@ class Supervisor:
 
 def main(argv: list[str]) -> int:
     settings = Settings.from_env()
+    command = rq_worker_command(settings, argv)
+    if BURST_FLAGS & set(argv):  # a burst worker is meant to end when the queue is empty
+        os.execv(command[0], command)
     logging.config.dictConfig(LOGGING)
-    return Supervisor(rq_worker_command(settings, argv), settings.worker_restart_delay_max).run()
+    return Supervisor(command, settings.worker_restart_delay_max).run()
 
 
 if __name__ == "__main__":
