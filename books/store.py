@@ -28,7 +28,6 @@ import io
 import logging
 import math
 import pickle
-import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -43,7 +42,6 @@ from books.status import BookStatus
 
 log = logging.getLogger(__name__)
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _INT_BOUND = 2**63
 
 
@@ -73,7 +71,7 @@ def plain_record(value: object, limits: RecordLimits = RecordLimits()) -> Stored
     (saying why) if it is not a dict of plain values within ``limits``."""
     if type(value) is not dict:
         raise UnsafeRecord(f"a record is a dict, not {type(value).__name__}")
-    return cast(StoredRecord, _PlainWalk(limits).copy(value, 1))
+    return _PlainWalk(limits).copy(value, 1)
 
 
 class _PlainWalk:
@@ -83,20 +81,20 @@ class _PlainWalk:
         self.left = limits.max_bytes
         self.max_depth = limits.max_depth
 
-    def copy(self, value: object, depth: int) -> object:
+    def copy(self, value: Any, depth: int) -> Any:
         kind = type(value)
         if kind is str:
-            return self.text(cast(str, value))
+            return self.text(value)
         if value is None or kind is bool:
             self.spend(5)
             return value
         if kind is int:
-            if not -_INT_BOUND <= cast(int, value) < _INT_BOUND:
+            if not -_INT_BOUND <= value < _INT_BOUND:
                 raise UnsafeRecord("an integer beyond 64 bits")
             self.spend(len(repr(value)))
             return value
         if kind is float:
-            if not math.isfinite(cast(float, value)):
+            if not math.isfinite(value):
                 raise UnsafeRecord(f"{value} is not a JSON number")
             self.spend(len(repr(value)))
             return value
@@ -105,9 +103,9 @@ class _PlainWalk:
                 raise UnsafeRecord(f"nested deeper than {self.max_depth} levels")
             self.spend(2)
             if kind is dict:
-                return {self.key(key): self.copy(item, depth + 1) for key, item in cast(dict, value).items()}
+                return {self.key(key): self.copy(item, depth + 1) for key, item in value.items()}
             items = []
-            for item in cast(list, value):
+            for item in value:
                 self.spend(1)  # the comma
                 items.append(self.copy(item, depth + 1))
             return items
@@ -121,10 +119,14 @@ class _PlainWalk:
 
     def text(self, text: str) -> str:
         self.spend(len(text) + 2)
-        if _SURROGATE.search(text) is None:
+        if text.isascii():
             return text
-        # Pairs become the character they encode; a lone half becomes U+FFFD.
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        try:
+            text.encode("utf-8")  # only a surrogate cannot be
+            return text
+        except UnicodeEncodeError:
+            # Pairs become the character they encode; a lone half becomes U+FFFD.
+            return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
     def spend(self, size: int) -> None:
         self.left -= size
