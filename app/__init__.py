@@ -41,7 +41,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         redis, settings.key_prefix, settings.post_budget, settings.post_budget_window
     )
     app.extensions["record_cache"] = RecordCache(
-        settings.redis_url, queue.store.record_key(""), settings.record_cache_size, settings.redis_socket_timeout
+        settings.redis_url,
+        queue.store.record_key(""),
+        settings.record_cache_size,
+        settings.redis_socket_timeout,
+        settings.record_cache_bytes,
     )
 
     app.register_blueprint(bp)

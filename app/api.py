@@ -252,7 +252,7 @@ def readyz() -> tuple[Response, int]:
     return jsonify(
         status="ready",
         redis="ok",
-        workers=queue.worker_count(),
+        workers=queue.live_worker_count(),
         queue=queue.name,
         queue_depth=queue.job_counts().queued,
     ), 200

@@ -16,7 +16,8 @@ tracking is on again, so a lookup never answers from a record Redis no longer ho
 A record read while its key changes is not kept: ``fetch`` leaves a ticket before it
 reads, an invalidation takes the ticket away, and a body is kept only if its ticket is
 still there once it is read. Bodies are kept in least-recently-used order, at most
-``max_entries`` of them.
+``max_entries`` of them and at most ``max_bytes`` bytes of them (``RECORD_CACHE_SIZE``,
+``RECORD_CACHE_BYTES``); a body bigger than ``max_bytes`` is answered but not kept.
 """
 
 from __future__ import annotations
@@ -43,13 +44,17 @@ log = logging.getLogger(__name__)
 class RecordCache:
     """Per-process cache of record bodies by book id, coherent with Redis."""
 
-    def __init__(self, redis_url: str, record_key_prefix: str, max_entries: int, socket_timeout: float) -> None:
+    def __init__(
+        self, redis_url: str, record_key_prefix: str, max_entries: int, socket_timeout: float, max_bytes: int
+    ) -> None:
         self.redis_url = redis_url
         self.record_key_prefix = record_key_prefix
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self.socket_timeout = socket_timeout
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, bytes] = OrderedDict()
+        self._bytes = 0
         self._tickets: dict[str, object] = {}
         self._live = False
         self._stop = threading.Event()
@@ -57,7 +62,7 @@ class RecordCache:
 
     def fetch(self, book_id: str, load: Callable[[], bytes | None]) -> bytes | None:
         """The book's body from the cache, or from ``load()`` (kept when it is safe to)."""
-        if self.max_entries <= 0:
+        if self.max_entries <= 0 or self.max_bytes <= 0:
             return load()
         self._ensure_listener()
         with self._lock:
@@ -83,6 +88,11 @@ class RecordCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def size_in_bytes(self) -> int:
+        """The bytes of the bodies kept."""
+        return self._bytes
+
     def close(self) -> None:
         """Stop the listener; the cache then keeps nothing."""
         self._stop.set()
@@ -93,29 +103,39 @@ class RecordCache:
             if self._tickets.get(book_id) is not ticket:
                 return  # invalidated (or read again) while it was read: not kept
             del self._tickets[book_id]
-            if body is None or not self._live:
+            if body is None or not self._live or len(body) > self.max_bytes:
                 return
+            self._drop(book_id)
             self._entries[book_id] = body
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            self._bytes += len(body)
+            while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+                self._bytes -= len(self._entries.popitem(last=False)[1])
+
+    def _drop(self, book_id: str) -> None:
+        body = self._entries.pop(book_id, None)
+        if body is not None:
+            self._bytes -= len(body)
+
+    def _clear(self) -> None:
+        self._entries.clear()
+        self._tickets.clear()
+        self._bytes = 0
 
     def _invalidate(self, keys: list[bytes] | None) -> None:
         with self._lock:
             if keys is None:  # FLUSHDB / FLUSHALL
-                self._entries.clear()
-                self._tickets.clear()
+                self._clear()
                 return
             start = len(self.record_key_prefix)
             for key in keys:
                 book_id = key.decode()[start:]
-                self._entries.pop(book_id, None)
+                self._drop(book_id)
                 self._tickets.pop(book_id, None)
 
     def _set_live(self, live: bool) -> None:
         with self._lock:
             self._live = live
-            self._entries.clear()
-            self._tickets.clear()
+            self._clear()
 
     def _ensure_listener(self) -> None:
         """Start the listener thread in this process (again after a fork)."""
@@ -127,8 +147,7 @@ class RecordCache:
                 return
             self._pid = pid
             self._live = False
-            self._entries.clear()
-            self._tickets.clear()
+            self._clear()
         threading.Thread(target=self._listen_forever, name="record-cache", daemon=True).start()
 
     def _listen_forever(self) -> None:

@@ -1,4 +1,8 @@
-"""Records as CSV or JSON Lines, one line at a time, for streaming responses."""
+"""Records as CSV or JSON Lines, one line at a time, for streaming responses.
+
+The records come from ``BookStore.iter_records``, which leaves out (and logs) any record it
+refuses, so every record here is plain JSON data and every line can be written.
+"""
 
 from __future__ import annotations
 
@@ -28,29 +32,33 @@ def export_lines(records: Iterable[StoredRecord], export_format: str) -> Iterato
 def csv_value(value: Any) -> str:
     """A cell: lists joined with "; ", contributors as "Name (Role)", series as "Name #2 (series 9)",
     awards as "Hugo Award for Best Novel (1966, won)", the rating distribution as
-    "5: 10; 4: 3; 3: 0; 2: 1; 1: 0", null as empty."""
+    "5: 10; 4: 3; 3: 0; 2: 1; 1: 0", null as empty. A stored record is plain data but need not
+    have the usual shape, so a missing key is empty, never an error."""
     if value is None:
         return ""
     if isinstance(value, list):
         return "; ".join(_item_text(item) for item in value)
     if isinstance(value, dict):
-        return "; ".join(f"{stars}: {count}" for stars, count in value.items())
+        return "; ".join(f"{key}: {csv_value(item)}" for key, item in value.items())
     return str(value)
 
 
 def _item_text(item: Any) -> str:
     if not isinstance(item, dict):
-        return str(item)
+        return csv_value(item)
+    name = csv_value(item.get("name"))
     if "role" in item:
-        return f"{item['name']} ({item['role']})"
+        return f"{name} ({csv_value(item['role'])})"
     if "series_id" in item:
-        name = f"{item['name']} #{item['position']}" if item["position"] else item["name"]
-        return f"{name} (series {item['series_id']})" if item["series_id"] else name
+        position, series_id = item.get("position"), item.get("series_id")
+        label = f"{name} #{position}" if position else name
+        return f"{label} (series {series_id})" if series_id else label
     if "outcome" in item:
-        award = f"{item['name']} for {item['category']}" if item["category"] else item["name"]
-        details = ", ".join(str(part) for part in (item["year"], item["outcome"]) if part is not None)
+        category = item.get("category")
+        award = f"{name} for {category}" if category else name
+        details = ", ".join(str(part) for part in (item.get("year"), item.get("outcome")) if part is not None)
         return f"{award} ({details})" if details else award
-    return str(item)
+    return json.dumps(item, ensure_ascii=False)
 
 
 def _csv_line(cells: Iterable[str]) -> str:

@@ -22,6 +22,7 @@ import time
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from redis import Redis
@@ -29,12 +30,12 @@ from rq import Queue, Retry, Worker
 from rq.executions import ExecutionRegistry
 from rq.job import Job, JobStatus
 from rq.results import Result
-from rq.utils import now
+from rq.utils import now, utcparse
 
 from books.links import BookId
 from books.settings import Settings
 from books.status import FINAL_FAILURES, BookState, BookStatus, Outcome
-from books.store import BookStore
+from books.store import BookStore, RecordLimits
 
 TASK = "worker.tasks.parse_book"
 JOB_ID_PREFIX = "book-"
@@ -164,7 +165,7 @@ class BookQueue:
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
-        self.store = BookStore(redis, settings.key_prefix)
+        self.store = BookStore(redis, settings.key_prefix, RecordLimits.from_settings(settings))
         self.rq_queue = Queue(settings.queue_name, connection=redis)
         self.refresh_queue = Queue(settings.refresh_queue_name, connection=redis)
         self._enqueue = redis.register_script(_ENQUEUE_SCRIPT)
@@ -300,8 +301,19 @@ class BookQueue:
             return JobCounts(*pipe.execute())
 
     def worker_count(self) -> int:
-        """Workers registered on this queue."""
+        """Workers registered on this queue (a killed worker stays registered for minutes)."""
         return Worker.count(connection=self.redis, queue=self.rq_queue)
+
+    def live_worker_count(self) -> int:
+        """Workers on this queue heard from within ``WORKER_TTL`` seconds: a live worker
+        heartbeats at least every ``WORKER_TTL`` - 15 s, idle or busy, so one that was
+        killed drops out of the count within ``WORKER_TTL`` s."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key in Worker.all_keys(connection=self.redis, queue=self.rq_queue):
+                pipe.hget(key, "last_heartbeat")
+            heartbeats = pipe.execute()
+        fresh_since = now() - timedelta(seconds=self.settings.worker_ttl)
+        return sum(1 for beat in heartbeats if beat is not None and utcparse(beat.decode()) >= fresh_since)
 
 
 def describe(book_id: BookId) -> str:

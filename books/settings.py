@@ -65,6 +65,15 @@ class Settings:
     trusted_proxy_hops: int = 0
     dashboard_login_failures: int = 5
     dashboard_lockout_max: int = 300
+    # Records: what a stored record may hold, checked when it is written and when it is read.
+    max_record_bytes: int = 1024 * 1024
+    max_record_depth: int = 16
+    # The web process's record cache: at most this many bytes of bodies (and RECORD_CACHE_SIZE bodies).
+    record_cache_bytes: int = 64 * 1024 * 1024
+    # Workers: heartbeat, patience with Redis, and restarts by ``python -m worker.supervisor``.
+    worker_ttl: int = 60
+    worker_redis_backoff_max: float = 10.0
+    worker_restart_delay_max: float = 30.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -90,6 +99,14 @@ class Settings:
             raise ConfigError("MAX_LINKS_PER_REQUEST and MAX_REQUEST_BYTES must be positive")
         if self.record_cache_size < 0:
             raise ConfigError("RECORD_CACHE_SIZE must be 0 (no cache) or more")
+        if self.max_record_bytes < 1 or self.max_record_depth < 1:
+            raise ConfigError("MAX_RECORD_BYTES and MAX_RECORD_DEPTH must be positive")
+        if self.record_cache_bytes < 0:
+            raise ConfigError("RECORD_CACHE_BYTES must be 0 (no cache) or more")
+        if self.worker_ttl < 20:
+            raise ConfigError("WORKER_TTL must be at least 20 (seconds; a worker heartbeats every WORKER_TTL - 15)")
+        if self.worker_redis_backoff_max <= 0 or self.worker_restart_delay_max <= 0:
+            raise ConfigError("WORKER_REDIS_BACKOFF_MAX and WORKER_RESTART_DELAY_MAX must be positive")
         if not self.goodreads_base_url.startswith(("http://", "https://")):
             raise ConfigError("GOODREADS_BASE_URL must be an http(s) origin")
         if bool(self.rq_dashboard_username) != bool(self.rq_dashboard_password):

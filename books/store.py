@@ -10,27 +10,57 @@ Key scheme (``<prefix>`` is ``KEY_PREFIX``, default ``goodreads``):
   (the oldest records first, for the refresh rounds and /metrics)
 
 Records are written with pickle, as the product asks, and read back with an
-unpickler that refuses every global: plain values (dict, list, str, int, float,
-bool, None) need none, so a crafted pickle cannot make it import or call anything.
+unpickler that refuses every global: plain values need none, so a crafted pickle
+cannot make it import or call anything.
+
+A record is plain JSON data both ways (``plain_record``): a dict with str keys, lists,
+str, int (within 64 bits), finite float, bool and None, at most ``MAX_RECORD_DEPTH``
+deep and about ``MAX_RECORD_BYTES`` as JSON. Lone UTF-16 surrogates (half an emoji, as a
+page's JSON may hold) become U+FFFD, so every record encodes as valid UTF-8 JSON. The
+writer refuses anything else, and the reader refuses it too (``UnsafeRecord``): a record
+written before these checks, or by someone else, cannot break an answer or an export.
+The size of the JSON is counted as the value is walked, every visit of a shared value
+again, so a small pickle that reuses one list a million times is refused after about
+``MAX_RECORD_BYTES`` of walking instead of expanding to gigabytes.
 """
 
 from __future__ import annotations
 
 import io
+import logging
+import math
 import pickle
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any, cast
 
 from redis import Redis
 
 from books.record import Record, StoredRecord
+from books.settings import Settings
 from books.status import BookStatus
+
+log = logging.getLogger(__name__)
+
+_INT_BOUND = 2**63
 
 
 class UnsafeRecord(Exception):
-    """The bytes under a record key are not a pickle of plain values."""
+    """A record is not plain JSON data within the limits (written or read back)."""
+
+
+@dataclass(frozen=True)
+class RecordLimits:
+    """How big and how deep a record may be (``MAX_RECORD_BYTES``, ``MAX_RECORD_DEPTH``)."""
+
+    max_bytes: int = Settings.max_record_bytes
+    max_depth: int = Settings.max_record_depth
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RecordLimits:
+        return cls(settings.max_record_bytes, settings.max_record_depth)
 
 
 class _PlainValuesUnpickler(pickle.Unpickler):
@@ -38,29 +68,102 @@ class _PlainValuesUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refused to load {module}.{name}: records hold plain values only")
 
 
-def dumps_record(record: Record | StoredRecord) -> bytes:
-    return pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+def plain_record(value: object, limits: RecordLimits = RecordLimits()) -> StoredRecord:
+    """A copy of ``value`` that is plain JSON data, lone surrogates replaced; ``UnsafeRecord``
+    (saying why) if it is not a dict of plain values within ``limits``."""
+    if type(value) is not dict:
+        raise UnsafeRecord(f"a record is a dict, not {type(value).__name__}")
+    return _PlainWalk(limits).copy(value, 1)
 
 
-def loads_record(data: bytes) -> StoredRecord:
-    """Unpickle a record, refusing anything that is not plain data."""
+class _PlainWalk:
+    """One walk over a value, spending a budget of JSON bytes at every node it visits."""
+
+    def __init__(self, limits: RecordLimits) -> None:
+        self.left = limits.max_bytes
+        self.max_depth = limits.max_depth
+
+    def copy(self, value: Any, depth: int) -> Any:
+        kind = type(value)
+        if kind is str:
+            return self.text(value)
+        if value is None or kind is bool:
+            self.spend(5)
+            return value
+        if kind is int:
+            if not -_INT_BOUND <= value < _INT_BOUND:
+                raise UnsafeRecord("an integer beyond 64 bits")
+            self.spend(len(repr(value)))
+            return value
+        if kind is float:
+            if not math.isfinite(value):
+                raise UnsafeRecord(f"{value} is not a JSON number")
+            self.spend(len(repr(value)))
+            return value
+        if kind is list or kind is dict:
+            if depth > self.max_depth:
+                raise UnsafeRecord(f"nested deeper than {self.max_depth} levels")
+            self.spend(2)
+            if kind is dict:
+                return {self.key(key): self.copy(item, depth + 1) for key, item in value.items()}
+            items = []
+            for item in value:
+                self.spend(1)  # the comma
+                items.append(self.copy(item, depth + 1))
+            return items
+        raise UnsafeRecord(f"a {kind.__name__} is not plain JSON data")
+
+    def key(self, key: object) -> str:
+        if type(key) is not str:
+            raise UnsafeRecord(f"a {type(key).__name__} key is not plain JSON data")
+        self.spend(2)  # the colon and the comma
+        return self.text(key)
+
+    def text(self, text: str) -> str:
+        self.spend(len(text) + 2)
+        if text.isascii():
+            return text
+        try:
+            text.encode("utf-8")  # only a surrogate cannot be
+            return text
+        except UnicodeEncodeError:
+            # Pairs become the character they encode; a lone half becomes U+FFFD.
+            return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+    def spend(self, size: int) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise UnsafeRecord("the record is bigger than MAX_RECORD_BYTES as JSON")
+
+
+def dumps_record(record: Record | StoredRecord, limits: RecordLimits = RecordLimits()) -> bytes:
+    """Pickle a record as plain JSON data; ``UnsafeRecord`` if it is not, or is too big."""
+    data = pickle.dumps(plain_record(record, limits), protocol=pickle.HIGHEST_PROTOCOL)
+    if len(data) > limits.max_bytes:
+        raise UnsafeRecord(f"the record is {len(data)} bytes pickled, over MAX_RECORD_BYTES")
+    return data
+
+
+def loads_record(data: bytes, limits: RecordLimits = RecordLimits()) -> StoredRecord:
+    """Unpickle a record, refusing anything that is not plain JSON data within the limits."""
+    if len(data) > limits.max_bytes:
+        raise UnsafeRecord(f"the stored record is {len(data)} bytes, over MAX_RECORD_BYTES")
     try:
         value = _PlainValuesUnpickler(io.BytesIO(data)).load()
     except Exception as error:  # any malformed or hostile pickle lands here
         raise UnsafeRecord(str(error)) from None
-    if not isinstance(value, dict):
-        raise UnsafeRecord(f"a record is a dict, not {type(value).__name__}")
-    return value
+    return plain_record(value, limits)
 
 
 class BookStore:
     """Records and outcomes of books, on one Redis connection."""
 
-    def __init__(self, redis: Redis, prefix: str = "goodreads") -> None:
+    def __init__(self, redis: Redis, prefix: str = "goodreads", limits: RecordLimits = RecordLimits()) -> None:
         # A client that answers bytes (no decode_responses, as RQ needs too): redis-py's
         # types cannot tell, so the reads below cast its ``bytes | str`` to bytes.
         self.redis = redis
         self.prefix = prefix
+        self.limits = limits
 
     def record_key(self, book_id: str) -> str:
         return f"{self.prefix}:book:{book_id}"
@@ -73,10 +176,12 @@ class BookStore:
         return f"{self.prefix}:stored-at"
 
     def save_record(self, book_id: str, record: Record | StoredRecord) -> None:
-        """Write the record and mark the book stored, in one transaction."""
+        """Write the record and mark the book stored, in one transaction; ``UnsafeRecord``
+        (nothing written) if it is not plain JSON data within the limits."""
+        data = dumps_record(record, self.limits)
         now = time.time()
         with self.redis.pipeline() as pipe:
-            pipe.set(self.record_key(book_id), dumps_record(record))
+            pipe.set(self.record_key(book_id), data)
             pipe.hset(
                 self.status_key(book_id),
                 mapping={"state": BookStatus.STORED, "reason": "", "at": now, "stored_at": now},
@@ -86,16 +191,21 @@ class BookStore:
 
     def iter_records(self, book_ids: Iterable[str], chunk: int = 500) -> Iterator[StoredRecord]:
         """The stored records of these books, in order, fetched a chunk at a time; books
-        without a record, or whose record is not plain data, are passed over."""
+        without a record are passed over, and so are refused records (each logged)."""
         ids = iter(book_ids)
-        while keys := [self.record_key(book_id) for book_id in islice(ids, chunk)]:
-            for data in self.redis.mget(keys):
+        while batch := list(islice(ids, chunk)):
+            for book_id, data in zip(batch, self.redis.mget([self.record_key(b) for b in batch]), strict=True):
                 if data is None:
                     continue
                 try:
-                    yield loads_record(cast(bytes, data))
-                except UnsafeRecord:
-                    continue
+                    yield loads_record(cast(bytes, data), self.limits)
+                except UnsafeRecord as error:
+                    log.warning(
+                        "left out the refused record of book %s: %s",
+                        book_id,
+                        error,
+                        extra={"fields": {"book_id": book_id}},
+                    )
 
     def stored_book_ids(self) -> Iterator[str]:
         """Every book with a record, as Redis's SCAN finds them (no order, no full listing in memory)."""
@@ -105,7 +215,7 @@ class BookStore:
 
     def load_record(self, book_id: str) -> StoredRecord | None:
         data = self.redis.get(self.record_key(book_id))
-        return None if data is None else loads_record(cast(bytes, data))
+        return None if data is None else loads_record(cast(bytes, data), self.limits)
 
     def record_outcome(self, book_id: str, state: BookStatus, reason: str) -> None:
         """Remember how the last attempt at a book ended (a stored record is kept)."""

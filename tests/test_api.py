@@ -577,7 +577,7 @@ def test_an_unexpected_error_is_a_json_500_without_details(client, app, monkeypa
     def broken() -> int:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(app.extensions["book_queue"], "worker_count", broken)
+    monkeypatch.setattr(app.extensions["book_queue"], "live_worker_count", broken)
     body = assert_error(client.get("/readyz"), 500, "internal_error")
     assert body == {"error": "internal_error", "message": "the service failed to answer this request"}
 

@@ -24,7 +24,7 @@ def write(redis: Redis, book_id: str, value: bytes) -> None:
 
 @pytest.fixture
 def cache(redis_server: RedisServer, redis: Redis) -> Iterator[RecordCache]:
-    cache = RecordCache(redis_server.url, PREFIX, max_entries=3, socket_timeout=2.0)
+    cache = RecordCache(redis_server.url, PREFIX, max_entries=3, socket_timeout=2.0, max_bytes=1_000_000)
     cache.fetch("0", lambda: None)  # starts the listener
     wait_until(lambda: cache.live, 5, 0.01, "tracking to be on")
     yield cache
@@ -125,7 +125,7 @@ def test_while_redis_is_down_nothing_is_answered_from_the_cache(tmp_path):
     server = RedisServer()
     server.start()
     redis = Redis(port=server.port, socket_timeout=1)
-    cache = RecordCache(server.url, PREFIX, max_entries=10, socket_timeout=1.0)
+    cache = RecordCache(server.url, PREFIX, max_entries=10, socket_timeout=1.0, max_bytes=1_000_000)
     try:
         write(redis, "1", b"one")
         cache.fetch("1", lambda: None)
@@ -147,9 +147,42 @@ def test_while_redis_is_down_nothing_is_answered_from_the_cache(tmp_path):
 
 
 def test_size_zero_turns_the_cache_off(redis_server, redis):
-    cache = RecordCache(redis_server.url, PREFIX, max_entries=0, socket_timeout=1.0)
+    cache = RecordCache(redis_server.url, PREFIX, max_entries=0, socket_timeout=1.0, max_bytes=1_000_000)
     write(redis, "1", b"one")
     loads = Loads(redis)
     for _ in range(3):
         assert cache.fetch("1", loads("1")) == b"one"
     assert loads.calls == 3 and len(cache) == 0 and not cache.live
+
+
+def test_at_most_max_bytes_least_recently_used_first_out_and_no_body_bigger_than_that(redis_server, redis):
+    cache = RecordCache(redis_server.url, PREFIX, max_entries=100, socket_timeout=2.0, max_bytes=10)
+    try:
+        cache.fetch("0", lambda: None)
+        wait_until(lambda: cache.live, 5, 0.01, "tracking to be on")
+        for book_id in "1234":
+            write(redis, book_id, book_id.encode() * 4)
+        write(redis, "5", b"x" * 11)
+        loads = Loads(redis)
+        for book_id in "123":
+            cache.fetch(book_id, loads(book_id))
+        assert len(cache) == 2 and cache.size_in_bytes == 8, "the third body pushed the first out"
+        cache.fetch("2", loads("2"))  # 2 used again, so 3 is the oldest
+        cache.fetch("4", loads("4"))
+        calls = loads.calls
+        assert cache.fetch("2", loads("2")) == b"2222" and cache.fetch("4", loads("4")) == b"4444"
+        assert loads.calls == calls
+        assert cache.fetch("5", loads("5")) == b"x" * 11, "a body bigger than the bound is answered"
+        assert cache.size_in_bytes == 8 and cache.fetch("5", loads("5")) and loads.calls == calls + 2, "but not kept"
+        redis.delete(PREFIX + "2")
+        wait_until(lambda: cache.size_in_bytes == 4, 2, 0.01, "the dropped body's bytes to be given back")
+    finally:
+        cache.close()
+
+
+def test_max_bytes_zero_turns_the_cache_off(redis_server, redis):
+    cache = RecordCache(redis_server.url, PREFIX, max_entries=10, socket_timeout=1.0, max_bytes=0)
+    write(redis, "1", b"one")
+    loads = Loads(redis)
+    assert cache.fetch("1", loads("1")) == b"one" and cache.fetch("1", loads("1")) == b"one"
+    assert loads.calls == 2 and len(cache) == 0 and not cache.live

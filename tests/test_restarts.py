@@ -44,18 +44,16 @@ def post(service: Service, *book_ids: str) -> requests.Response:
     )
 
 
-def test_a_killed_worker_s_book_is_fetched_again_by_a_new_worker(make_service, origin, redis):
+def test_a_killed_worker_is_restarted_and_its_book_fetched_again(make_service, origin, redis):
     service = make_service(FETCH_READ_TIMEOUT="20")
     origin.behave("501", "slow:8", "page")
     post(service, "501")
     wait_until(lambda: get(service, "501").json().get("status") == "running", 20, 0.1, "the job to start")
     wait_until(lambda: origin.fetches("501"), 10, 0.05, "the fetch to begin")
     killed_at = time.monotonic()
-    worker = service.workers[0].pid
+    (worker,) = children(service.workers[0].pid)  # the rq worker under the Procfile's supervisor
     for pid in [worker, *children(worker)]:  # the worker, its work horse (own session) and its scheduler
         os.kill(pid, signal.SIGKILL)
-    service.workers[0].wait(5)
-    service.start_worker()
 
     record = wait_until(
         lambda: get(service, "501").status_code == 200 and get(service, "501").json(),
@@ -66,6 +64,8 @@ def test_a_killed_worker_s_book_is_fetched_again_by_a_new_worker(make_service, o
     took = time.monotonic() - killed_at
     assert record["book_id"] == "501" and record["title"] == "The Long Way Home"
     assert len(origin.fetches("501")) == 2
+    assert service.workers[0].poll() is None, "the supervisor is still running"
+    assert children(service.workers[0].pid) != [worker], "a new rq worker was started"
     print(f"stored {took:.0f} s after the kill")
 
 
@@ -114,13 +114,15 @@ def test_records_survive_a_redis_restart_and_everything_recovers(tmp_path):
         redis_server.cleanup()
 
 
-def test_a_worker_recycles_itself_after_max_jobs(make_service, origin, tmp_path):
-    """The Compose worker command: the Procfile's plus --max-jobs; the worker exits cleanly to be restarted."""
+def test_a_worker_recycles_itself_after_max_jobs_and_is_started_again(make_service, origin, tmp_path):
+    """The Compose worker command: the Procfile's plus --max-jobs; the supervisor starts a fresh worker."""
     from tests.processes import procfile_command
 
     service = make_service(workers=0)
     post(service, "801", "802", "803")
-    worker = service.spawn([*procfile_command("worker"), "--max-jobs", "2"], "recycling-worker")
-    assert worker.wait(60) == 0
-    assert sorted(a.book_id for a in origin.fetches()) == ["801", "802"]
-    assert get(service, "803").json()["status"] == "queued"  # left for the next worker
+    supervisor = service.spawn([*procfile_command("worker"), "--max-jobs", "2"], "recycling-worker")
+    service.workers.append(supervisor)  # stopped with the service
+    wait_until(lambda: get(service, "803").status_code == 200, 60, 0.5, "the third book, by the second worker")
+    assert sorted(a.book_id for a in origin.fetches()) == ["801", "802", "803"]
+    assert "rq worker exited with code 0" in service.logs()
+    assert supervisor.poll() is None

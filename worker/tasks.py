@@ -30,7 +30,7 @@ from books.links import BookId, parse_book_path
 from books.record import Record
 from books.settings import Settings
 from books.status import BookStatus
-from books.store import BookStore
+from books.store import BookStore, RecordLimits, UnsafeRecord
 from worker.fetch import AttemptFailed, OriginResponse, fetch_book_page, new_session
 from worker.parser import NotABookPage, parse_book_page
 from worker.ratelimit import FetchRateLimiter
@@ -68,7 +68,7 @@ def parse_book(book_id: str) -> str:
     job = get_current_job()
     assert job is not None, "parse_book runs as an RQ job"
     config = settings()
-    store = BookStore(job.connection, config.key_prefix)
+    store = BookStore(job.connection, config.key_prefix, RecordLimits.from_settings(config))
     attempt = Attempt(book_id, job.id, store.count_attempt(book_id))
     started = time.perf_counter()
     try:
@@ -115,7 +115,10 @@ def _fetch_parse_store(book_id: BookId, config: Settings, store: BookStore, atte
             status = BookStatus.BLOCKED if page.kind == "sign_in_wall" else BookStatus.FAILED
             raise AttemptFailed(status, page.detail)
         record = Record(**page, fetched_at=datetime.now(UTC).isoformat(timespec="seconds"))
-        store.save_record(book_id, record)
+        try:
+            store.save_record(book_id, record)
+        except UnsafeRecord as error:
+            raise AttemptFailed(BookStatus.FAILED, f"the page's record cannot be stored: {error}") from None
         return BookStatus.STORED
 
     failure = _failure_for_status(response)
