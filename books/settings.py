@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from http.cookiejar import LoadError, MozillaCookieJar
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class ConfigError(ValueError):
@@ -42,17 +44,25 @@ class Settings:
     record_cache_size: int = 10_000
     rq_dashboard_username: str = ""
     rq_dashboard_password: str = ""
+    # The origin's health, shared by the fleet (books/origin.py).
+    origin_pause_after: int = 3
+    origin_probe_intervals: tuple[int, ...] = (30, 60, 120, 300, 900)
+    origin_pause_max: int = 24 * 3600
+    robots_max_age: int = 24 * 3600
+    # The operator's HTTP-client levers; kept out of repr so they never reach a log line.
+    fetch_proxy: str = field(default="", repr=False)
+    goodreads_cookies_file: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build the settings from environment variables named like the fields, upper-cased."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        for field in fields(cls):
-            raw = environ.get(field.name.upper())
+        for setting in fields(cls):
+            raw = environ.get(setting.name.upper())
             if raw is None or raw.strip() == "":
                 continue
-            values[field.name] = _convert(field.name, field.type, raw.strip())
+            values[setting.name] = _convert(setting.name, setting.type, raw.strip())
         settings = cls(**values)
         settings.validate()
         return settings
@@ -71,6 +81,22 @@ class Settings:
             raise ConfigError("GOODREADS_BASE_URL must be an http(s) origin")
         if bool(self.rq_dashboard_username) != bool(self.rq_dashboard_password):
             raise ConfigError("set both RQ_DASHBOARD_USERNAME and RQ_DASHBOARD_PASSWORD, or neither")
+        self._validate_origin_settings()
+
+    def _validate_origin_settings(self) -> None:
+        if self.origin_pause_after < 1:
+            raise ConfigError("ORIGIN_PAUSE_AFTER must be 1 or more")
+        if not self.origin_probe_intervals or any(interval < 1 for interval in self.origin_probe_intervals):
+            raise ConfigError("ORIGIN_PROBE_INTERVALS must be one or more whole seconds, each 1 or more")
+        if self.origin_pause_max < 0 or self.robots_max_age < 1:
+            raise ConfigError("ORIGIN_PAUSE_MAX must not be negative and ROBOTS_MAX_AGE must be 1 or more")
+        if self.fetch_proxy:
+            proxy = urlsplit(self.fetch_proxy)
+            if proxy.scheme not in ("http", "https") or not proxy.hostname:
+                # The value may hold credentials: name the setting, never echo it.
+                raise ConfigError("FETCH_PROXY must be an http:// or https:// proxy URL")
+        if self.goodreads_cookies_file:
+            load_cookies(self.goodreads_cookies_file)
 
     @property
     def origin(self) -> str:
@@ -80,6 +106,19 @@ class Settings:
     @property
     def dashboard_auth_enabled(self) -> bool:
         return bool(self.rq_dashboard_username)
+
+
+def load_cookies(path: str) -> MozillaCookieJar:
+    """The Netscape cookies.txt at ``path``; ConfigError naming GOODREADS_COOKIES_FILE (and never
+    a line of the file, which holds secrets) when it cannot be read."""
+    jar = MozillaCookieJar(path)
+    try:
+        jar.load(ignore_discard=True, ignore_expires=True)
+    except LoadError:
+        raise ConfigError(f"GOODREADS_COOKIES_FILE={path!r} is not a Netscape cookies.txt file") from None
+    except OSError as error:
+        raise ConfigError(f"GOODREADS_COOKIES_FILE={path!r} cannot be read: {error.strerror}") from None
+    return jar
 
 
 def _convert(name: str, kind: Any, raw: str) -> Any:
