@@ -2,16 +2,19 @@
 
 When Goodreads challenges, refuses every book, asks for a pause or cannot be reached,
 fetching one book after another only spends requests (and each book's attempts) on a
-problem that is not the book's. So every worker reports such answers here, and after
-``ORIGIN_PAUSE_AFTER`` of them in a row, with no book page between, the fleet pauses:
+problem that is not the book's. So every worker reports such answers here, and once
+``ORIGIN_PAUSE_AFTER`` different books have met them in a row, with no answer from
+Goodreads about a book between, the fleet pauses (one book's own wall cannot do it):
 no worker fetches, the books wait (``paused``, attempts unspent), and one probe request
-goes out at ``ORIGIN_PROBE_INTERVALS``. The first real book page resumes everyone.
+goes out at ``ORIGIN_PROBE_INTERVALS``. The first answer about a book (its page, or a
+404, ...) resumes everyone.
 
 One hash, ``<prefix>:origin``: ``state`` (an ``OriginState``), ``reason``, ``since``,
 ``next_probe_at``, ``probe_index``, ``probe_until`` (a probe in flight), ``prober`` (the
-book that sends the next probe), ``streak`` (origin-level answers in a row) and
-``probes`` (probes sent, ever). Redis's clock decides, as for the request rate, and
-every change is one Lua script, so any number of workers on any number of hosts agree.
+book that sends the next probe) and ``probes`` (probes sent, ever); the set
+``<prefix>:origin:streak`` holds the books that met such answers since the last page.
+Redis's clock decides, as for the request rate, and every change is one Lua script, so
+any number of workers on any number of hosts agree.
 The web side reads it for ``/readyz`` and ``/metrics``.
 """
 
@@ -72,9 +75,9 @@ return {'wait'}
 """
 )
 
-# ARGV: state, reason, threshold, JSON intervals, least seconds to the next probe (Retry-After),
-# 1 if this answer was a probe's. Returns 'probe_failed', 'paused_now', 'paused' or 'counted';
-# the second value is 1 when the kind of trouble changed.
+# KEYS[2]: the streak set. ARGV: state, reason, threshold, JSON intervals, least seconds to the
+# next probe (Retry-After), 1 if this answer was a probe's, the book's id. Returns 'probe_failed',
+# 'paused_now', 'paused' or 'counted', and 1 when the kind of trouble changed.
 _TROUBLE_SCRIPT = (
     _CLOCK
     + """
@@ -89,11 +92,12 @@ if ARGV[6] == '1' and state ~= 'ok' then
     return {'probe_failed', state ~= ARGV[1] and 1 or 0}
 end
 if state ~= 'ok' then return {'paused', 0} end
-local streak = redis.call('HINCRBY', KEYS[1], 'streak', 1)
-if streak < tonumber(ARGV[3]) then return {'counted', 0} end
+redis.call('SADD', KEYS[2], ARGV[7])
+if redis.call('SCARD', KEYS[2]) < tonumber(ARGV[3]) then return {'counted', 0} end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'reason', ARGV[2], 'since', string.format('%.6f', now),
-           'next_probe_at', string.format('%.6f', now + math.max(intervals[1], wait)), 'probe_index', 0, 'streak', 0)
+           'next_probe_at', string.format('%.6f', now + math.max(intervals[1], wait)), 'probe_index', 0)
 redis.call('HDEL', KEYS[1], 'probe_until', 'prober')
+redis.call('DEL', KEYS[2])
 return {'paused_now', 1}
 """
 )
@@ -102,11 +106,9 @@ return {'paused_now', 1}
 _SUCCESS_SCRIPT = (
     _CLOCK
     + """
-if state == 'ok' then
-    if redis.call('HGET', KEYS[1], 'streak') ~= '0' then redis.call('HSET', KEYS[1], 'streak', 0) end
-    return 'ok'
-end
-redis.call('HSET', KEYS[1], 'state', 'ok', 'reason', '', 'since', string.format('%.6f', now), 'streak', 0)
+redis.call('DEL', KEYS[2])
+if state == 'ok' then return 'ok' end
+redis.call('HSET', KEYS[1], 'state', 'ok', 'reason', '', 'since', string.format('%.6f', now))
 redis.call('HDEL', KEYS[1], 'next_probe_at', 'probe_index', 'probe_until', 'prober')
 return 'resumed'
 """
@@ -162,6 +164,7 @@ class OriginHealth:
         self.redis = redis
         self.settings = settings
         self.key = f"{settings.key_prefix}:origin"
+        self.streak_key = f"{self.key}:streak"
         self._gate = redis.register_script(_GATE_SCRIPT)
         self._trouble = redis.register_script(_TROUBLE_SCRIPT)
         self._success = redis.register_script(_SUCCESS_SCRIPT)
@@ -185,11 +188,13 @@ class OriginHealth:
         probe_seconds = 2 * (config.fetch_connect_timeout + config.fetch_read_timeout) + 5
         return self._gate(keys=[self.key], args=[book_id, probe_seconds])[0].decode()
 
-    def report_trouble(self, state: OriginState, reason: str, wait: float, probing: bool) -> tuple[str, bool]:
-        """Count an origin-level answer; returns the verdict (``paused_now``, ``paused``,
+    def report_trouble(
+        self, book_id: str, state: OriginState, reason: str, wait: float, probing: bool
+    ) -> tuple[str, bool]:
+        """Count an origin-level answer to a book; returns the verdict (``paused_now``, ``paused``,
         ``probe_failed`` or ``counted``) and whether the origin's state changed."""
         verdict, changed = self._trouble(
-            keys=[self.key],
+            keys=[self.key, self.streak_key],
             args=[
                 state,
                 reason,
@@ -197,13 +202,14 @@ class OriginHealth:
                 json.dumps(self.settings.origin_probe_intervals),
                 wait,
                 int(probing),
+                book_id,
             ],
         )
         return verdict.decode(), bool(changed)
 
     def report_success(self) -> bool:
         """A real book page came back; True when it ended a pause."""
-        return self._success(keys=[self.key]) == b"resumed"
+        return self._success(keys=[self.key, self.streak_key]) == b"resumed"
 
     def park(self, book_id: str) -> tuple[float, bool]:
         """When a paused book is tried again: the next probe's time for the one book that will

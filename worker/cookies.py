@@ -21,11 +21,14 @@ log = logging.getLogger(__name__)
 
 
 def for_host(jar: CookieJar, host: str) -> CookieJar:
-    """The cookies of ``jar`` that a request to ``host`` may carry (by their domain)."""
+    """The cookies of ``jar`` that a request to ``host`` may carry (by their domain). An expiry
+    of 0 is how browsers export a session cookie: it stays for the session, not expired."""
     kept = CookieJar()
     for cookie in jar:
         domain = cookie.domain.lstrip(".").lower()
         if host == domain or host.endswith(f".{domain}"):
+            if cookie.expires == 0:
+                cookie.expires, cookie.discard = None, True
             kept.set_cookie(cookie)
     return kept
 

@@ -71,12 +71,14 @@ def session() -> requests.Session:
     worker's main process, so every work horse RQ forks starts from a copy of the same
     empty one: no book's cookies or connections reach another, and no horse pays for
     making it."""
-    return new_session(settings())
+    fresh = new_session(settings())
+    cookies(fresh).refresh(fresh)
+    return fresh
 
 
 @cache
-def cookies() -> SessionCookies:
-    """The operator's cookies file, as last loaded into ``session()``."""
+def cookies(for_session: requests.Session) -> SessionCookies:
+    """The operator's cookies file, as last loaded into this session (``session()``)."""
     return SessionCookies(settings())
 
 
@@ -153,9 +155,11 @@ def _origin_trouble(
     looks like its own (the fleet runs, and this book met such an answer before)."""
     book_id = attempt.book_id
     reason = trouble.reason
-    if trouble.state in (OriginState.CHALLENGE, OriginState.REFUSED) and cookies().in_use:
+    if trouble.state in (OriginState.CHALLENGE, OriginState.REFUSED) and cookies(session()).in_use:
         reason += "; the session cookies were refused or have expired"
-    verdict, changed = health.report_trouble(trouble.state, reason, trouble.retry_after or 0, admission.probing)
+    verdict, changed = health.report_trouble(
+        book_id, trouble.state, reason, trouble.retry_after or 0, admission.probing
+    )
     if verdict == "paused_now" or changed:
         log.warning(
             "origin paused: every worker stops fetching",
@@ -228,7 +232,7 @@ def _fetch_parse_store(
     if parse_book_path(f"/book/show/{book_id}") != book_id:
         raise AttemptFailed(BookStatus.FAILED, f"{book_id!r} is not a valid book id")
     limiter = FetchRateLimiter(store.redis, f"{config.key_prefix}:fetch:next-slot", config.fetch_rate)
-    cookies().refresh(session())
+    cookies(session()).refresh(session())
     rules = Robots(store.redis, config).rules(session(), limiter, admission)
     if not rules.can_fetch(config.user_agent, canonical_url(book_id, config.origin)):
         store.record_outcome(book_id, BookStatus.BLOCKED, "Goodreads' robots.txt disallows this page for this service")
