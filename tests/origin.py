@@ -4,7 +4,9 @@ Each book answers with a list of behaviours, one per request, the last one repea
 ``origin.behave("42", "503", "503", "page")``; books without their own answer with
 ``origin.everyone(...)`` (a page by default), so ``origin.everyone("waf")`` challenges all
 and ``origin.everyone("page")`` lifts it. ``/robots.txt`` serves ``origin.robots_txt``
-(404 while None), or its own behaviours (``origin.behave("robots.txt", "503")``).
+(404 while None), or its own behaviours (``origin.behave("robots.txt", "503")``); its
+requests are kept apart (``origin.robots_fetches``), so ``fetches()`` counts pages alone and
+``requests()`` everything.
 ``origin.require_cookie = "sid=..."`` challenges every book request without that cookie.
 Every request is recorded with its arrival time and cookie, so tests can count fetches
 and measure their spacing.
@@ -69,6 +71,7 @@ class Origin:
         self.robots_txt: str | None = None
         self.require_cookie: str | None = None
         self.arrivals: list[Arrival] = []
+        self.robots_fetches: list[Arrival] = []
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self.server.daemon_threads = True
@@ -91,6 +94,11 @@ class Origin:
         with self.lock:
             self.default_steps = list(steps)
 
+    def requests(self) -> list[Arrival]:
+        """Every request, robots.txt's too, in order of arrival."""
+        with self.lock:
+            return sorted(self.arrivals + self.robots_fetches, key=lambda arrival: arrival.at)
+
     def fetches(self, book_id: str | None = None) -> list[Arrival]:
         with self.lock:
             return [a for a in self.arrivals if book_id is None or a.book_id == book_id]
@@ -98,15 +106,17 @@ class Origin:
     def next_step(self, path: str, cookie: str | None = None) -> tuple[str | None, str]:
         match = _BOOK.match(path)
         book_id = match.group(1) if match else None
+        arrival = Arrival(time.monotonic(), path, book_id, cookie)
         with self.lock:
-            self.arrivals.append(Arrival(time.monotonic(), path, book_id, cookie))
             if path == f"/{ROBOTS}":
+                self.robots_fetches.append(arrival)
                 steps = self.behaviours.get(ROBOTS, ["robots"])
-            elif book_id is None:
-                return None, "404"
-            elif self.require_cookie and self.require_cookie not in (cookie or ""):
-                return book_id, "waf"
             else:
+                self.arrivals.append(arrival)
+                if book_id is None:
+                    return None, "404"
+                if self.require_cookie and self.require_cookie not in (cookie or ""):
+                    return book_id, "waf"
                 steps = self.behaviours.get(book_id, self.default_steps)
             step = steps.pop(0) if len(steps) > 1 else steps[0]
         return book_id, step

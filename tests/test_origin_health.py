@@ -132,7 +132,7 @@ def test_a_challenge_pauses_the_fleet_and_a_probe_resumes_it(configure, client, 
     client.post("/parseGoodreadsLinks", json=[link(n) for n in ("1", "2", "3")])
     with caplog.at_level(logging.WARNING):
         run_jobs()
-    assert len(origin.fetches()) == 2  # robots.txt and one book; the others never went out
+    assert len(origin.requests()) == 2  # robots.txt and one book; the others never went out
     assert [r.message for r in caplog.records if r.levelno >= logging.WARNING] == [
         "origin paused: every worker stops fetching"
     ]
@@ -152,13 +152,13 @@ def test_a_challenge_pauses_the_fleet_and_a_probe_resumes_it(configure, client, 
     assert "goodreads_origin_state_since_seconds" in metrics
 
     run_due_jobs(redis, settings, run_jobs)  # still challenged: the probe alone goes out
-    assert len(origin.fetches()) == 3
+    assert len(origin.requests()) == 3
     assert "goodreads_origin_probes_total 1.0" in client.get("/metrics").get_data(as_text=True)
 
     origin.everyone("page")
     run_due_jobs(redis, settings, run_jobs)
-    assert sorted(a.book_id for a in origin.fetches() if a.book_id)[-3:] == ["1", "2", "3"]
-    assert len(origin.fetches()) == 6  # robots.txt, two challenged, one probe that worked, two more
+    assert sorted(a.book_id for a in origin.fetches()[-3:]) == ["1", "2", "3"]
+    assert len(origin.requests()) == 6  # robots.txt, two challenged, one probe that worked, two more
     for book in ("1", "2", "3"):
         record = client.get(f"/getBookInfo?url={link(book)}")
         assert record.status_code == 200
@@ -221,7 +221,7 @@ def test_robots_txt_disallowed_books_are_never_requested(configure, client, orig
     state = client.get(f"/getBookInfo?url={link('13')}").get_json()
     assert state["status"] == "blocked" and "robots.txt" in state["reason"]
     assert not origin.fetches("13") and client.get(f"/getBookInfo?url={link('14')}").status_code == 200
-    assert [a.path for a in origin.fetches()].count("/robots.txt") == 1  # kept in Redis for everyone
+    assert len(origin.robots_fetches) == 1  # kept in Redis for everyone
     assert redis.ttl("goodreads:origin:robots") > 3600
 
 
