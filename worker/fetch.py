@@ -91,8 +91,9 @@ def fetch_book_page(
     admit: Callable[[], None] = lambda: None,
 ) -> OriginResponse:
     """GET the book's page from the configured origin, following same-origin book redirects.
-    ``admit()`` runs once a request's slot has come, just before it goes out: it raises to
-    hold the request back (the fleet paused meanwhile)."""
+    ``admit()`` runs before each request takes its slot: it raises to hold the request back
+    (the fleet paused meanwhile). It runs before the slot, not between the slot and the
+    request, so that nothing but the request itself follows the slot (the rate stays exact)."""
     url = canonical_url(book_id, settings.origin)
     for _hop in range(settings.max_redirects + 1):
         response = fetch(url, settings, session, limiter, admit)
@@ -116,8 +117,8 @@ def fetch(
     """One rate-limited GET of an origin URL, not following redirects, its body left unread.
     No answer at all (no name, no connection, no proxy, nothing within the timeouts) is the
     origin's trouble; a connection lost mid-answer is this page's."""
-    limiter.wait_for_slot()
     admit()
+    limiter.wait_for_slot()
     try:
         return session.get(
             url,

@@ -55,9 +55,9 @@ class Robots:
             if self.redis.set(self.lock_key, 1, nx=True, ex=lock_seconds):
                 try:
                     text = self._fetch(session, limiter, admit)
+                    self.redis.set(self.key, text, ex=self.settings.robots_max_age)
                 finally:
                     self.redis.delete(self.lock_key)
-                self.redis.set(self.key, text, ex=self.settings.robots_max_age)
                 return parse_robots(text)
             if time.monotonic() > deadline:
                 raise OriginTrouble(OriginState.UNREACHABLE, "Goodreads is unreachable: robots.txt did not come")
