@@ -136,13 +136,15 @@ def main() -> None:
     longest = max(int(part) for part in args.intervals.split(","))
     target = longest + args.books / args.rate
     per_book_now = result["total_requests"] / args.books
+    challenged_per_book = result["challenged_requests"] / args.books
     print(f"{args.books} books, {args.workers} workers, challenged {args.challenged:g} s, probes at {args.intervals} s")
     print(f"requests reaching the origin while challenged: {result['challenged_requests']} ({result['probes']} probes)")
     print(f"lift to last book stored: {result['drain_seconds']:.1f} s (target {target:.0f} s: {longest} + books/rate)")
     print(f"requests after the lift: {result['requests_after_lift']} (each book once: {args.books})")
     print(f"requests per book, whole run: {per_book_now:.3f}")
     print(f"baseline (fleet pause off, {args.baseline_books} books, RETRY_MAX=4): {per_book_before:.2f} per book")
-    print(f"ratio, challenged requests per book, baseline / now: {per_book_before / per_book_now:.1f}x")
+    print(f"challenged requests per book: {challenged_per_book:.3f} (baseline {per_book_before:.2f})")
+    print(f"ratio, challenged requests per book, baseline / now: {per_book_before / challenged_per_book:.0f}x")
 
 
 if __name__ == "__main__":
