@@ -22,6 +22,7 @@ from books.callbacks import refusal, wait_for_batch
 from books.counters import Counters
 from books.export import FORMATS, export_lines
 from books.links import BookId, Refusal, canonical_url, parse_link
+from books.origin import OriginHealth, iso
 from books.queue import BookQueue, QueueFull, job_id
 from books.record import StoredRecord
 from books.status import BookState, BookStatus, Outcome
@@ -34,6 +35,7 @@ STATUS_HTTP = {
     BookStatus.QUEUED: 202,
     BookStatus.RUNNING: 202,
     BookStatus.RETRYING: 202,
+    BookStatus.PAUSED: 202,
     BookStatus.UNKNOWN: 404,
     BookStatus.NOT_FOUND: 404,
     BookStatus.BLOCKED: 502,
@@ -43,6 +45,7 @@ STATUS_MESSAGES = {
     BookStatus.QUEUED: "the book is queued for parsing",
     BookStatus.RUNNING: "the book is being fetched and parsed",
     BookStatus.RETRYING: "the last attempt failed; the book will be tried again",
+    BookStatus.PAUSED: "Goodreads is not serving pages to this service; the book waits, its attempts unspent",
     BookStatus.UNKNOWN: "this book was never submitted; POST its link to /parseGoodreadsLinks",
     BookStatus.NOT_FOUND: "Goodreads has no book with this id",
     BookStatus.BLOCKED: "Goodreads refused to serve the page; send the link again later",
@@ -234,7 +237,9 @@ def openapi() -> Response:
 def metrics() -> Response:
     """Queue, job, attempt, origin-status and fetch-latency metrics in the Prometheus text format."""
     queue = _queue()
-    body = render_metrics(queue, Counters(queue.redis, queue.settings.key_prefix))
+    body = render_metrics(
+        queue, Counters(queue.redis, queue.settings.key_prefix), OriginHealth(queue.redis, queue.settings)
+    )
     return Response(body, 200, content_type=CONTENT_TYPE_LATEST)
 
 
@@ -246,15 +251,22 @@ def healthz() -> tuple[Response, int]:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    """Redis answers; how many workers serve the queue and how deep it is."""
+    """Redis answers; how many workers serve the queue and how deep it is; whether Goodreads
+    is paused (still ready: the service itself is fine)."""
     queue = _queue()
     queue.redis.ping()
+    origin = OriginHealth(queue.redis, queue.settings).snapshot()
     return jsonify(
         status="ready",
         redis="ok",
         workers=queue.live_worker_count(),
         queue=queue.name,
         queue_depth=queue.job_counts().queued,
+        origin={
+            "state": "paused" if origin.paused else "ok",
+            "reason": origin.reason or None,
+            "since": iso(origin.since),
+        },
     ), 200
 
 
@@ -301,6 +313,8 @@ def _state_response(book_id: BookId, state: BookState) -> tuple[Response, int]:
         body["attempts"] = state.attempts
     if state.last_attempt_at:
         body["last_attempt_at"] = datetime.fromtimestamp(state.last_attempt_at, tz=UTC).isoformat()
+    if state.next_attempt_at:
+        body["next_attempt_at"] = datetime.fromtimestamp(state.next_attempt_at, tz=UTC).isoformat()
     return jsonify(body), STATUS_HTTP[state.status]
 
 

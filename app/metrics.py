@@ -8,20 +8,22 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from books.counters import Counters
+from books.origin import OriginHealth, OriginState
 from books.queue import BookQueue
 from books.refresh import freshness
 
 
-def render_metrics(queue: BookQueue, counters: Counters) -> bytes:
+def render_metrics(queue: BookQueue, counters: Counters, origin: OriginHealth) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(queue, counters))
+    registry.register(_Collector(queue, counters, origin))
     return generate_latest(registry)
 
 
 class _Collector:
-    def __init__(self, queue: BookQueue, counters: Counters) -> None:
+    def __init__(self, queue: BookQueue, counters: Counters, origin: OriginHealth) -> None:
         self.queue = queue
         self.counters = counters
+        self.origin = origin
 
     def collect(self) -> Iterator[Metric]:
         jobs, totals = self.queue.job_counts(), self.counters.totals()
@@ -67,9 +69,27 @@ class _Collector:
         for status, count in totals.origin_statuses.items():
             responses.add_metric([status], count)
         yield responses
+        yield from self._origin()
         yield HistogramMetricFamily(
             "goodreads_fetch_seconds",
             "Time to fetch a book page from Goodreads",
             buckets=totals.fetch_buckets,
             sum_value=totals.fetch_seconds_sum,
+        )
+
+    def _origin(self) -> Iterator[Metric]:
+        origin = self.origin.snapshot()
+        state = GaugeMetricFamily(
+            "goodreads_origin_state", "The origin's shared state: 1 for the current one", labels=["state"]
+        )
+        for name in OriginState:
+            state.add_metric([name], int(origin.state == name))
+        yield state
+        yield GaugeMetricFamily(
+            "goodreads_origin_state_since_seconds",
+            "When the origin entered its current state (Unix time; 0 if it never left ok)",
+            value=origin.since or 0,
+        )
+        yield CounterMetricFamily(
+            "goodreads_origin_probes", "Probe requests sent while fetching was paused", value=origin.probes
         )

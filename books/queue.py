@@ -23,10 +23,12 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from itertools import islice
 from typing import Any
 
 from redis import Redis
 from rq import Queue, Retry, Worker
+from rq.exceptions import InvalidJobOperation
 from rq.executions import ExecutionRegistry
 from rq.job import Job, JobStatus
 from rq.results import Result
@@ -101,6 +103,7 @@ for i = template_end + 1, #ARGV, 3 do
                    unpack(template))
         redis.call('RPUSH', KEYS[1], job_id)
         redis.call('HSET', status_key, 'attempts', 0)
+        redis.call('HDEL', status_key, 'paused_since', 'next_attempt_at', 'origin_strike')
         queued = queued + 1
         outcome = 'queued'
     end
@@ -300,6 +303,28 @@ class BookQueue:
                 pipe.zcard(registry.key)
             return JobCounts(*pipe.execute())
 
+    def release_paused(self) -> int:
+        """Put every ``paused`` book's job back on the queue now (the origin serves pages again);
+        returns how many. A job the scheduler moved meanwhile is left to it."""
+        registry = self.rq_queue.scheduled_job_registry
+        released = 0
+        scheduled = (member.decode() for member, _score in self.redis.zscan_iter(registry.key, count=BATCH))
+        while chunk := list(islice(scheduled, BATCH)):
+            with self.redis.pipeline(transaction=False) as pipe:
+                for id_ in chunk:
+                    pipe.hget(self.store.status_key(id_.removeprefix(JOB_ID_PREFIX)), "state")
+                states = pipe.execute()
+            paused = [id_ for id_, state in zip(chunk, states, strict=True) if state == BookStatus.PAUSED.encode()]
+            for job in Job.fetch_many(paused, connection=self.redis):
+                if job is None:
+                    continue
+                try:
+                    registry.requeue(job)
+                except InvalidJobOperation:
+                    continue
+                released += 1
+        return released
+
     def worker_count(self) -> int:
         """Workers registered on this queue (a killed worker stays registered for minutes)."""
         return Worker.count(connection=self.redis, queue=self.rq_queue)
@@ -327,10 +352,12 @@ def _state(job_status: bytes | None, last: dict[bytes, bytes], has_record: int =
     reason = outcome.get("reason") or None
     attempts = int(outcome["attempts"]) if outcome.get("attempts") else None
     last_attempt_at = float(outcome["at"]) if outcome.get("at") else None
+    next_attempt_at = float(outcome["next_attempt_at"]) if outcome.get("next_attempt_at") else None
     if job == JobStatus.STARTED:
         return BookState(BookStatus.RUNNING, reason, attempts, last_attempt_at)
     if job == JobStatus.SCHEDULED:
-        return BookState(BookStatus.RETRYING, reason, attempts, last_attempt_at)
+        waiting = BookStatus.PAUSED if outcome.get("state") == BookStatus.PAUSED else BookStatus.RETRYING
+        return BookState(waiting, reason, attempts, last_attempt_at, next_attempt_at)
     if job in ACTIVE_JOB_STATUSES:
         return BookState(BookStatus.QUEUED, reason, attempts, last_attempt_at)
     if has_record:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
-from dataclasses import field as dataclass_field
+from dataclasses import dataclass, field, fields
+from http.cookiejar import LoadError, MozillaCookieJar
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class ConfigError(ValueError):
@@ -61,7 +62,7 @@ class Settings:
     post_budget: int = 600
     post_budget_window: int = 60
     max_queued_books: int = 1_000_000
-    api_tokens: tuple[str, ...] = dataclass_field(default=(), repr=False)
+    api_tokens: tuple[str, ...] = field(default=(), repr=False)
     trusted_proxy_hops: int = 0
     dashboard_login_failures: int = 5
     dashboard_lockout_max: int = 300
@@ -74,17 +75,25 @@ class Settings:
     worker_ttl: int = 60
     worker_redis_backoff_max: float = 10.0
     worker_restart_delay_max: float = 30.0
+    # The origin's health, shared by the fleet (books/origin.py).
+    origin_pause_after: int = 3
+    origin_probe_intervals: tuple[int, ...] = (30, 60, 120, 300, 900)
+    origin_pause_max: int = 24 * 3600
+    robots_max_age: int = 24 * 3600
+    # The operator's HTTP-client levers; kept out of repr so they never reach a log line.
+    fetch_proxy: str = field(default="", repr=False)
+    goodreads_cookies_file: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build the settings from environment variables named like the fields, upper-cased."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        for field in fields(cls):
-            raw = environ.get(field.name.upper())
+        for setting in fields(cls):
+            raw = environ.get(setting.name.upper())
             if raw is None or raw.strip() == "":
                 continue
-            values[field.name] = _convert(field.name, field.type, raw.strip())
+            values[setting.name] = _convert(setting.name, setting.type, raw.strip())
         settings = cls(**values)
         settings.validate()
         return settings
@@ -129,6 +138,19 @@ class Settings:
             raise ConfigError("DASHBOARD_LOGIN_FAILURES must be 0 or more, DASHBOARD_LOCKOUT_MAX at least 1")
         if any(not token.isprintable() or " " in token for token in self.api_tokens):
             raise ConfigError("API_TOKENS must be comma-separated tokens without spaces")
+        if self.origin_pause_after < 1:
+            raise ConfigError("ORIGIN_PAUSE_AFTER must be 1 or more")
+        if not self.origin_probe_intervals or any(interval < 1 for interval in self.origin_probe_intervals):
+            raise ConfigError("ORIGIN_PROBE_INTERVALS must be one or more whole seconds, each 1 or more")
+        if self.origin_pause_max < 0 or self.robots_max_age < 1:
+            raise ConfigError("ORIGIN_PAUSE_MAX must not be negative and ROBOTS_MAX_AGE must be 1 or more")
+        if self.fetch_proxy:
+            proxy = urlsplit(self.fetch_proxy)
+            if proxy.scheme not in ("http", "https") or not proxy.hostname:
+                # The value may hold credentials: name the setting, never echo it.
+                raise ConfigError("FETCH_PROXY must be an http:// or https:// proxy URL")
+        if self.goodreads_cookies_file:
+            load_cookies(self.goodreads_cookies_file)
 
     @property
     def origin(self) -> str:
@@ -169,6 +191,19 @@ def stop_on_config_error() -> Iterator[None]:
         yield
     except ConfigError as error:
         raise SystemExit(f"configuration error: {error} (honcho and docker compose read .env)") from None
+
+
+def load_cookies(path: str) -> MozillaCookieJar:
+    """The Netscape cookies.txt at ``path``; ConfigError naming GOODREADS_COOKIES_FILE (and never
+    a line of the file, which holds secrets) when it cannot be read."""
+    jar = MozillaCookieJar(path)
+    try:
+        jar.load(ignore_discard=True, ignore_expires=True)
+    except LoadError:
+        raise ConfigError(f"GOODREADS_COOKIES_FILE={path!r} is not a Netscape cookies.txt file") from None
+    except OSError as error:
+        raise ConfigError(f"GOODREADS_COOKIES_FILE={path!r} cannot be read: {error.strerror}") from None
+    return jar
 
 
 def _convert(name: str, kind: Any, raw: str) -> Any:

@@ -12,6 +12,7 @@ class BookStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     RETRYING = "retrying"
+    PAUSED = "paused"  # waiting, attempts unspent, for Goodreads to serve pages again
     STORED = "stored"
     NOT_FOUND = "not_found"
     BLOCKED = "blocked"
@@ -19,7 +20,7 @@ class BookStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
-IN_PROGRESS = frozenset({BookStatus.QUEUED, BookStatus.RUNNING, BookStatus.RETRYING})
+IN_PROGRESS = frozenset({BookStatus.QUEUED, BookStatus.RUNNING, BookStatus.RETRYING, BookStatus.PAUSED})
 # Final states of a book without a record; a new POST sends it again.
 FINAL_FAILURES = frozenset({BookStatus.NOT_FOUND, BookStatus.BLOCKED, BookStatus.FAILED})
 
@@ -36,9 +37,11 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class BookState:
-    """Where a book stands, with the last attempt's reason, count and time when known."""
+    """Where a book stands, with the last attempt's reason, count and time when known, and
+    when a paused book will next be tried."""
 
     status: BookStatus
     reason: str | None = None
     attempts: int | None = None
     last_attempt_at: float | None = None
+    next_attempt_at: float | None = None

@@ -1,8 +1,19 @@
 """A local stand-in for www.goodreads.com that serves book pages and misbehaves on command.
 
 Each book answers with a list of behaviours, one per request, the last one repeating:
-``origin.behave("42", "503", "503", "page")``. Every request is recorded with its
-arrival time, so tests can count fetches and measure their spacing.
+``origin.behave("42", "503", "503", "page")``; books without their own answer with
+``origin.everyone(...)`` (a page by default), so ``origin.everyone("waf")`` challenges all
+and ``origin.everyone("page")`` lifts it. ``/robots.txt`` serves ``origin.robots_txt``
+(404 while None), or its own behaviours (``origin.behave("robots.txt", "503")``); its
+requests are kept apart (``origin.robots_fetches``), so ``fetches()`` counts pages alone and
+``requests()`` everything.
+``origin.require_cookie = "sid=..."`` challenges every book request without that cookie.
+Every request is recorded with its arrival time and cookie, so tests can count fetches
+and measure their spacing.
+
+``python -m tests.origin [--port N] [command ...]`` serves these pages on 127.0.0.1 (port
+8081 by default); with a command (``honcho start``), it runs it with ``GOODREADS_BASE_URL``
+pointing at the pages and stops when it ends: the service without goodreads.com.
 """
 
 from __future__ import annotations
@@ -20,6 +31,18 @@ from pathlib import Path
 FIXTURES = Path(__file__).parent / "fixtures"
 PAGE_TEMPLATE = (FIXTURES / "next_apollo.html").read_text()
 SIGN_IN_PAGE = (FIXTURES / "signin_wall.html").read_bytes()
+# A small page as AWS WAF serves it when it challenges or asks for a CAPTCHA (written here).
+CHALLENGE_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Checking your connection</title>"
+    b'<script src="https://example123.token.awswaf.com/example/challenge.js"></script></head>'
+    b"<body><noscript>JavaScript is needed to continue.</noscript></body></html>"
+)
+CAPTCHA_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Confirm you are human</title>"
+    b'<script src="https://example123.token.awswaf.com/example/captcha.js"></script></head>'
+    b'<body><div id="captcha-container"></div></body></html>'
+)
+ROBOTS = "robots.txt"
 _BOOK = re.compile(r"^/book/show/(\d+)")
 # How often the server looks for a shutdown request: ``stop`` waits up to this long, once per test.
 
@@ -41,13 +64,17 @@ class Arrival:
 
 
 class Origin:
-    def __init__(self, page: Callable[[str], bytes] | None = None) -> None:
+    def __init__(self, page: Callable[[str], bytes] | None = None, port: int = 0) -> None:
         """``page(book_id)`` makes a book's page; by default the fixture page made to describe it."""
         self.page = page
         self.behaviours: dict[str, list[str]] = {}
+        self.default_steps: list[str] = ["page"]
+        self.robots_txt: str | None = None
+        self.require_cookie: str | None = None
         self.arrivals: list[Arrival] = []
+        self.robots_fetches: list[Arrival] = []
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         # serve_forever notices a shutdown only between polls: its default half second of
@@ -75,6 +102,16 @@ class Origin:
         with self.lock:
             self.behaviours[book_id] = list(steps)
 
+    def everyone(self, *steps: str) -> None:
+        """What every book without its own behaviour answers from now on."""
+        with self.lock:
+            self.default_steps = list(steps)
+
+    def requests(self) -> list[Arrival]:
+        """Every request, robots.txt's too, in order of arrival."""
+        with self.lock:
+            return sorted(self.arrivals + self.robots_fetches, key=lambda arrival: arrival.at)
+
     def fetches(self, book_id: str | None = None) -> list[Arrival]:
         with self.lock:
             return [a for a in self.arrivals if book_id is None or a.book_id == book_id]
@@ -82,11 +119,20 @@ class Origin:
     def next_step(self, path: str, cookie: str | None = None) -> tuple[str | None, str]:
         match = _BOOK.match(path)
         book_id = match.group(1) if match else None
+        arrival = Arrival(time.monotonic(), path, book_id, cookie)
         with self.lock:
-            self.arrivals.append(Arrival(time.monotonic(), path, book_id, cookie))
-            steps = self.behaviours.get(book_id or "", ["page"])
+            if path == f"/{ROBOTS}":
+                self.robots_fetches.append(arrival)
+                steps = self.behaviours.get(ROBOTS, ["robots"])
+            else:
+                self.arrivals.append(arrival)
+                if book_id is None:
+                    return None, "404"
+                if self.require_cookie and self.require_cookie not in (cookie or ""):
+                    return book_id, "waf"
+                steps = self.behaviours.get(book_id, self.default_steps)
             step = steps.pop(0) if len(steps) > 1 else steps[0]
-        return book_id, step if book_id else "404"
+        return book_id, step
 
 
 def _handler(origin: Origin):
@@ -136,6 +182,21 @@ def _handler(origin: Origin):
 
         def _waf(self, book_id, _):
             self._send(202, b"", {"x-amzn-waf-action": "challenge"})
+
+        def _challenge(self, book_id, _):
+            self._send(202, CHALLENGE_PAGE, {"x-amzn-waf-action": "challenge"})
+
+        def _challengepage(self, book_id, _):  # the page alone, without the header
+            self._send(202, CHALLENGE_PAGE)
+
+        def _captcha(self, book_id, _):
+            self._send(405, CAPTCHA_PAGE, {"x-amzn-waf-action": "captcha"})
+
+        def _robots(self, book_id, _):
+            if origin.robots_txt is None:
+                self._status(book_id, "404")
+            else:
+                self._send(200, origin.robots_txt.encode())
 
         def _signin(self, book_id, _):
             self._send(200, SIGN_IN_PAGE)
@@ -197,3 +258,31 @@ def _handler(origin: Origin):
 BEHAVIOURS = frozenset(
     name[1:] for name in vars(_handler(None)) if name.startswith("_") and not name.startswith("__")
 ) - {"send", "status"}
+
+
+def main(argv: list[str]) -> int:
+    """Serve the sample origin; run ``argv``'s command against it, if any."""
+    import os
+    import subprocess
+
+    port = 8081
+    if argv[:1] == ["--port"]:
+        port, argv = int(argv[1]), argv[2:]
+    origin = Origin(port=port)
+    origin.start()
+    print(f"sample origin on {origin.url} (every /book/show/<id> is a made-up book)", flush=True)
+    try:
+        if argv:
+            return subprocess.call(argv, env={**os.environ, "GOODREADS_BASE_URL": origin.url})
+        origin.thread.join()
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        origin.stop()
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

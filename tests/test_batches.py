@@ -44,6 +44,7 @@ def test_a_batch_reports_each_link_and_finishes(make_service, origin):
         "queued": 0,
         "running": 0,
         "retrying": 0,
+        "paused": 0,
         "stored": 1,
         "not_found": 1,
         "blocked": 1,

@@ -2,25 +2,37 @@
 
 The URL is always built here from a validated book id; a redirect is followed
 only to another book page on the same origin. Anything else comes back as a
-``AttemptFailed`` that says whether Goodreads blocked us or the fetch failed.
+``AttemptFailed`` that says whether Goodreads blocked us or the fetch failed, or as
+an ``OriginTrouble`` when the answer is about Goodreads itself rather than the book (a
+bot challenge, a refusal, a request for a pause, no answer at all): books/origin.py
+pauses the fleet on those.
+
+The operator's levers are plain HTTP-client configuration: ``FETCH_PROXY`` and the
+cookies of ``GOODREADS_COOKIES_FILE`` (worker/cookies.py); nothing else is taken from
+the environment, and no request pretends to come from a browser.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import NameResolutionError, NewConnectionError, ReadTimeoutError
 
 from books.links import BookId, Refusal, canonical_url, parse_book_path
+from books.origin import OriginState
 from books.settings import Settings
 from books.status import BookStatus
 from worker.ratelimit import FetchRateLimiter
 
 _CHUNK = 64 * 1024
+_WAF_ACTION = "x-amzn-waf-action"
+# How far into a page to look for AWS WAF's challenge script (a challenge page is small).
+_CHALLENGE_SNIFF = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,18 @@ class OriginResponse:
     body: bytes
     retry_after: float | None
     url: str
+    waf_action: str = ""
+
+
+class OriginTrouble(Exception):
+    """An answer about Goodreads itself, not about the book: what the origin did
+    (``state``), in words, and the pause it asked for, if any."""
+
+    def __init__(self, state: OriginState, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{state}: {reason}")
+        self.state = state
+        self.reason = reason
+        self.retry_after = retry_after
 
 
 class AttemptFailed(Exception):
@@ -43,7 +67,8 @@ class AttemptFailed(Exception):
 
 
 def new_session(settings: Settings) -> requests.Session:
-    """A session that says who it is and takes no proxies or credentials from the environment."""
+    """A session that says who it is and takes no proxies or credentials from the environment:
+    only ``FETCH_PROXY``, when set, for every request (book pages and robots.txt)."""
     session = requests.Session()
     session.headers.update(
         {
@@ -53,28 +78,47 @@ def new_session(settings: Settings) -> requests.Session:
         }
     )
     session.trust_env = False  # no proxies or .netrc from the environment
+    if settings.fetch_proxy:
+        session.proxies = {"http": settings.fetch_proxy, "https": settings.fetch_proxy}
     return session
 
 
 def fetch_book_page(
-    book_id: BookId, settings: Settings, session: requests.Session, limiter: FetchRateLimiter
+    book_id: BookId,
+    settings: Settings,
+    session: requests.Session,
+    limiter: FetchRateLimiter,
+    admit: Callable[[], None] = lambda: None,
 ) -> OriginResponse:
-    """GET the book's page from the configured origin, following same-origin book redirects."""
+    """GET the book's page from the configured origin, following same-origin book redirects.
+    ``admit()`` runs before each request takes its slot: it raises to hold the request back
+    (the fleet paused meanwhile). It runs before the slot, not between the slot and the
+    request, so that nothing but the request itself follows the slot (the rate stays exact)."""
     url = canonical_url(book_id, settings.origin)
     for _hop in range(settings.max_redirects + 1):
-        limiter.wait_for_slot()
-        response = _get(session, url, settings)
+        response = fetch(url, settings, session, limiter, admit)
         with response:
             if not response.is_redirect:
                 body = _read_capped(response, settings)
                 return OriginResponse(
-                    response.status_code, body, parse_retry_after(response.headers.get("Retry-After")), url
+                    response.status_code,
+                    body,
+                    parse_retry_after(response.headers.get("Retry-After")),
+                    url,
+                    response.headers.get(_WAF_ACTION, "").strip().lower(),
                 )
             url = _allowed_redirect(url, response.headers.get("Location", ""), settings)
     raise AttemptFailed(BookStatus.FAILED, f"more than {settings.max_redirects} redirects")
 
 
-def _get(session: requests.Session, url: str, settings: Settings) -> requests.Response:
+def fetch(
+    url: str, settings: Settings, session: requests.Session, limiter: FetchRateLimiter, admit: Callable[[], None]
+) -> requests.Response:
+    """One rate-limited GET of an origin URL, not following redirects, its body left unread.
+    No answer at all (no name, no connection, no proxy, nothing within the timeouts) is the
+    origin's trouble; a connection lost mid-answer is this page's."""
+    admit()
+    limiter.wait_for_slot()
     try:
         return session.get(
             url,
@@ -82,10 +126,67 @@ def _get(session: requests.Session, url: str, settings: Settings) -> requests.Re
             stream=True,
             timeout=(settings.fetch_connect_timeout, settings.fetch_read_timeout),
         )
+    except requests.exceptions.ProxyError:
+        raise OriginTrouble(
+            OriginState.UNREACHABLE, "Goodreads is unreachable: the proxy (FETCH_PROXY) failed"
+        ) from None
+    except requests.ConnectTimeout:
+        raise OriginTrouble(OriginState.UNREACHABLE, "Goodreads is unreachable: the connection timed out") from None
     except requests.Timeout:
-        raise AttemptFailed(BookStatus.FAILED, "Goodreads did not answer in time") from None
+        raise OriginTrouble(
+            OriginState.UNREACHABLE, f"Goodreads is unreachable: no answer within {settings.fetch_read_timeout:g} s"
+        ) from None
+    except requests.ConnectionError as error:
+        if _never_connected(error):
+            raise OriginTrouble(
+                OriginState.UNREACHABLE, f"Goodreads is unreachable: {_connection_failure(error)}"
+            ) from None
+        raise AttemptFailed(BookStatus.FAILED, f"connection to Goodreads failed: {type(error).__name__}") from None
     except requests.RequestException as error:
         raise AttemptFailed(BookStatus.FAILED, f"connection to Goodreads failed: {type(error).__name__}") from None
+
+
+def _never_connected(error: requests.ConnectionError) -> bool:
+    reason = getattr(error.args[0] if error.args else None, "reason", None)
+    return isinstance(reason, NewConnectionError)
+
+
+def _connection_failure(error: requests.ConnectionError) -> str:
+    reason = getattr(error.args[0] if error.args else None, "reason", None)
+    if isinstance(reason, NameResolutionError):
+        return "the name does not resolve (DNS)"
+    if "refused" in str(reason).lower():
+        return "connection refused"
+    return "no connection could be made"
+
+
+def origin_trouble(response: OriginResponse) -> OriginTrouble | None:
+    """The answer's trouble when it is about Goodreads rather than this book: an AWS WAF
+    challenge or CAPTCHA (HTTP 202, the ``x-amzn-waf-action`` header, a page loading the
+    challenge script), a refusal (401, 403), a request for a pause (429, 503 with
+    Retry-After); None for anything else."""
+    status, action = response.status, response.waf_action
+    head = response.body[:_CHALLENGE_SNIFF].lower()
+    challenge_page = b"awswaf" in head and (b"challenge.js" in head or b"captcha" in head)
+    if action == "captcha" or (challenge_page and b"captcha" in head):
+        return OriginTrouble(OriginState.CHALLENGE, f"Goodreads answered HTTP {status} with a CAPTCHA challenge")
+    if action or status == 202 or challenge_page:
+        empty = "with an empty body " if not response.body.strip() else ""
+        header = f", {_WAF_ACTION}: {action}" if action else ""
+        page = ", a challenge page" if challenge_page else ""
+        return OriginTrouble(
+            OriginState.CHALLENGE, f"Goodreads answered HTTP {status} {empty}(a bot challenge{header}{page})"
+        )
+    if status in (401, 403):
+        return OriginTrouble(OriginState.REFUSED, f"Goodreads refused the request (HTTP {status})")
+    if status == 429 or (status == 503 and response.retry_after is not None):
+        wait = f", Retry-After {response.retry_after:g} s" if response.retry_after is not None else ""
+        return OriginTrouble(
+            OriginState.RATE_LIMIT,
+            f"Goodreads asked for a pause (HTTP {status}, rate limit{wait})",
+            response.retry_after,
+        )
+    return None
 
 
 def _read_capped(response: requests.Response, settings: Settings) -> bytes:

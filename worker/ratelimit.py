@@ -4,7 +4,8 @@ Each fetch reserves the next free slot in Redis, one slot every ``1 / rate``
 seconds (2 % more, so that a few milliseconds of scheduling jitter cannot put
 ``rate + 1`` requests into one second at the origin), and sleeps until its slot
 comes. Redis's own clock decides, so hosts with skewed clocks still keep the pace. When the origin asks for a pause
-(429 or 503 with ``Retry-After``), every worker's next slot moves past it.
+(429 or 503 with ``Retry-After``), every worker's next slot moves past it. A
+``Crawl-delay`` in the origin's robots.txt is a floor under the interval.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ return slot - now
 
 
 class FetchRateLimiter:
-    """At most ``rate`` requests per second to the origin, across all workers (0: no limit)."""
+    """At most ``rate`` requests per second to the origin, across all workers (0: no limit),
+    and never closer than ``min_interval`` seconds."""
 
-    def __init__(self, redis: Redis, key: str, rate: float) -> None:
+    def __init__(self, redis: Redis, key: str, rate: float, min_interval: float = 0.0) -> None:
         self.redis = redis
         self.key = key
-        self.interval_us = int(1_000_000 / rate * 1.02) if rate > 0 else 0
+        self.interval_us = max(int(1_000_000 / rate * 1.02) if rate > 0 else 0, int(min_interval * 1_000_000))
         self._reserve = redis.register_script(_RESERVE_SCRIPT)
 
     def wait_for_slot(self) -> float:

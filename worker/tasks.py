@@ -4,10 +4,17 @@ Outcomes, as ``GET /getBookInfo`` reports them:
 
 - a book page: the record is stored;
 - HTTP 404 or 410: ``not_found``, not retried;
-- a sign-in wall, HTTP 202 (AWS WAF's empty challenge), 403, 429 or a redirect
-  away from the book: ``blocked``; 5xx, timeouts, resets, oversized or cut-off
-  bodies, pages without book data: ``failed``. Both are retried with the
-  configured backoff (``Retry-After`` honoured) and stay ``retrying`` meanwhile.
+- a sign-in wall or a redirect away from the book: ``blocked``; 5xx, resets, oversized
+  or cut-off bodies, pages without book data: ``failed``. Both are retried with the
+  configured backoff (``Retry-After`` honoured) and stay ``retrying`` meanwhile;
+- a page robots.txt disallows: never requested, ``blocked`` at once;
+- an answer about Goodreads itself (a challenge, 401/403, 429 or 503 with Retry-After,
+  no answer at all): reported to the fleet's shared origin state (books/origin.py).
+  While the fleet is paused, or the first time this book meets such an answer, the
+  job is deferred (it returns RQ's ``Retry``, which spends none of its retries, and its
+  attempt is not counted) and the book is ``paused``; past ``ORIGIN_PAUSE_MAX`` it ends
+  ``blocked`` (challenged, refused) or ``failed`` (unreachable). Otherwise the answer is
+  this book's own (a wall for this book only) and it is retried as above.
 
 Nothing but a parsed book is ever stored as a record.
 """
@@ -22,18 +29,22 @@ from datetime import UTC, datetime
 from functools import cache
 
 import requests
-from rq import get_current_job
+from rq import Retry, get_current_job
 from rq.job import Job
 
 from books.counters import Counters
-from books.links import BookId, parse_book_path
+from books.links import BookId, canonical_url, parse_book_path
+from books.origin import FINAL_STATUS, OriginHealth, OriginState, iso
+from books.queue import BookQueue
 from books.record import Record
 from books.settings import Settings
 from books.status import BookStatus
 from books.store import BookStore, RecordLimits, UnsafeRecord
-from worker.fetch import AttemptFailed, OriginResponse, fetch_book_page, new_session
+from worker.cookies import SessionCookies
+from worker.fetch import AttemptFailed, OriginResponse, OriginTrouble, fetch_book_page, new_session, origin_trouble
 from worker.parser import NotABookPage, parse_book_page
 from worker.ratelimit import FetchRateLimiter
+from worker.robots import Robots
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +71,64 @@ def session() -> requests.Session:
     worker's main process, so every work horse RQ forks starts from a copy of the same
     empty one: no book's cookies or connections reach another, and no horse pays for
     making it."""
-    return new_session(settings())
+    fresh = new_session(settings())
+    cookies(fresh).refresh(fresh)
+    return fresh
 
 
-def parse_book(book_id: str) -> str:
-    """Fetch, parse and store one book; return ``stored`` or ``not_found``."""
+@cache
+def cookies(for_session: requests.Session) -> SessionCookies:
+    """The operator's cookies file, as last loaded into this session (``session()``)."""
+    return SessionCookies(settings())
+
+
+# RQ fails a job that returned ``Retry`` more often than its ``max``: deferrals are bounded
+# by ORIGIN_PAUSE_MAX instead, so this is only a ceiling no pause reaches.
+DEFERRALS_MAX = 1_000_000
+
+
+class OriginPaused(Exception):
+    """The fleet paused while this book waited for its request slot."""
+
+
+class Admission:
+    """Lets a book's requests out while the origin is fine, or as the fleet's probe."""
+
+    def __init__(self, health: OriginHealth, book_id: str, probing: bool) -> None:
+        self.health = health
+        self.book_id = book_id
+        self.probing = probing
+
+    def __call__(self) -> None:
+        if self.probing:
+            return
+        verdict = self.health.gate(self.book_id)
+        if verdict == "wait":
+            raise OriginPaused
+        self.probing = verdict == "probe"
+
+
+def parse_book(book_id: str) -> str | Retry:
+    """Fetch, parse and store one book; return ``stored``, ``not_found`` or ``blocked``
+    (robots.txt), the final state of a book paused too long, or RQ's ``Retry`` to wait."""
     job = get_current_job()
     assert job is not None, "parse_book runs as an RQ job"
     config = settings()
     store = BookStore(job.connection, config.key_prefix, RecordLimits.from_settings(config))
+    health = OriginHealth(job.connection, config)
+    gate = health.gate(book_id)
+    if gate == "wait":
+        return _defer(store, health, book_id)
+    admission = Admission(health, book_id, probing=gate == "probe")
     attempt = Attempt(book_id, job.id, store.count_attempt(book_id))
     started = time.perf_counter()
     try:
-        outcome = _fetch_parse_store(BookId(book_id), config, store, attempt)
+        outcome = _fetch_parse_store(BookId(book_id), config, store, attempt, admission)
+    except OriginPaused:
+        store.redis.hincrby(store.status_key(book_id), "attempts", -1)
+        return _defer(store, health, book_id)
+    except OriginTrouble as trouble:
+        return _origin_trouble(job, store, health, attempt, admission, trouble, started)
     except Exception as error:
         failure = (
             error
@@ -86,25 +142,116 @@ def parse_book(book_id: str) -> str:
     return outcome
 
 
+def _origin_trouble(
+    job: Job,
+    store: BookStore,
+    health: OriginHealth,
+    attempt: Attempt,
+    admission: Admission,
+    trouble: OriginTrouble,
+    started: float,
+) -> str | Retry:
+    """Report the answer to the fleet; defer the book, its attempt unspent, unless the answer
+    looks like its own (the fleet runs, and this book met such an answer before)."""
+    book_id = attempt.book_id
+    reason = trouble.reason
+    if trouble.state in (OriginState.CHALLENGE, OriginState.REFUSED) and cookies(session()).in_use:
+        reason += "; the session cookies were refused or have expired"
+    verdict, changed = health.report_trouble(
+        book_id, trouble.state, reason, trouble.retry_after or 0, admission.probing
+    )
+    if verdict == "paused_now" or changed:
+        log.warning(
+            "origin paused: every worker stops fetching",
+            extra={"fields": {"origin_state": trouble.state, "reason": reason, "book_id": book_id}},
+        )
+    first_strike = bool(store.redis.hsetnx(store.status_key(book_id), "origin_strike", 1))
+    if verdict != "counted" or first_strike:
+        store.redis.hincrby(store.status_key(book_id), "attempts", -1)
+        _report(attempt, BookStatus.PAUSED, started, store, reason)
+        return _defer(store, health, book_id, trouble, reason)
+    failure = AttemptFailed(FINAL_STATUS[trouble.state], reason, trouble.retry_after)
+    outcome = _record_failure(job, store, book_id, failure)
+    _report(attempt, outcome, started, store, failure.reason)
+    raise failure from None
+
+
+def _defer(
+    store: BookStore,
+    health: OriginHealth,
+    book_id: str,
+    trouble: OriginTrouble | None = None,
+    reason: str | None = None,
+) -> str | Retry:
+    """Put the book aside without spending an attempt: until the fleet's next probe while the
+    origin is paused, for a moment if not (one odd answer), for good past ORIGIN_PAUSE_MAX."""
+    config = settings()
+    key = store.status_key(book_id)
+    origin = health.snapshot()
+    now = time.time()
+    if not origin.paused:
+        if trouble is None:  # the origin recovered a moment ago
+            return Retry(max=DEFERRALS_MAX, interval=1)
+        # RQ's scheduler keeps whole seconds and may run a job up to a second early: add one.
+        wait = math.ceil(max((config.retry_intervals or (1,))[0], trouble.retry_after or 0, 1)) + 1
+        store.redis.hset(
+            key, mapping={"state": BookStatus.RETRYING, "reason": reason or "", "next_attempt_at": now + wait}
+        )
+        return Retry(max=DEFERRALS_MAX, interval=wait)
+    store.redis.hsetnx(key, "paused_since", now)
+    paused_since = float(store.redis.hget(key, "paused_since") or now)
+    if now - paused_since >= config.origin_pause_max:
+        final = FINAL_STATUS[origin.state]
+        store.record_outcome(
+            book_id,
+            final,
+            f"{origin.reason} (since {iso(origin.since)}); the book waited longer than ORIGIN_PAUSE_MAX "
+            f"({config.origin_pause_max} s); send the link again to try again",
+        )
+        store.redis.hdel(key, "paused_since", "next_attempt_at")
+        log.info("book gave up waiting", extra={"fields": {"book_id": book_id, "outcome": final}})
+        return str(final)
+    wake_at, _prober = health.park(book_id)
+    wake_at = min(wake_at, paused_since + config.origin_pause_max)
+    store.redis.hset(key, mapping={"state": BookStatus.PAUSED, "reason": origin.describe(), "next_attempt_at": wake_at})
+    return Retry(max=DEFERRALS_MAX, interval=max(1, math.ceil(wake_at - now)))
+
+
 def _report(attempt: Attempt, outcome: BookStatus, started: float, store: BookStore, reason: str | None = None) -> None:
     Counters(store.redis, store.prefix).record_attempt(outcome, attempt.origin_status, attempt.fetch_seconds)
     fields = {**asdict(attempt), "outcome": outcome, "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
     if reason:
         fields["reason"] = reason
-    settled = outcome in (BookStatus.STORED, BookStatus.NOT_FOUND)
+    settled = outcome in (BookStatus.STORED, BookStatus.NOT_FOUND, BookStatus.PAUSED)
     log.log(logging.INFO if settled else logging.WARNING, "book attempt", extra={"fields": fields})
 
 
-def _fetch_parse_store(book_id: BookId, config: Settings, store: BookStore, attempt: Attempt) -> BookStatus:
+def _fetch_parse_store(
+    book_id: BookId, config: Settings, store: BookStore, attempt: Attempt, admission: Admission
+) -> BookStatus:
     if parse_book_path(f"/book/show/{book_id}") != book_id:
         raise AttemptFailed(BookStatus.FAILED, f"{book_id!r} is not a valid book id")
     limiter = FetchRateLimiter(store.redis, f"{config.key_prefix}:fetch:next-slot", config.fetch_rate)
+    cookies(session()).refresh(session())
+    rules = Robots(store.redis, config).rules(session(), limiter, admission)
+    if not rules.can_fetch(config.user_agent, canonical_url(book_id, config.origin)):
+        store.record_outcome(book_id, BookStatus.BLOCKED, "Goodreads' robots.txt disallows this page for this service")
+        return BookStatus.BLOCKED
+    crawl_delay = rules.crawl_delay(config.user_agent)
+    if crawl_delay:
+        limiter = FetchRateLimiter(limiter.redis, limiter.key, config.fetch_rate, float(crawl_delay))
     fetch_started = time.perf_counter()
     try:
-        response = fetch_book_page(book_id, config, session(), limiter)
+        response = fetch_book_page(book_id, config, session(), limiter, admission)
     finally:
         attempt.fetch_seconds = time.perf_counter() - fetch_started
     attempt.origin_status = response.status
+    trouble = origin_trouble(response)
+    if trouble:
+        if trouble.state == OriginState.RATE_LIMIT:
+            limiter.pause(trouble.retry_after or (config.retry_intervals or (60,))[0])
+        raise trouble
+    _origin_answered(store, book_id, admission.health)
 
     if response.status in (404, 410):
         store.record_outcome(book_id, BookStatus.NOT_FOUND, f"Goodreads answered HTTP {response.status}")
@@ -122,18 +269,25 @@ def _fetch_parse_store(book_id: BookId, config: Settings, store: BookStore, atte
         return BookStatus.STORED
 
     failure = _failure_for_status(response)
-    if failure.retry_after or response.status == 429:
-        limiter.pause(failure.retry_after or (config.retry_intervals or (60,))[0])
+    if failure.retry_after:
+        limiter.pause(failure.retry_after)
     raise failure
+
+
+def _origin_answered(store: BookStore, book_id: str, health: OriginHealth) -> None:
+    """Goodreads answered this book itself: the fleet's streak ends, a pause ends (the
+    paused books go back on the queue at once), and this book's pause is over."""
+    store.redis.hdel(store.status_key(book_id), "paused_since", "next_attempt_at")
+    if health.report_success():
+        released = BookQueue(store.redis, health.settings).release_paused()
+        log.warning(
+            "origin resumed: Goodreads serves pages again",
+            extra={"fields": {"book_id": book_id, "released": released}},
+        )
 
 
 def _failure_for_status(response: OriginResponse) -> AttemptFailed:
     status, retry_after = response.status, response.retry_after
-    if status == 202:
-        empty = "with an empty body " if not response.body.strip() else ""
-        return AttemptFailed(BookStatus.BLOCKED, f"Goodreads answered HTTP 202 {empty}(a bot challenge)", retry_after)
-    if status in (401, 403, 429):
-        return AttemptFailed(BookStatus.BLOCKED, f"Goodreads refused the request (HTTP {status})", retry_after)
     if status >= 500:
         return AttemptFailed(BookStatus.FAILED, f"Goodreads failed to answer (HTTP {status})", retry_after)
     return AttemptFailed(BookStatus.FAILED, f"Goodreads answered HTTP {status}", retry_after)

@@ -1,0 +1,84 @@
+"""The origin's robots.txt, fetched by one worker, kept in Redis for all, honoured by each.
+
+``<prefix>:origin:robots`` holds the text (empty when the origin has none: a 4xx other
+than 401, 403 and 429 allows everything) and expires after ``ROBOTS_MAX_AGE``, so it is
+fetched again at least that often. While it is missing, one worker fetches it (a lock)
+and the others wait for its copy. No answer, a 5xx, a challenge, a refusal or a 429 is
+the origin's trouble (``OriginTrouble``), and pauses the fleet like a book page's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import cast
+from urllib.robotparser import RobotFileParser
+
+import requests
+from redis import Redis
+
+from books.origin import OriginState
+from books.settings import Settings
+from worker.fetch import OriginResponse, OriginTrouble, fetch, origin_trouble, parse_retry_after
+from worker.ratelimit import FetchRateLimiter
+
+MAX_ROBOTS_BYTES = 512 * 1024
+
+
+def robots_key(prefix: str) -> str:
+    return f"{prefix}:origin:robots"
+
+
+def parse_robots(text: str) -> RobotFileParser:
+    parser = RobotFileParser()
+    parser.parse(text.splitlines())
+    return parser
+
+
+class Robots:
+    """robots.txt of the origin for this service's user agent."""
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.key = robots_key(settings.key_prefix)
+        self.lock_key = f"{self.key}:lock"
+
+    def rules(self, session: requests.Session, limiter: FetchRateLimiter, admit: Callable[[], None]) -> RobotFileParser:
+        """The cached rules, fetching them first when there are none (one worker at a time)."""
+        lock_seconds = int(self.settings.fetch_connect_timeout + self.settings.fetch_read_timeout) + 5
+        deadline = time.monotonic() + 2 * lock_seconds
+        while True:
+            cached = self.redis.get(self.key)
+            if cached is not None:
+                return parse_robots(cast(bytes, cached).decode("utf-8", "replace"))
+            if self.redis.set(self.lock_key, 1, nx=True, ex=lock_seconds):
+                try:
+                    text = self._fetch(session, limiter, admit)
+                    self.redis.set(self.key, text, ex=self.settings.robots_max_age)
+                finally:
+                    self.redis.delete(self.lock_key)
+                return parse_robots(text)
+            if time.monotonic() > deadline:
+                raise OriginTrouble(OriginState.UNREACHABLE, "Goodreads is unreachable: robots.txt did not come")
+            time.sleep(0.1)
+
+    def _fetch(self, session: requests.Session, limiter: FetchRateLimiter, admit: Callable[[], None]) -> str:
+        url = f"{self.settings.origin}/robots.txt"
+        with fetch(url, self.settings, session, limiter, admit) as response:
+            body = response.raw.read(MAX_ROBOTS_BYTES, decode_content=True) if response.status_code == 200 else b""
+            answer = OriginResponse(
+                response.status_code,
+                body,
+                parse_retry_after(response.headers.get("Retry-After")),
+                url,
+                response.headers.get("x-amzn-waf-action", "").strip().lower(),
+            )
+        trouble = origin_trouble(answer)
+        if trouble:
+            raise trouble
+        if answer.status >= 500 or 300 <= answer.status < 400:
+            raise OriginTrouble(
+                OriginState.UNREACHABLE, f"Goodreads is unreachable: robots.txt answered HTTP {answer.status}"
+            )
+        return answer.body.decode("utf-8", "replace") if answer.status == 200 else ""
