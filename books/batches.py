@@ -49,6 +49,7 @@ STATES_CHUNK = 2_000
 # times as long as they took: a batch of a million books costs a web process at most a tenth
 # of its time, however often it is asked about.
 SLOW_COUNTS = 0.5
+COUNTS_KEPT_FOR = 10
 
 # One link of a batch: the link as sent (shortened), its book id, or the reason it was refused.
 Entry = tuple[str | None, BookId | None, str | None]
@@ -164,7 +165,7 @@ class Batches:
                 pipe.hsetnx(self.key(batch.batch_id), "finished_at", time.time())
                 pipe.execute()
         elif took > SLOW_COUNTS:
-            self.redis.set(self.key(batch.batch_id, "counts"), json.dumps(counts), px=int(took * 10_000))
+            self.redis.set(self.key(batch.batch_id, "counts"), json.dumps(counts), px=max(1, int(took * COUNTS_KEPT_FOR * 1000)))
         return counts, finished
 
 

@@ -100,7 +100,8 @@ class BookStore:
     def stored_book_ids(self, chunk: int = 500) -> Iterator[str]:
         """Every book with a record, oldest write first, from the stored-at index a chunk at a time.
         Read by score, not by rank: a record rewritten meanwhile moves to the end and comes again,
-        where it would shift the ranks under the reader and make it skip another."""
+        where it would shift the ranks under the reader and make it skip another. (Records
+        written in the same microsecond share a score and are read by rank among themselves.)"""
         low: float | str = "-inf"
         seen_at_low = 0  # members of score ``low`` already read
         while page := cast(
