@@ -115,9 +115,8 @@ def one_size(server: RedisServer, size: int, folder: Path) -> dict[str, float]:
         redis.delete(*redis.scan_iter(match="goodreads:batch:*"))  # the POSTs' own batches
         figures["queued_bytes_per_book"] = redis_bytes(redis) / size
         batches = Batches(redis, "goodreads", 3600)
-        figures["batch_create_s"], batch_id = timed(
-            lambda: batches.create([(link, BookId(book_id), None) for link, book_id in zip(links, book_ids, strict=True)])
-        )
+        entries = [(link, BookId(book_id), None) for link, book_id in zip(links, book_ids, strict=True)]
+        figures["batch_create_s"], batch_id = timed(lambda: batches.create(entries))
         url = f"{service.url}/batches/{batch_id}"
         figures["counts_unfinished_s"], answer = timed(lambda: session.get(url, params={"limit": 0}, timeout=120))
         assert answer.json()["counts"]["queued"] == size, answer.text[:300]
@@ -128,7 +127,7 @@ def one_size(server: RedisServer, size: int, folder: Path) -> dict[str, float]:
         redis.flushall()
         figures["store_direct_s"], _ = timed(lambda: store_records(redis, book_ids))
         figures["stored_bytes_per_book_direct"] = redis_bytes(redis) / size
-        batch_id = batches.create([(link, BookId(book_id), None) for link, book_id in zip(links, book_ids, strict=True)])
+        batch_id = batches.create(entries)
         url = f"{service.url}/batches/{batch_id}"
         figures["first_page_finished_first_s"], answer = timed(lambda: session.get(url, timeout=120))
         assert answer.json()["finished"] and answer.json()["counts"]["stored"] == size
@@ -162,7 +161,10 @@ def through_workers(server: RedisServer, books: int, workers: int, result_ttl: s
     origin.start()
     service = Service(server.url, origin.url, folder, RESULT_TTL=result_ttl)
     monitor = subprocess.Popen(
-        ["stdbuf", "-oL", "redis-cli", "-p", str(server.port), "monitor"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        ["stdbuf", "-oL", "redis-cli", "-p", str(server.port), "monitor"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         service.start_web()
