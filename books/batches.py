@@ -165,7 +165,8 @@ class Batches:
                 pipe.hsetnx(self.key(batch.batch_id), "finished_at", time.time())
                 pipe.execute()
         elif took > SLOW_COUNTS:
-            self.redis.set(self.key(batch.batch_id, "counts"), json.dumps(counts), px=max(1, int(took * COUNTS_KEPT_FOR * 1000)))
+            kept_ms = max(1, int(took * COUNTS_KEPT_FOR * 1000))
+            self.redis.set(self.key(batch.batch_id, "counts"), json.dumps(counts), px=kept_ms)
         return counts, finished
 
 
