@@ -17,10 +17,9 @@ Starts its own redis-server and the Procfile's web process (gunicorn). For each 
 Then ``--worker-books`` books through ``--workers`` real ``rq worker`` processes from the local
 origin (FETCH_RATE=0), once with RESULT_TTL=3600 (RQ keeps each finished job and its result
 an hour) and once with the default 0: Redis bytes per stored book once the queue has drained,
-and Redis commands per book (``INFO commandstats``, before and after), split into RQ's and
-the service's by the keys they name (``MONITOR`` over the first 100 books). Last, what
-storing the record zlib-compressed would save (not done: the stored format is a product
-decision).
+and Redis commands per book (``INFO commandstats``, before and after), the most called
+first. Last, what storing the record zlib-compressed would save (not done: the stored format
+is a product decision).
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ import argparse
 import json
 import pickle
 import statistics
-import subprocess
 import tempfile
 import time
 import zlib
@@ -160,12 +158,6 @@ def through_workers(server: RedisServer, books: int, workers: int, result_ttl: s
     origin = Origin()
     origin.start()
     service = Service(server.url, origin.url, folder, RESULT_TTL=result_ttl)
-    monitor = subprocess.Popen(
-        ["stdbuf", "-oL", "redis-cli", "-p", str(server.port), "monitor"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
     try:
         service.start_web()
         for _ in range(workers):
@@ -173,18 +165,8 @@ def through_workers(server: RedisServer, books: int, workers: int, result_ttl: s
         time.sleep(1)  # the workers' start-up commands out of the count
         before = commandstats(redis)
         book_ids = [str(2_000_000 + n) for n in range(books)]
-        sample = 100
-        answer = requests.post(
-            f"{service.url}/parseGoodreadsLinks", json=[LINK.format(b) for b in book_ids[:sample]], timeout=60
-        )
-        assert answer.status_code == 202
         store = BookStore(redis)
-        wait_until(lambda: redis.zcard(store.stored_at_key) >= sample, 120, 0.2, "the first books")
-        wait_until(lambda: redis.llen("rq:queue:bookInfoParser") == 0, 60, 0.2, "the first jobs")
-        time.sleep(0.5)
-        monitor.terminate()
-        lines, _ = monitor.communicate(timeout=10)
-        for start in range(sample, books, POST_CHUNK):
+        for start in range(0, books, POST_CHUNK):
             requests.post(
                 f"{service.url}/parseGoodreadsLinks",
                 json=[LINK.format(b) for b in book_ids[start : start + POST_CHUNK]],
@@ -205,34 +187,14 @@ def through_workers(server: RedisServer, books: int, workers: int, result_ttl: s
         calls = commandstats(redis) - before
         redis.delete(*redis.scan_iter(match="goodreads:batch:*"))
         per_book = redis_bytes(redis) / books
-        by_source = _commands_by_source(lines)
     finally:
-        if monitor.poll() is None:
-            monitor.terminate()
         service.stop()
         origin.stop()
     return {
         "stored_bytes_per_book": per_book,
         "commands_per_book": sum(calls.values()) / books,
-        **{f"commands_per_book_{source}": count / sample for source, count in by_source.items()},
         "top": dict(Counter({name: round(count / books, 1) for name, count in calls.most_common(8)})),  # type: ignore[dict-item]
     }
-
-
-def _commands_by_source(monitor_output: str) -> Counter:
-    """Commands MONITOR saw, as RQ's (a key under rq:) or the service's (under goodreads:)."""
-    sources: Counter = Counter()
-    for line in monitor_output.splitlines():
-        if '"' not in line:
-            continue
-        command = line[line.index('"') :]
-        if "goodreads:" in command and '"EVALSHA"' not in command:
-            sources["service"] += 1
-        elif '"EVALSHA"' in command or '"EVAL"' in command:
-            sources["scripts"] += 1
-        else:
-            sources["rq"] += 1
-    return sources
 
 
 def compression() -> dict[str, float]:
