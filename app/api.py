@@ -17,7 +17,7 @@ from app.errors import ApiError
 from app.limits import PostBudget, client_address
 from app.metrics import render_metrics
 from app.record_cache import RecordCache
-from books.batches import Batches, book_ids, progress
+from books.batches import Batch, Batches, all_book_ids, page
 from books.callbacks import refusal, wait_for_batch
 from books.counters import Counters
 from books.export import FORMATS, export_lines
@@ -25,6 +25,7 @@ from books.links import BookId, Refusal, canonical_url, parse_link
 from books.origin import OriginHealth, iso
 from books.queue import BookQueue, QueueFull, job_id
 from books.record import StoredRecord
+from books.refresh import index_earlier_records
 from books.status import BookState, BookStatus, Outcome
 from books.store import BookStore, UnsafeRecord
 
@@ -204,15 +205,17 @@ def get_book_info() -> Response | tuple[Response, int]:
 
 @bp.get("/batches/<batch_id>")
 def batch_progress(batch_id: str) -> tuple[Response, int]:
-    """Each link of a batch with its book's status, counts per status, and whether it is finished."""
-    return jsonify(progress(batch_id, _load_batch(batch_id), _queue())), 200
+    """A page of a batch's links with each book's status, counts per status, and whether it is finished."""
+    batch = _load_batch(batch_id)
+    cursor, limit = _page_window(batch)
+    return jsonify(page(_batches(), batch, _queue(), cursor, limit)), 200
 
 
 @bp.get("/batches/<batch_id>/books")
 def batch_books(batch_id: str) -> Response:
     """The stored records of a batch's books, streamed as JSON Lines or CSV."""
     export_format = _export_format()
-    records = _queue().store.iter_records(book_ids(_load_batch(batch_id)))
+    records = _queue().store.iter_records(all_book_ids(_batches(), _load_batch(batch_id)))
     return _export(records, export_format, f"batch-{batch_id}")
 
 
@@ -224,6 +227,7 @@ def all_books() -> Response:
     # Redis is first read while streaming, after the 200 has gone out: ask it now, so that an
     # unreachable Redis answers 503 instead of an export cut short.
     store.redis.ping()
+    index_earlier_records(_queue())  # once: records from before the index are listed too
     return _export(store.iter_records(store.stored_book_ids()), export_format, "books")
 
 
@@ -318,11 +322,31 @@ def _state_response(book_id: BookId, state: BookState) -> tuple[Response, int]:
     return jsonify(body), STATUS_HTTP[state.status]
 
 
-def _load_batch(batch_id: str) -> dict[str, Any]:
+def _load_batch(batch_id: str) -> Batch:
     batch = _batches().load(batch_id)
     if batch is None:
         raise ApiError(404, "unknown_batch", "no such batch (batches expire after BATCH_TTL)")
     return batch
+
+
+def _page_window(batch: Batch) -> tuple[int, int]:
+    """``?cursor=`` (where the page starts, as ``next_cursor`` gave it) and ``?limit=`` (0 for the counts only)."""
+    largest = _queue().settings.batch_page_size
+    cursor = _whole_number(request.args.get("cursor", "0"), batch.links)
+    if cursor is None:
+        raise ApiError(400, "invalid_cursor", f"?cursor= takes a next_cursor of this batch (0 to {batch.links})")
+    limit = _whole_number(request.args.get("limit", str(largest)), largest)
+    if limit is None:
+        raise ApiError(400, "invalid_limit", f"?limit= takes a whole number from 0 to {largest}")
+    return cursor, limit
+
+
+def _whole_number(text: str, largest: int) -> int | None:
+    """The number ``text`` spells in ASCII digits, if it is at most ``largest``."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(largest)) + 1:
+        return None
+    number = int(text)
+    return number if number <= largest else None
 
 
 def _export_format() -> str:

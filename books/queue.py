@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 from itertools import islice
 from typing import Any
 
@@ -113,6 +114,20 @@ if queued > 0 then redis.call('SADD', KEYS[2], KEYS[1]) end
 return outcomes
 """
 
+# ARGV[1..3]: the prefixes of a job's hash, a book's status hash and its record; then book ids.
+# Returns, per book, its job's status, its last outcome's state and whether it has a record
+# (what ``_state`` reads to tell a book's status), in one round trip for many books.
+_STATUS_FIELDS_SCRIPT = """
+local fields = {}
+for i = 4, #ARGV do
+    local id = ARGV[i]
+    fields[#fields + 1] = redis.call('HGET', ARGV[1] .. id, 'status') or ''
+    fields[#fields + 1] = redis.call('HGET', ARGV[2] .. id, 'state') or ''
+    fields[#fields + 1] = redis.call('EXISTS', ARGV[3] .. id)
+end
+return fields
+"""
+
 
 def job_id(book_id: BookId) -> str:
     """RQ job id of a book's parse job (RQ allows letters, digits, - and _)."""
@@ -172,6 +187,7 @@ class BookQueue:
         self.rq_queue = Queue(settings.queue_name, connection=redis)
         self.refresh_queue = Queue(settings.refresh_queue_name, connection=redis)
         self._enqueue = redis.register_script(_ENQUEUE_SCRIPT)
+        self._status_fields = redis.register_script(_STATUS_FIELDS_SCRIPT)
         self._job_keys = job_keys(redis)
 
     @property
@@ -289,6 +305,13 @@ class BookQueue:
         step = 3 if check_records else 2
         return {book_id: _state(*replies[n * step : n * step + step]) for n, book_id in enumerate(book_ids)}
 
+    def statuses(self, book_ids: Sequence[BookId]) -> list[BookStatus]:
+        """The status of each book, as ``states`` tells it, read for many books at a third of
+        its cost (no reason, attempts or times): for the counts of large batches."""
+        prefixes = [Job.key_for(job_id(BookId(""))), self.store.status_key(""), self.store.record_key("")]
+        fields = self._status_fields(args=[*prefixes, *book_ids])
+        return [_status(*fields[n : n + 3]) for n in range(0, len(fields), 3)]
+
     def job_counts(self) -> JobCounts:
         """Jobs waiting, running, waiting for a retry, and those RQ still keeps as finished or failed."""
         queue = self.rq_queue
@@ -344,6 +367,11 @@ class BookQueue:
 def describe(book_id: BookId) -> str:
     """The job's description, as the dashboard shows it."""
     return f"parse book {book_id}"
+
+
+@cache
+def _status(job_status: bytes, state: bytes, has_record: int) -> BookStatus:
+    return _state(job_status or None, {b"state": state} if state else {}, has_record).status
 
 
 def _state(job_status: bytes | None, last: dict[bytes, bytes], has_record: int = 0) -> BookState:

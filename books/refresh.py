@@ -77,7 +77,7 @@ def index_earlier_records(queue: BookQueue, chunk: int = 1000) -> int:
     if redis.exists(marker):
         return 0
     added = 0
-    book_ids = store.stored_book_ids()
+    book_ids = store.scanned_book_ids()
     while batch := list(itertools.islice(book_ids, chunk)):
         with redis.pipeline(transaction=False) as pipe:
             for book_id in batch:

@@ -39,10 +39,13 @@ class Settings:
     retry_max: int = 4
     retry_intervals: tuple[int, ...] = (15, 60, 300, 900)
     job_timeout: int = 120
-    result_ttl: int = 3600
+    # Seconds RQ keeps a finished book job and its result; 0: deleted at once (the record is the result).
+    result_ttl: int = 0
     failure_ttl: int = 7 * 24 * 3600
     redis_socket_timeout: float = 3.0
     batch_ttl: int = 7 * 24 * 3600
+    # Links per page of GET /batches/<id>: the default page and the largest ?limit=.
+    batch_page_size: int = 1000
     record_cache_size: int = 10_000
     rq_dashboard_username: str = ""
     rq_dashboard_password: str = ""
@@ -106,6 +109,8 @@ class Settings:
             raise ConfigError("RETRY_MAX and RETRY_INTERVALS must not be negative")
         if self.max_links_per_request < 1 or self.max_request_bytes < 1:
             raise ConfigError("MAX_LINKS_PER_REQUEST and MAX_REQUEST_BYTES must be positive")
+        if self.batch_page_size < 1:
+            raise ConfigError("BATCH_PAGE_SIZE must be positive")
         if self.record_cache_size < 0:
             raise ConfigError("RECORD_CACHE_SIZE must be 0 (no cache) or more")
         if self.max_record_bytes < 1 or self.max_record_depth < 1:

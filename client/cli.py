@@ -22,7 +22,7 @@ import argparse
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -70,25 +70,48 @@ def submit(
 def follow(
     session: requests.Session, server: str, batch_ids: list[str], interval: float, timeout: float | None, out: TextIO
 ) -> tuple[list[dict], bool]:
-    """Poll the batches, with a progress bar, until every book has settled or ``timeout``
-    seconds have passed; return their last state and whether every book settled."""
+    """Poll the batches' counts, with a progress bar, until every book has settled or ``timeout``
+    seconds have passed; return their last state, every link's included, and whether every
+    book settled."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    batches = _poll(session, server, batch_ids)
-    counts = _total_counts(batches)
+    batches = _poll(session, server, {batch_id: None for batch_id in batch_ids})
+    counts = _total_counts(list(batches.values()))
     # Made once the number of books is known: a bar without a total prints a stray "0book" line.
     books = sum(count for status, count in counts.items() if status != Outcome.REJECTED)
     with tqdm(total=books, unit="book", file=out, dynamic_ncols=True) as bar:
         while True:
-            _show(bar, batches)
-            finished = all(batch["finished"] for batch in batches)
+            finished = all(batch["finished"] for batch in batches.values())
             if finished or (deadline is not None and time.monotonic() > deadline):
-                return batches, finished
+                batches = {batch_id: _read_batch(session, server, batch_id) for batch_id in batch_ids}
+                _show(bar, list(batches.values()))
+                return list(batches.values()), finished
+            _show(bar, list(batches.values()))
             time.sleep(interval)
-            batches = _poll(session, server, batch_ids)
+            batches = _poll(session, server, batches)
 
 
-def _poll(session: requests.Session, server: str, batch_ids: list[str]) -> list[dict]:
-    return [_call(session.get, f"{server}/batches/{batch_id}").json() for batch_id in batch_ids]
+def _poll(session: requests.Session, server: str, last: Mapping[str, dict | None]) -> dict[str, dict]:
+    """Each batch's counts (a finished batch's do not change: it is not asked again); every link
+    of a batch with books retrying, for the reason the bar shows."""
+    batches = {}
+    for batch_id, known in last.items():
+        if known is None or not known["finished"]:
+            known = _call(session.get, f"{server}/batches/{batch_id}", params={"limit": 0}).json()
+            if known["counts"][BookStatus.RETRYING]:
+                known = _read_batch(session, server, batch_id)
+        batches[batch_id] = known
+    return batches
+
+
+def _read_batch(session: requests.Session, server: str, batch_id: str) -> dict:
+    """The batch with every link, read a page at a time."""
+    batch = _call(session.get, f"{server}/batches/{batch_id}").json()
+    links, cursor = batch["links"], batch.get("next_cursor")
+    while cursor is not None:
+        following = _call(session.get, f"{server}/batches/{batch_id}", params={"cursor": cursor}).json()
+        links += following["links"]
+        cursor = following["next_cursor"]
+    return batch
 
 
 def _show(bar: tqdm, batches: list[dict]) -> None:

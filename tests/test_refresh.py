@@ -89,7 +89,9 @@ def test_a_book_waiting_for_refresh_that_a_user_asks_for_moves_to_the_user_queue
     assert queue.refresh_queue.count == 0 and queue.rq_queue.job_ids == ["book-8"]
 
 
-def test_a_refreshed_book_leaves_no_trace_in_the_other_queue_s_registries(queue, run_jobs):
+def test_a_refreshed_book_leaves_no_trace_in_the_other_queue_s_registries(configure, redis, run_jobs):
+    # RQ keeps finished jobs in its registry only with a RESULT_TTL (by default it deletes them at once).
+    queue = BookQueue(redis, configure(REFRESH_AFTER=str(DAY), REFRESH_BATCH="3", RESULT_TTL="3600"))
     queue.enqueue_books([BookId("9")])
     run_jobs()
     assert queue.rq_queue.finished_job_registry.get_job_ids() == ["book-9"]

@@ -20,7 +20,7 @@ import requests
 from redis import Redis
 from rq import get_current_job
 
-from books.batches import Batches, progress
+from books.batches import Batches
 from books.callbacks import CHECK, SIGNATURE_HEADER, Callbacks, deliver_once, refusal, signature
 from books.control import schedule_next
 from books.queue import BookQueue
@@ -80,7 +80,8 @@ def deliver_callback(batch_id: str) -> str:
     redis = _connection()
     callbacks = Callbacks(redis, config.key_prefix, config.batch_ttl)
     target = callbacks.target(batch_id)
-    batch = Batches(redis, config.key_prefix, config.batch_ttl).load(batch_id)
+    batches = Batches(redis, config.key_prefix, config.batch_ttl)
+    batch = batches.load(batch_id)
     if callbacks.delivered(batch_id):
         return "delivered before"
     if target is None or batch is None:
@@ -90,14 +91,14 @@ def deliver_callback(batch_id: str) -> str:
     if reason:
         log.warning("callback refused", extra={"fields": {"batch_id": batch_id, "reason": reason}})
         return f"refused: {reason}"
-    summary = progress(batch_id, batch, BookQueue(redis, config))
+    counts, finished = batches.counts(batch, BookQueue(redis, config))
     body = json.dumps(
         {
             "batch_id": batch_id,
             "batch_url": batch_url,
-            "created_at": summary["created_at"],
-            "finished": summary["finished"],
-            "counts": summary["counts"],
+            "created_at": batch.created_at,
+            "finished": finished,
+            "counts": counts,
         },
         separators=(",", ":"),
     ).encode()

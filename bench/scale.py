@@ -1,0 +1,241 @@
+"""The service at 1k to 1M books: enqueue, Redis bytes per book, batch pages and counts, exports.
+
+    pipenv run python bench/scale.py [--sizes 1000,10000,100000] [--worker-books 2000] [--workers 2]
+
+Starts its own redis-server and the Procfile's web process (gunicorn). For each size N:
+
+- enqueue: N links POSTed to /parseGoodreadsLinks, 10,000 a request (no worker runs);
+  Redis bytes per queued book (``MEMORY USAGE`` of every key, divided by N);
+- a batch of all N links (made with ``Batches.create``, as one POST would with
+  MAX_LINKS_PER_REQUEST=N): ``GET /batches/<id>?limit=0`` (its counts, every book read) and
+  its first page, while the books are queued;
+- the records: N records written with ``BookStore.save_record`` directly (no fetching),
+  Redis bytes per stored book; the batch finished: its first answer (the counts read and
+  kept) and the next (read back); ``GET /books`` streamed to the end, with the web process's
+  peak RSS.
+
+Then ``--worker-books`` books through ``--workers`` real ``rq worker`` processes from the local
+origin (FETCH_RATE=0), once with RESULT_TTL=3600 (RQ keeps each finished job and its result
+an hour) and once with the default 0: Redis bytes per stored book once the queue has drained,
+and Redis commands per book (``INFO commandstats``, before and after), the most called
+first. Last, what storing the record zlib-compressed would save (not done: the stored format
+is a product decision).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import statistics
+import tempfile
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+from redis import Redis
+
+from books.batches import Batches
+from books.links import BookId
+from books.store import BookStore, dumps_record
+from tests.origin import Origin, book_page
+from tests.processes import RedisServer, Service, tree_rss_kb, wait_until
+from worker.parser import parse_book_page
+
+POST_CHUNK = 10_000
+LINK = "https://www.goodreads.com/book/show/{}"
+PAGES = Path(__file__).resolve().parents[2] / "shared" / "goodreads-pages" / "pages"
+
+
+def timed(action: Callable[[], object]) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = action()
+    return time.perf_counter() - started, result
+
+
+def redis_bytes(redis: Redis) -> int:
+    """``MEMORY USAGE`` of every key, summed."""
+    total, keys = 0, []
+    for key in redis.scan_iter(count=5000):
+        keys.append(key)
+        if len(keys) == 5000:
+            total += _usage(redis, keys)
+            keys = []
+    return total + _usage(redis, keys)
+
+
+def _usage(redis: Redis, keys: list[bytes]) -> int:
+    with redis.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.memory_usage(key)
+        return sum(size or 0 for size in pipe.execute())
+
+
+def a_record(book_id: str) -> dict:
+    record = parse_book_page(book_page(book_id), BookId(book_id))
+    assert isinstance(record, dict)
+    return {**record, "fetched_at": "2026-07-01T00:00:00+00:00"}
+
+
+def store_records(redis: Redis, book_ids: list[str]) -> None:
+    store = BookStore(redis)
+    template = a_record("4242")
+    for book_id in book_ids:
+        store.save_record(book_id, {**template, "book_id": book_id, "url": LINK.format(book_id)})
+
+
+def web_peak_mb(service: Service) -> float:
+    assert service.web is not None
+    return sum(tree_rss_kb(service.web.pid, "VmHWM").values()) / 1024
+
+
+def one_size(server: RedisServer, size: int, folder: Path) -> dict[str, float]:
+    redis = Redis(port=server.port)
+    redis.flushall()
+    service = Service(server.url, "http://127.0.0.1:9", folder)
+    service.start_web()
+    figures: dict[str, float] = {}
+    try:
+        first = 1_000_000
+        book_ids = [str(first + n) for n in range(size)]
+        links = [LINK.format(book_id) for book_id in book_ids]
+        session = requests.Session()
+
+        def enqueue() -> None:
+            for start in range(0, size, POST_CHUNK):
+                answer = session.post(f"{service.url}/parseGoodreadsLinks", json=links[start : start + POST_CHUNK])
+                assert answer.status_code == 202, answer.text[:200]
+
+        figures["enqueue_s"], _ = timed(enqueue)
+        redis.delete(*redis.scan_iter(match="goodreads:batch:*"))  # the POSTs' own batches
+        figures["queued_bytes_per_book"] = redis_bytes(redis) / size
+        batches = Batches(redis, "goodreads", 3600)
+        entries = [(link, BookId(book_id), None) for link, book_id in zip(links, book_ids, strict=True)]
+        figures["batch_create_s"], batch_id = timed(lambda: batches.create(entries))
+        url = f"{service.url}/batches/{batch_id}"
+        figures["counts_unfinished_s"], answer = timed(lambda: session.get(url, params={"limit": 0}, timeout=120))
+        assert answer.json()["counts"]["queued"] == size, answer.text[:300]
+        redis.delete(batches.key(str(batch_id), "counts"))  # kept if they were slow: read them again
+        figures["first_page_unfinished_s"], answer = timed(lambda: session.get(url, timeout=120))
+        assert len(answer.json()["links"]) == min(size, 1000)
+
+        redis.flushall()
+        figures["store_direct_s"], _ = timed(lambda: store_records(redis, book_ids))
+        figures["stored_bytes_per_book_direct"] = redis_bytes(redis) / size
+        batch_id = batches.create(entries)
+        url = f"{service.url}/batches/{batch_id}"
+        figures["first_page_finished_first_s"], answer = timed(lambda: session.get(url, timeout=120))
+        assert answer.json()["finished"] and answer.json()["counts"]["stored"] == size
+        figures["first_page_finished_next_s"], _ = timed(lambda: session.get(url, timeout=120))
+
+        def export() -> int:
+            lines = 0
+            with session.get(f"{service.url}/books", stream=True, timeout=600) as response:
+                for chunk in response.iter_content(1 << 16):
+                    lines += chunk.count(b"\n")
+            return lines
+
+        figures["export_s"], lines = timed(export)
+        assert lines == size, (lines, size)
+        figures["web_peak_rss_mb"] = web_peak_mb(service)
+    finally:
+        service.stop()
+    return figures
+
+
+def commandstats(redis: Redis) -> Counter:
+    return Counter({name: stats["calls"] for name, stats in redis.info("commandstats").items()})
+
+
+def through_workers(server: RedisServer, books: int, workers: int, result_ttl: str, folder: Path) -> dict[str, float]:
+    """Books through real workers from the local origin; bytes and commands per book."""
+    redis = Redis(port=server.port)
+    redis.flushall()
+    redis.config_resetstat()
+    origin = Origin()
+    origin.start()
+    service = Service(server.url, origin.url, folder, RESULT_TTL=result_ttl)
+    try:
+        service.start_web()
+        for _ in range(workers):
+            service.start_worker()
+        time.sleep(1)  # the workers' start-up commands out of the count
+        before = commandstats(redis)
+        book_ids = [str(2_000_000 + n) for n in range(books)]
+        store = BookStore(redis)
+        for start in range(0, books, POST_CHUNK):
+            requests.post(
+                f"{service.url}/parseGoodreadsLinks",
+                json=[LINK.format(b) for b in book_ids[start : start + POST_CHUNK]],
+                timeout=60,
+            )
+        wait_until(lambda: redis.zcard(store.stored_at_key) >= books, 600, 0.5, "every book stored")
+        wait_until(
+            lambda: (
+                redis.llen("rq:queue:bookInfoParser") == 0
+                and not redis.zcard("rq:wip:bookInfoParser")
+                and not redis.zcard("rq:started:bookInfoParser")
+            ),
+            60,
+            0.2,
+            "the queue to drain",
+        )
+        time.sleep(1)
+        calls = commandstats(redis) - before
+        redis.delete(*redis.scan_iter(match="goodreads:batch:*"))
+        per_book = redis_bytes(redis) / books
+    finally:
+        service.stop()
+        origin.stop()
+    return {
+        "stored_bytes_per_book": per_book,
+        "commands_per_book": sum(calls.values()) / books,
+        "top": dict(Counter({name: round(count / books, 1) for name, count in calls.most_common(8)})),  # type: ignore[dict-item]
+    }
+
+
+def compression() -> dict[str, float]:
+    """What a zlib-compressed pickle would save, over the real pages when present, else the fixture."""
+    pages = sorted(PAGES.glob("*.html")) if PAGES.exists() else []
+    records = [parse_book_page(page.read_bytes()) for page in pages] or [a_record("4242")]
+    sizes = [len(dumps_record(r)) for r in records if isinstance(r, dict)]  # type: ignore[arg-type]
+    packed = [len(zlib.compress(dumps_record(r), 6)) for r in records if isinstance(r, dict)]  # type: ignore[arg-type]
+    protocols = {
+        f"pickle_protocol_{p}": statistics.median(len(pickle.dumps(r, protocol=p)) for r in records) for p in (2, 4, 5)
+    }
+    return {
+        "records": len(sizes),
+        "pickle_median_bytes": statistics.median(sizes),
+        "zlib_median_bytes": statistics.median(packed),
+        **protocols,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--worker-books", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    server = RedisServer()
+    server.start()
+    folder = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    try:
+        print(json.dumps({"record_size": compression()}))
+        for size in (int(size) for size in args.sizes.split(",") if size):
+            print(json.dumps({"books": size, **one_size(server, size, folder)}), flush=True)
+        if args.worker_books:
+            for result_ttl in ("3600", "0"):
+                figures = through_workers(server, args.worker_books, args.workers, result_ttl, folder)
+                print(
+                    json.dumps({"through_workers": args.worker_books, "RESULT_TTL": result_ttl, **figures}), flush=True
+                )
+    finally:
+        server.cleanup()
+
+
+if __name__ == "__main__":
+    main()
