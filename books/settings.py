@@ -48,10 +48,10 @@ class Settings:
     batch_page_size: int = 1000
     record_cache_size: int = 10_000
     rq_dashboard_username: str = ""
-    rq_dashboard_password: str = ""
+    rq_dashboard_password: str = field(default="", repr=False)
     # Callbacks: off unless hosts are listed (comma-separated host names, matched exactly).
     callback_allowed_hosts: str = ""
-    callback_secret: str = ""
+    callback_secret: str = field(default="", repr=False)
     callback_timeout: float = 10.0
     # Seconds between delivery attempts after a failure; the default adds up to under 3 hours.
     callback_retry_intervals: tuple[int, ...] = (10, 30, 60, 300, 900, 1800, 3600, 3600)
