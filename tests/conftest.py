@@ -10,6 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 from rq import SimpleWorker
+from rq.registry import ScheduledJobRegistry
+from rq.scheduler import RQScheduler
 
 from app import create_app
 from books.settings import Settings
@@ -109,6 +111,29 @@ def run_jobs(redis):
     def run(queue_name: str | None = None) -> None:
         queue_name = queue_name or tasks.settings().queue_name
         BurstWorker([queue_name], connection=redis).work(burst=True)
+
+    return run
+
+
+@pytest.fixture
+def run_due_jobs(redis, run_jobs):
+    """Make every deferred or retried job (and the fleet's next probe) due now and run the queue,
+    as RQ's scheduler and a worker would once their time came."""
+    from worker import tasks
+
+    def run() -> None:
+        settings = tasks.settings()
+        origin_key = f"{settings.key_prefix}:origin"
+        if redis.hexists(origin_key, "next_probe_at"):
+            redis.hset(origin_key, "next_probe_at", 0)
+        registry = ScheduledJobRegistry(settings.queue_name, connection=redis)
+        if due := registry.get_job_ids():
+            redis.zadd(registry.key, dict.fromkeys(due, 0))
+        scheduler = RQScheduler([settings.queue_name], connection=redis)
+        scheduler.acquire_locks()
+        scheduler.enqueue_scheduled_jobs()
+        scheduler.release_locks()
+        run_jobs()
 
     return run
 

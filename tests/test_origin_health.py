@@ -7,8 +7,6 @@ import logging
 import time
 
 import pytest
-from rq.registry import ScheduledJobRegistry
-from rq.scheduler import RQScheduler
 
 from books.origin import OriginHealth, OriginState
 from books.settings import ConfigError, Settings
@@ -111,23 +109,10 @@ def test_one_probe_at_a_time_at_growing_intervals_then_resume(redis, configure):
     assert health.snapshot().state == OriginState.OK and health.gate("8") == "go"
 
 
-def run_due_jobs(redis, settings, run_jobs):
-    """Make every deferred job (and the fleet's next probe) due now and run the queue, as RQ's
-    scheduler and a worker would."""
-    if redis.hexists("goodreads:origin", "next_probe_at"):
-        redis.hset("goodreads:origin", "next_probe_at", 0)
-    registry = ScheduledJobRegistry(settings.queue_name, connection=redis)
-    if due := registry.get_job_ids():
-        redis.zadd(registry.key, dict.fromkeys(due, 0))
-    scheduler = RQScheduler([settings.queue_name], connection=redis)
-    scheduler.acquire_locks()
-    scheduler.enqueue_scheduled_jobs()
-    scheduler.release_locks()
-    run_jobs()
-
-
-def test_a_challenge_pauses_the_fleet_and_a_probe_resumes_it(configure, client, origin, run_jobs, redis, caplog):
-    settings = configure(ORIGIN_PAUSE_AFTER="1", ORIGIN_PROBE_INTERVALS="60")
+def test_a_challenge_pauses_the_fleet_and_a_probe_resumes_it(
+    configure, client, origin, run_jobs, run_due_jobs, redis, caplog
+):
+    configure(ORIGIN_PAUSE_AFTER="1", ORIGIN_PROBE_INTERVALS="60")
     origin.everyone("waf")
     client.post("/parseGoodreadsLinks", json=[link(n) for n in ("1", "2", "3")])
     with caplog.at_level(logging.WARNING):
@@ -151,12 +136,12 @@ def test_a_challenge_pauses_the_fleet_and_a_probe_resumes_it(configure, client, 
     assert 'goodreads_origin_state{state="challenge"} 1.0' in metrics
     assert "goodreads_origin_state_since_seconds" in metrics
 
-    run_due_jobs(redis, settings, run_jobs)  # still challenged: the probe alone goes out
+    run_due_jobs()  # still challenged: the probe alone goes out
     assert len(origin.requests()) == 3
     assert "goodreads_origin_probes_total 1.0" in client.get("/metrics").get_data(as_text=True)
 
     origin.everyone("page")
-    run_due_jobs(redis, settings, run_jobs)
+    run_due_jobs()
     assert sorted(a.book_id for a in origin.fetches()[-3:]) == ["1", "2", "3"]
     assert len(origin.requests()) == 6  # robots.txt, two challenged, one probe that worked, two more
     for book in ("1", "2", "3"):
@@ -166,19 +151,21 @@ def test_a_challenge_pauses_the_fleet_and_a_probe_resumes_it(configure, client, 
     assert client.get("/readyz").get_json()["origin"]["state"] == "ok"
 
 
-def test_one_odd_answer_does_not_pause_and_costs_the_book_no_attempt(configure, client, origin, run_jobs, redis):
+def test_one_odd_answer_does_not_pause_and_costs_the_book_no_attempt(
+    configure, client, origin, run_jobs, run_due_jobs, redis
+):
     settings = configure(RETRY_INTERVALS="1")
     origin.behave("5", "waf", "page")
     client.post("/parseGoodreadsLinks", json=[link("5"), link("6")])
     run_jobs()
     assert not OriginHealth(redis, settings).snapshot().paused
     assert client.get(f"/getBookInfo?url={link('5')}").get_json()["status"] == "retrying"
-    run_due_jobs(redis, settings, run_jobs)
+    run_due_jobs()
     assert client.get(f"/getBookInfo?url={link('5')}").status_code == 200
     assert redis.hget("goodreads:status:5", "attempts") == b"1"
 
 
-def test_a_wall_for_one_book_keeps_its_own_retries(configure, client, origin, run_jobs, redis):
+def test_a_wall_for_one_book_keeps_its_own_retries(configure, client, origin, run_jobs, run_due_jobs, redis):
     settings = configure(RETRY_INTERVALS="1")  # the app's RETRY_MAX: 2
     origin.behave("7", "403")
     client.post("/parseGoodreadsLinks", json=[link("7")])
@@ -186,7 +173,7 @@ def test_a_wall_for_one_book_keeps_its_own_retries(configure, client, origin, ru
     origin.behave("8", "page")
     client.post("/parseGoodreadsLinks", json=[link("8")])
     for _ in range(4):
-        run_due_jobs(redis, settings, run_jobs)
+        run_due_jobs()
     state = client.get(f"/getBookInfo?url={link('7')}").get_json()
     assert state["status"] == "blocked" and "HTTP 403" in state["reason"]
     assert len(origin.fetches("7")) == 4  # one odd answer, then the first try and RETRY_MAX=2 retries
@@ -253,7 +240,7 @@ def write_cookies(path, value: str, host: str = "127.0.0.1") -> None:
 
 
 def test_the_operators_cookies_go_to_the_origin_and_a_new_file_is_picked_up(
-    configure, client, origin, run_jobs, redis, tmp_path, caplog
+    configure, client, origin, run_jobs, run_due_jobs, redis, tmp_path, caplog
 ):
     cookies = tmp_path / "cookies.txt"
     write_cookies(cookies, SECRET)
@@ -276,17 +263,11 @@ def test_the_operators_cookies_go_to_the_origin_and_a_new_file_is_picked_up(
         import os
 
         os.utime(cookies, (stat.st_atime, stat.st_mtime + 5))
-        run_due_jobs(redis, tasks_settings(), run_jobs)
+        run_due_jobs()
         assert client.get(f"/getBookInfo?url={link('18')}").status_code == 200
     logged = "\n".join(record.getMessage() + str(getattr(record, "fields", "")) for record in caplog.records)
     assert SECRET not in logged
     assert all(SECRET.encode() not in value for value in redis_values(redis))
-
-
-def tasks_settings():
-    from worker import tasks
-
-    return tasks.settings()
 
 
 def redis_values(redis) -> list[bytes]:
