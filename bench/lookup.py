@@ -71,6 +71,14 @@ def _latency_ms(output: str, percentile: str) -> float:
     return float(found.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[found.group(2)]
 
 
+def store_books(redis: Redis) -> None:
+    """The records the lookups ask for: books 100000 to 100000 + BOOKS - 1."""
+    store = BookStore(redis)
+    for n in range(BOOKS):
+        book_id = str(100_000 + n)
+        store.save_record(book_id, parse_book_page(book_page(book_id), book_id))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
@@ -83,10 +91,7 @@ def main() -> None:
     redis_server = RedisServer()
     redis_server.start()
     try:
-        store = BookStore(Redis(port=redis_server.port))
-        for n in range(BOOKS):
-            book_id = str(100_000 + n)
-            store.save_record(book_id, parse_book_page(book_page(book_id), book_id))
+        store_books(Redis(port=redis_server.port))
         script = wrk_script(folder)
         print(f"{BOOKS} stored books, {args.connections} connections, {args.seconds} s per run")
         print(

@@ -17,12 +17,9 @@ from pathlib import Path
 
 from redis import Redis
 
-from bench.lookup import BOOKS, run_wrk_latencies, wrk_script
-from books.store import BookStore
-from tests.origin import book_page
+from bench.lookup import BOOKS, run_wrk_latencies, store_books, wrk_script
 from tests.processes import RedisServer, Service
 from tests.slow_clients import SlowClients
-from worker.parser import parse_book_page
 
 APPS = {"project": "app:create_app()", "reference": "bench.reference_app:create_app()"}
 
@@ -40,10 +37,7 @@ def main() -> None:
     redis_server = RedisServer()
     redis_server.start()
     try:
-        store = BookStore(Redis(port=redis_server.port))
-        for n in range(BOOKS):
-            book_id = str(100_000 + n)
-            store.save_record(book_id, parse_book_page(book_page(book_id), book_id))
+        store_books(Redis(port=redis_server.port))
         script = wrk_script(folder)
         print(f"{BOOKS} stored books, {args.connections} wrk connections, {args.seconds} s per run, ")
         print(f"{args.workers} gunicorn workers; slow clients send a byte every 2 s (half headers, half bodies)")
