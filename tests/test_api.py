@@ -315,24 +315,32 @@ def test_a_book_goodreads_does_not_have_is_not_found(client, origin, run_jobs):
 
 
 @pytest.mark.parametrize(
-    ("answer", "status", "reason"),
+    ("answer", "status", "reason", "free"),
     [
-        ("503", "failed", "Goodreads failed to answer (HTTP 503)"),
-        ("403", "blocked", "Goodreads refused the request (HTTP 403)"),
-        ("signin", "blocked", "Goodreads answered with a sign-in page"),
+        ("503", "failed", "Goodreads failed to answer (HTTP 503)", 0),
+        # A refusal may be about Goodreads itself: the book's first one is deferred, unspent.
+        ("403", "blocked", "Goodreads refused the request (HTTP 403)", 1),
+        ("signin", "blocked", "Goodreads answered with a sign-in page", 0),
     ],
 )
 def test_a_book_that_keeps_failing_ends_in_a_final_state_and_can_be_sent_again(
-    client, origin, run_jobs, answer, status, reason
+    client, origin, run_jobs, run_due_jobs, answer, status, reason, free
 ):
     origin.behave("42", answer)
     fetch_books(client, run_jobs, "42")  # RETRY_MAX=2 with no wait: three attempts in this call
+    if free:
+        deferred = book_info(client)
+        assert deferred.status_code == 202
+        assert (deferred.json["status"], deferred.json["reason"]) == ("retrying", reason)
+        assert deferred.json["next_attempt_at"] and "attempts" not in deferred.json  # none spent
+        assert len(origin.fetches("42")) == 1
+        run_due_jobs()  # the deferral's wait is over: the three attempts
     response = book_info(client)
     assert response.status_code == 502
     body = response.json
     assert (body["status"], body["reason"], body["attempts"]) == (status, reason, 3)
     assert recent(body["last_attempt_at"])
-    assert len(origin.fetches("42")) == 3
+    assert len(origin.fetches("42")) == 3 + free
     assert outcome_of(client, BOOK) == "queued"
 
 
@@ -379,6 +387,7 @@ COUNTS_NONE = {
     "queued": 0,
     "running": 0,
     "retrying": 0,
+    "paused": 0,
     "stored": 0,
     "not_found": 0,
     "blocked": 0,
@@ -535,6 +544,7 @@ def test_readyz_reports_workers_and_queue_depth(client):
         "workers": 0,
         "queue": "bookInfoParser",
         "queue_depth": 2,
+        "origin": {"state": "ok", "reason": None, "since": None},
     }
 
 
