@@ -11,10 +11,18 @@ import pytest
 from redis import Redis
 
 from books.links import BookId
+from books.origin import OriginState
 from books.settings import Settings
 from books.status import BookStatus
 from tests.origin import Origin
-from worker.fetch import AttemptFailed, OriginResponse, fetch_book_page, new_session, parse_retry_after
+from worker.fetch import (
+    AttemptFailed,
+    OriginResponse,
+    OriginTrouble,
+    fetch_book_page,
+    new_session,
+    parse_retry_after,
+)
 from worker.ratelimit import FetchRateLimiter
 
 LIMITER_KEY = "test:fetch:next-slot"
@@ -76,13 +84,6 @@ FAILURES = {
         "Goodreads redirected to '/user/sign_in', not a book page",
         1,
     ),
-    "no-headers-in-time": (
-        ["slow:1"],
-        {"FETCH_READ_TIMEOUT": "0.2"},
-        BookStatus.FAILED,
-        "Goodreads did not answer in time",
-        1,
-    ),
     "reset": (["reset"], {}, BookStatus.FAILED, "connection to Goodreads failed: ConnectionError", 1),
     "truncated": (["truncated"], {}, BookStatus.FAILED, "the page was cut off: ChunkedEncodingError", 1),
     "stall": (
@@ -125,15 +126,27 @@ def test_a_fetch_that_yields_no_page_says_why(redis, configure, origin, steps, o
     assert len(origin.fetches()) == fetches
 
 
-def test_an_origin_that_is_down_is_a_failed_connection(redis, configure):
+def test_no_answer_in_time_is_the_origins_trouble_not_the_books(redis, configure, origin):
+    origin.behave("42", "slow:1")
+    with pytest.raises(OriginTrouble) as trouble:
+        fetch(redis, configure(FETCH_READ_TIMEOUT="0.2"))
+    assert (trouble.value.state, trouble.value.reason, trouble.value.retry_after) == (
+        OriginState.UNREACHABLE,
+        "Goodreads is unreachable: no answer within 0.2 s",
+        None,
+    )
+    assert len(origin.fetches()) == 1
+
+
+def test_an_origin_that_is_down_is_unreachable(redis, configure):
     unused = Origin()
     unused.server.server_close()  # its port, no longer listening
     settings = configure(GOODREADS_BASE_URL=unused.url)
-    with pytest.raises(AttemptFailed) as failure:
+    with pytest.raises(OriginTrouble) as trouble:
         fetch(redis, settings)
-    assert (failure.value.status, failure.value.reason) == (
-        BookStatus.FAILED,
-        "connection to Goodreads failed: ConnectionError",
+    assert (trouble.value.state, trouble.value.reason) == (
+        OriginState.UNREACHABLE,
+        "Goodreads is unreachable: connection refused",
     )
 
 
