@@ -30,7 +30,7 @@ import time
 from types import FrameType
 
 from books.logs import LOGGING
-from books.settings import Settings
+from books.settings import Settings, stop_on_config_error
 
 # A run at least this long was not a crash loop: the next restart waits a second again.
 STABLE_RUN_SECONDS = 60.0
@@ -117,7 +117,8 @@ class Supervisor:
 
 
 def main(argv: list[str]) -> int:
-    settings = Settings.from_env()
+    with stop_on_config_error():
+        settings = Settings.from_env()
     command = rq_worker_command(settings, argv)
     if BURST_FLAGS & set(argv):  # a burst worker is meant to end when the queue is empty
         os.execv(command[0], command)
