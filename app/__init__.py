@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask
-from redis import Redis
+from redis import BlockingConnectionPool, Redis
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.api import bp
@@ -14,6 +14,12 @@ from app.record_cache import RecordCache
 from books.batches import Batches
 from books.queue import BookQueue
 from books.settings import Settings
+
+# Redis connections one web process opens at most (redis-py's default pool size). A gevent
+# worker serves up to a thousand requests at once; past this many Redis calls at once, a
+# request waits for a free connection (up to REDIS_SOCKET_TIMEOUT): redis-py's plain pool
+# would fail it at once, and it would be answered 503 "storage unreachable".
+REDIS_CONNECTIONS = 100
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -28,11 +34,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    redis = Redis.from_url(
-        settings.redis_url,
-        socket_connect_timeout=settings.redis_socket_timeout,
-        socket_timeout=settings.redis_socket_timeout,
-        health_check_interval=30,
+    redis = Redis(
+        connection_pool=BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=settings.redis_socket_timeout,
+            socket_connect_timeout=settings.redis_socket_timeout,
+            socket_timeout=settings.redis_socket_timeout,
+            health_check_interval=30,
+        )
     )
     queue = BookQueue(redis, settings)
     app.extensions["book_queue"] = queue

@@ -1,17 +1,20 @@
 """The web side's limits in process: POST budget, API tokens, the queue's bound, oversized
-bodies, Redis refusing writes, the trusted proxy hops, and the dashboard's guard."""
+bodies, Redis refusing writes, its connections all busy, the trusted proxy hops, and the
+dashboard's guard."""
 
 from __future__ import annotations
 
 import io
 import json
 import pickle
+import threading
+import time
 
 import pytest
 from redis import Redis
 from rq import Queue
 
-from app import create_app
+from app import REDIS_CONNECTIONS, create_app
 from books.settings import ConfigError, Settings
 from tests.processes import RedisServer, free_port
 
@@ -184,3 +187,22 @@ def test_the_dashboard_does_not_run_code_from_a_crafted_job(client, redis, tmp_p
     assert client.post("/rqstatus/job/book-1/requeue").status_code in (200, 422)
     assert client.post("/rqstatus/requeue/bookInfoParser").status_code in (200, 422)
     assert not marker.exists()
+
+
+def test_a_lookup_waits_for_a_redis_connection_when_every_one_is_busy(app):
+    """A gevent worker serves more requests at once than it keeps Redis connections: one more
+    waits for a connection to come free, and is not answered 503 "storage unreachable"."""
+    pool = app.extensions["book_queue"].redis.connection_pool
+    busy = [pool.get_connection() for _ in range(REDIS_CONNECTIONS)]
+    freed = threading.Timer(0.3, pool.release, [busy.pop()])
+    freed.start()
+    started = time.monotonic()
+    try:
+        response = app.test_client().get("/getBookInfo", query_string={"url": LINK.format(1)})
+        waited = time.monotonic() - started
+    finally:
+        freed.join()
+        for connection in busy:
+            pool.release(connection)
+    assert response.status_code == 404, response.json
+    assert 0.25 <= waited < 3
