@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,6 +141,7 @@ def parse_goodreads_links() -> tuple[Response, int]:
 
     parsed = [parse_link(link) for link in links]
     accepted = [result for result in parsed if not isinstance(result, Refusal)]
+    enqueued_at = time.time()
     try:
         outcomes = queue.enqueue_books(accepted, refresh=refresh) if accepted else {}
     except QueueFull as full:
@@ -165,7 +167,7 @@ def parse_goodreads_links() -> tuple[Response, int]:
         )
     batch_id = _batches().create(
         [(r["link"], r.get("book_id"), r.get("reason")) for r in results],
-        counts_from_outcomes(outcomes.values(), counts[Outcome.REJECTED]),
+        counts_from_outcomes(outcomes.values(), counts[Outcome.REJECTED], enqueued_at),
     )
     if callback_url:
         pending = [

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+import time
 from pathlib import Path
 
 import requests
@@ -72,10 +73,12 @@ def measure(server: RedisServer, service: Service, size: int, rounds: int) -> di
         for start in range(0, size, CHUNK):
             outcomes.update(queue.enqueue_books(book_ids[start : start + CHUNK]))
 
+    enqueued_at = time.time()
     enqueue_s, _ = timed(enqueue)
     batches = Batches(redis, settings.key_prefix, 3600)
     entries = [(LINK.format(book_id), book_id, None) for book_id in book_ids]
-    create_s, batch_id = timed(lambda: batches.create(entries, counts_from_outcomes(outcomes.values(), 0)))
+    first = counts_from_outcomes(outcomes.values(), 0, enqueued_at)
+    create_s, batch_id = timed(lambda: batches.create(entries, first))
     session = requests.Session()
     url = f"{service.url}/batches/{batch_id}"
     pages, counts_only = [], []

@@ -32,7 +32,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -125,13 +125,14 @@ class Batch:
     latest: BatchCounts | None
 
 
-def counts_from_outcomes(outcomes: Iterable[Outcome], rejected: int) -> dict[str, int]:
-    """A new batch's counts from what its POST did with each of its books."""
+def counts_from_outcomes(outcomes: Iterable[Outcome], rejected: int, counted_at: float) -> BatchCounts:
+    """A new batch's first counts: what its POST did with each of its books, starting at
+    ``counted_at``."""
     counts: dict[str, int] = dict.fromkeys(COUNTED, 0)
     counts[Outcome.REJECTED] = rejected
     for outcome in outcomes:
         counts[STATUS_OF_OUTCOME[outcome]] += 1
-    return counts
+    return BatchCounts(counts, counted_at)
 
 
 class Batches:
@@ -144,14 +145,11 @@ class Batches:
     def key(self, batch_id: str, part: str = "") -> str:
         return f"{self.prefix}:batch:{batch_id}{':' + part if part else ''}"
 
-    def create(self, entries: Sequence[Entry], counts: Mapping[str, int] | None = None, ttl: int | None = None) -> str:
-        """Keep a new batch; ``counts`` (see ``counts_from_outcomes``) are its first counts,
-        as of now. Without them, its first GET counts it, however large."""
+    def create(self, entries: Sequence[Entry], first: BatchCounts | None = None, ttl: int | None = None) -> str:
+        """Keep a new batch with its ``first`` counts (see ``counts_from_outcomes``). Without
+        them, its first GET counts it, however large."""
         batch_id = uuid.uuid4().hex
-        now = time.time()
-        first = BatchCounts(dict(counts), now) if counts is not None else None
-        created_at = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
-        self._write(batch_id, created_at, entries, ttl or self.ttl, first)
+        self._write(batch_id, datetime.now(UTC).isoformat(timespec="seconds"), entries, ttl or self.ttl, first)
         return batch_id
 
     def _write(

@@ -62,7 +62,10 @@ def seconds_ago(iso_time: str) -> float:
 
 def test_each_outcome_of_the_post_counts_under_its_status():
     outcomes = [Outcome.QUEUED, Outcome.ALREADY_QUEUED, Outcome.STORED, Outcome.NOT_FOUND, Outcome.QUEUED]
-    assert counts_from_outcomes(outcomes, 2) == {**NONE, "queued": 3, "stored": 1, "not_found": 1, "rejected": 2}
+    first = counts_from_outcomes(outcomes, 2, 1_800_000_000.0)
+    assert first.counts == {**NONE, "queued": 3, "stored": 1, "not_found": 1, "rejected": 2}
+    assert (first.counted_at, first.finished) == (1_800_000_000.0, False)
+    assert counts_from_outcomes([Outcome.STORED, Outcome.NOT_FOUND], 0, 0.0).finished
 
 
 def test_the_setting_must_not_be_negative():
