@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from app.errors import ApiError
 from app.limits import PostBudget, client_address
 from app.metrics import render_metrics
 from app.record_cache import RecordCache
-from books.batches import Batch, Batches, all_book_ids, page
+from books.batches import Batch, Batches, all_book_ids, counts_from_outcomes, page
 from books.callbacks import refusal, wait_for_batch
 from books.counters import Counters
 from books.export import FORMATS, export_lines
@@ -140,6 +141,7 @@ def parse_goodreads_links() -> tuple[Response, int]:
 
     parsed = [parse_link(link) for link in links]
     accepted = [result for result in parsed if not isinstance(result, Refusal)]
+    enqueued_at = time.time()
     try:
         outcomes = queue.enqueue_books(accepted, refresh=refresh) if accepted else {}
     except QueueFull as full:
@@ -163,7 +165,10 @@ def parse_goodreads_links() -> tuple[Response, int]:
         raise ApiError(
             400, "no_valid_links", "none of the links is a Goodreads book link", counts=counts, results=results
         )
-    batch_id = _batches().create([(r["link"], r.get("book_id"), r.get("reason")) for r in results])
+    batch_id = _batches().create(
+        [(r["link"], r.get("book_id"), r.get("reason")) for r in results],
+        counts_from_outcomes(outcomes.values(), counts[Outcome.REJECTED], enqueued_at),
+    )
     if callback_url:
         pending = [
             book_id for book_id, outcome in outcomes.items() if outcome in (Outcome.QUEUED, Outcome.ALREADY_QUEUED)
@@ -205,7 +210,8 @@ def get_book_info() -> Response | tuple[Response, int]:
 
 @bp.get("/batches/<batch_id>")
 def batch_progress(batch_id: str) -> tuple[Response, int]:
-    """A page of a batch's links with each book's status, counts per status, and whether it is finished."""
+    """A page of a batch's links with each book's status, counts per status, when they were
+    counted, and whether it is finished; never waits for a large batch's count."""
     batch = _load_batch(batch_id)
     cursor, limit = _page_window(batch)
     return jsonify(page(_batches(), batch, _queue(), cursor, limit)), 200

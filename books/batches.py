@@ -3,17 +3,22 @@
 A batch lives in three keys that expire together after ``BATCH_TTL``:
 
 - ``<prefix>:batch:<batch_id>``        a hash: ``created_at``, ``links`` (how many),
-  ``rejected`` (how many were refused) and, once the batch is seen finished, ``counts``
-  (its final counts, JSON) and ``finished_at``
+  ``rejected`` (how many were refused), ``books`` (how many distinct); its latest counts
+  (``latest``, JSON), when they were counted (``counts_at``, epoch seconds) and how long
+  that took (``counted_in``); and once the batch is seen finished, ``counts`` (its final
+  counts, JSON) and ``finished_at``
 - ``<prefix>:batch:<batch_id>:links``  a list: each link as ``[link, book_id, reason]`` (JSON),
   the link as sent (shortened), its book id, or the reason it was refused
 - ``<prefix>:batch:<batch_id>:books``  a list: the batch's distinct book ids, in the order sent
 
-So a page of links is one ``LRANGE`` and the states of its books, and the counts read the
-books a chunk at a time, whatever the batch's size (about 7 µs a book: a million take some
-seconds, so such counts are kept a while under ``<prefix>:batch:<batch_id>:counts``, see
-``SLOW_COUNTS``). Book states are read live from the jobs
-and records, so a book shared by two batches is fetched once and counts in both.
+So a page of links is one ``LRANGE`` and the states of its books. Counting reads every book's
+state, a chunk at a time (about 7 µs a book: a million take some seconds), so only batches of
+at most ``BATCH_INLINE_COUNT_BOOKS`` books are counted on every GET. A larger batch answers
+at once with its latest counts and their time: the first come from its POST (which knows
+what it did with each book), and when they are older than ``RECOUNT_AFTER`` a job on the
+control queue counts again (one at a time per batch), so no answer waits for a count,
+whatever the batch's size. Book states are read live from the jobs and records, so a book
+shared by two batches is fetched once and counts in both.
 
 A finished batch keeps the counts it finished with: they are read back without reading its
 books again. A book of it sent again later (``?refresh=true``, or after it failed) belongs to
@@ -27,32 +32,84 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from redis import Redis
 from redis.exceptions import ResponseError
+from redis.typing import EncodableT, FieldT
+from rq.exceptions import DuplicateJobError
 
+from books.control import enqueue_control
 from books.links import BookId
+from books.origin import iso
 from books.queue import BookQueue
+from books.settings import Settings
 from books.status import IN_PROGRESS, BookStatus, Outcome
 
 # A batch's counts: every book status, and the links refused.
 COUNTED = (*BookStatus, Outcome.REJECTED)
+# What a POST did with a book, as the status it counts under in its batch's first counts (a
+# book queued before may be running already: the first recount tells).
+STATUS_OF_OUTCOME = {
+    Outcome.QUEUED: BookStatus.QUEUED,
+    Outcome.ALREADY_QUEUED: BookStatus.QUEUED,
+    Outcome.STORED: BookStatus.STORED,
+    Outcome.NOT_FOUND: BookStatus.NOT_FOUND,
+}
 _BATCH_ID = re.compile(r"[0-9a-f]{32}")
 # Entries written per command when a batch is made, and books whose states one pipeline reads.
 WRITE_CHUNK = 10_000
 STATES_CHUNK = 2_000
-# Counts of an unfinished batch that took longer than this (seconds) to read are kept ten
-# times as long as they took: a batch of a million books costs a web process at most a tenth
-# of its time, however often it is asked about.
-SLOW_COUNTS = 0.5
-COUNTS_KEPT_FOR = 10
+# A large batch's latest counts are recounted once older than RECOUNT_AFTER seconds, or than
+# RECOUNT_SHARE times as long as they took to count, whichever is longer. The command-line
+# client polls every 2 s: its progress moves every few polls; and a batch however large,
+# however often it is asked about, costs the workers at most a tenth of one worker's time.
+RECOUNT_AFTER = 5.0
+RECOUNT_SHARE = 10
+# The recount job: one at a time per batch (its id is unique while RQ keeps the job); a
+# finished one is deleted at once, a failed one kept this long (seconds) for the dashboard,
+# and no recount of that batch runs in the meantime.
+RECOUNT = "worker.batches.recount_batch"
+RECOUNT_FAILURE_TTL = 60
+
+# Keep a count unless the batch has expired meanwhile (writing would make a header that never
+# expires) or newer counts are kept already; final counts are written once.
+# KEYS[1] the header; ARGV: "1" if finished, the counts (JSON), counted at, took.
+_KEEP_COUNTS = """
+if redis.call('exists', KEYS[1]) == 0 then return 0 end
+if ARGV[1] == '1' then
+  redis.call('hsetnx', KEYS[1], 'counts', ARGV[2])
+  redis.call('hsetnx', KEYS[1], 'finished_at', ARGV[3])
+  return 1
+end
+if tonumber(ARGV[3]) <= tonumber(redis.call('hget', KEYS[1], 'counts_at') or '0') then return 0 end
+redis.call('hset', KEYS[1], 'latest', ARGV[2], 'counts_at', ARGV[3], 'counted_in', ARGV[4])
+return 1
+"""
 
 # One link of a batch: the link as sent (shortened), its book id, or the reason it was refused.
 Entry = tuple[str | None, BookId | None, str | None]
+
+
+@dataclass(frozen=True)
+class BatchCounts:
+    """Counts per status (books once each; rejected links each), when they were counted (epoch
+    seconds: every book's state was read at this time or later) and how long that took."""
+
+    counts: dict[str, int]
+    counted_at: float
+    took: float = 0.0
+
+    @property
+    def finished(self) -> bool:
+        """Every book had settled."""
+        return not any(self.counts[status] for status in IN_PROGRESS)
+
+    def stale(self, now: float) -> bool:
+        return now - self.counted_at > max(RECOUNT_AFTER, RECOUNT_SHARE * self.took)
 
 
 @dataclass(frozen=True)
@@ -63,7 +120,19 @@ class Batch:
     created_at: str
     links: int
     rejected: int
-    final_counts: dict[str, int] | None
+    books: int
+    final: BatchCounts | None
+    latest: BatchCounts | None
+
+
+def counts_from_outcomes(outcomes: Iterable[Outcome], rejected: int, counted_at: float) -> BatchCounts:
+    """A new batch's first counts: what its POST did with each of its books, starting at
+    ``counted_at``."""
+    counts: dict[str, int] = dict.fromkeys(COUNTED, 0)
+    counts[Outcome.REJECTED] = rejected
+    for outcome in outcomes:
+        counts[STATUS_OF_OUTCOME[outcome]] += 1
+    return BatchCounts(counts, counted_at)
 
 
 class Batches:
@@ -71,25 +140,35 @@ class Batches:
         self.redis = redis
         self.prefix = prefix
         self.ttl = ttl
+        self._keep_counts = redis.register_script(_KEEP_COUNTS)
 
     def key(self, batch_id: str, part: str = "") -> str:
         return f"{self.prefix}:batch:{batch_id}{':' + part if part else ''}"
 
-    def create(self, entries: Sequence[Entry], ttl: int | None = None) -> str:
+    def create(self, entries: Sequence[Entry], first: BatchCounts | None = None, ttl: int | None = None) -> str:
+        """Keep a new batch with its ``first`` counts (see ``counts_from_outcomes``). Without
+        them, its first GET counts it, however large."""
         batch_id = uuid.uuid4().hex
-        self._write(batch_id, datetime.now(UTC).isoformat(timespec="seconds"), entries, ttl or self.ttl)
+        self._write(batch_id, datetime.now(UTC).isoformat(timespec="seconds"), entries, ttl or self.ttl, first)
         return batch_id
 
-    def _write(self, batch_id: str, created_at: str, entries: Sequence[Entry], ttl: int) -> None:
+    def _write(
+        self, batch_id: str, created_at: str, entries: Sequence[Entry], ttl: int, first: BatchCounts | None = None
+    ) -> None:
         accepted = [book_id for _link, book_id, _reason in entries if book_id]
         books = list(dict.fromkeys(accepted))
         keys = [self.key(batch_id), self.key(batch_id, "links"), self.key(batch_id, "books")]
+        header: dict[FieldT, EncodableT] = {
+            "created_at": created_at,
+            "links": len(entries),
+            "rejected": len(entries) - len(accepted),
+            "books": len(books),
+        }
+        if first is not None:
+            header |= {"latest": json.dumps(first.counts), "counts_at": first.counted_at, "counted_in": first.took}
         with self.redis.pipeline() as pipe:  # one transaction: a batch is seen whole or not at all
             pipe.delete(*keys)
-            pipe.hset(
-                keys[0],
-                mapping={"created_at": created_at, "links": len(entries), "rejected": len(entries) - len(accepted)},
-            )
+            pipe.hset(keys[0], mapping=header)
             for start in range(0, len(entries), WRITE_CHUNK):
                 chunk = entries[start : start + WRITE_CHUNK]
                 pipe.rpush(keys[1], *(json.dumps(entry, separators=(",", ":")) for entry in chunk))
@@ -109,12 +188,17 @@ class Batches:
         if not raw:
             return None
         header = {key.decode(): value.decode() for key, value in raw.items()}
+        links, rejected = int(header["links"]), int(header["rejected"])
         return Batch(
             batch_id,
             header["created_at"],
-            int(header["links"]),
-            int(header["rejected"]),
-            json.loads(header["counts"]) if "counts" in header else None,
+            links,
+            rejected,
+            int(header.get("books", links - rejected)),  # an earlier version's: at most this many
+            BatchCounts(json.loads(header["counts"]), float(header["finished_at"])) if "counts" in header else None,
+            BatchCounts(json.loads(header["latest"]), float(header["counts_at"]), float(header["counted_in"]))
+            if "latest" in header
+            else None,
         )
 
     def _upgrade(self, batch_id: str) -> dict[bytes, bytes]:
@@ -143,37 +227,62 @@ class Batches:
             yield [BookId(member.decode()) for member in members]
             start += chunk
 
-    def counts(self, batch: Batch, queue: BookQueue) -> tuple[dict[str, int], bool]:
-        """Counts per status (books once each; rejected links each) and whether every book has
-        settled. A finished batch's counts are kept when first seen, and read back after."""
-        if batch.final_counts is not None:
-            return batch.final_counts, True
-        recent = self.redis.get(self.key(batch.batch_id, "counts"))
-        if recent:
-            return json.loads(recent), False
-        started = time.monotonic()
+    def counts(self, batch: Batch, queue: BookQueue, exact: bool = False) -> BatchCounts:
+        """The batch's counts. A finished batch's final counts, kept when first seen; a batch
+        of at most ``BATCH_INLINE_COUNT_BOOKS`` books (or any, when ``exact``) counted now;
+        a larger one's latest counts, with a recount scheduled when they are stale, so its
+        ``finished`` can lag by the recount interval. A batch without any counts yet (made
+        by an earlier version, or without its POST's) is counted now, once."""
+        if batch.final is not None:
+            return batch.final
+        if exact or batch.latest is None or batch.books <= queue.settings.batch_inline_count_books:
+            return self.recount(batch, queue)
+        if batch.latest.stale(time.time()):
+            schedule_recount(queue.redis, queue.settings, batch.batch_id)
+        return batch.latest
+
+    def recount(self, batch: Batch, queue: BookQueue) -> BatchCounts:
+        """Read every book's state and keep the counts: as the batch's final counts once every
+        book has settled, else as its latest."""
+        counted_at, started = time.time(), time.monotonic()
         counts: dict[str, int] = dict.fromkeys(COUNTED, 0)
         counts[Outcome.REJECTED] = batch.rejected
         for chunk in self.book_ids(batch):
             for status in queue.statuses(chunk):
                 counts[status] += 1
-        finished = not any(counts[status] for status in IN_PROGRESS)
-        took = time.monotonic() - started
-        if finished:
-            with self.redis.pipeline() as pipe:
-                pipe.hsetnx(self.key(batch.batch_id), "counts", json.dumps(counts))
-                pipe.hsetnx(self.key(batch.batch_id), "finished_at", time.time())
-                pipe.execute()
-        elif took > SLOW_COUNTS:
-            kept_ms = max(1, int(took * COUNTS_KEPT_FOR * 1000))
-            self.redis.set(self.key(batch.batch_id, "counts"), json.dumps(counts), px=kept_ms)
-        return counts, finished
+        counted = BatchCounts(counts, counted_at, time.monotonic() - started)
+        self._keep_counts(
+            keys=[self.key(batch.batch_id)],
+            args=["1" if counted.finished else "0", json.dumps(counts), repr(counted_at), repr(counted.took)],
+        )
+        return counted
+
+
+def schedule_recount(redis: Redis, settings: Settings, batch_id: str) -> bool:
+    """Ask a worker to recount the batch, unless a recount of it is queued or running already;
+    return whether this call asked."""
+    try:
+        enqueue_control(
+            redis,
+            settings,
+            RECOUNT,
+            batch_id,
+            job_id=f"batch-counts-{batch_id}",
+            unique=True,
+            result_ttl=0,
+            failure_ttl=RECOUNT_FAILURE_TTL,
+        )
+    except DuplicateJobError:
+        return False
+    return True
 
 
 def page(batches: Batches, batch: Batch, queue: BookQueue, cursor: int, limit: int) -> dict[str, Any]:
-    """A page of the batch's links from ``cursor`` with each book's status, the batch's counts
-    and whether it is finished; ``next_cursor`` is where the next page starts (None: the end)."""
-    counts, finished = batches.counts(batch, queue)
+    """A page of the batch's links from ``cursor`` with each book's status, the batch's counts,
+    when they were counted and whether it is finished (by those counts: a large batch's can
+    lag by the recount interval, see ``Batches.counts``); ``next_cursor`` is where the next
+    page starts (None: the end)."""
+    counted = batches.counts(batch, queue)
     entries = batches.entries(batch, cursor, limit)
     states = queue.states(list(dict.fromkeys(book_id for _link, book_id, _reason in entries if book_id)))
     links = []
@@ -190,8 +299,9 @@ def page(batches: Batches, batch: Batch, queue: BookQueue, cursor: int, limit: i
     return {
         "batch_id": batch.batch_id,
         "created_at": batch.created_at,
-        "finished": finished,
-        "counts": counts,
+        "finished": counted.finished,
+        "counts": counted.counts,
+        "counts_at": iso(counted.counted_at),
         "links": links,
         "next_cursor": str(end) if end < batch.links else None,
     }

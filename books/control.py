@@ -49,7 +49,7 @@ def schedule_next(redis: Redis, settings: Settings, name: str, func: str, interv
 
 
 def enqueue_control(redis: Redis, settings: Settings, func: str, *args: Any, **options: Any) -> None:
-    """Run ``func`` on the control queue as soon as a worker is free."""
-    control_queue(redis, settings).enqueue(
-        func, *args, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL, job_timeout=settings.job_timeout, **options
-    )
+    """Run ``func`` on the control queue as soon as a worker is free; ``options`` go to RQ's
+    ``enqueue`` (and may set their own ``result_ttl`` or ``failure_ttl``)."""
+    defaults = {"result_ttl": RESULT_TTL, "failure_ttl": RESULT_TTL, "job_timeout": settings.job_timeout}
+    control_queue(redis, settings).enqueue(func, *args, **(defaults | options))

@@ -46,6 +46,9 @@ class Settings:
     batch_ttl: int = 7 * 24 * 3600
     # Links per page of GET /batches/<id>: the default page and the largest ?limit=.
     batch_page_size: int = 1000
+    # Batches of at most this many distinct books are counted afresh on every GET /batches/<id>;
+    # larger ones answer with their last counts, recounted by a worker (books/batches.py).
+    batch_inline_count_books: int = 50_000
     record_cache_size: int = 10_000
     rq_dashboard_username: str = ""
     rq_dashboard_password: str = field(default="", repr=False)
@@ -111,6 +114,8 @@ class Settings:
             raise ConfigError("MAX_LINKS_PER_REQUEST and MAX_REQUEST_BYTES must be positive")
         if self.batch_page_size < 1:
             raise ConfigError("BATCH_PAGE_SIZE must be positive")
+        if self.batch_inline_count_books < 0:
+            raise ConfigError("BATCH_INLINE_COUNT_BOOKS must be 0 (every batch counted by a worker) or more")
         if self.record_cache_size < 0:
             raise ConfigError("RECORD_CACHE_SIZE must be 0 (no cache) or more")
         if self.max_record_bytes < 1 or self.max_record_depth < 1:

@@ -14,7 +14,6 @@ from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 from app import create_app
-from books import batches
 from books.store import BookStore
 from client.cli import GAVE_UP, main
 
@@ -97,19 +96,6 @@ def test_a_finished_batch_keeps_its_counts_and_a_book_sent_again_belongs_to_the_
     assert (again["finished"], again["counts"]) == (True, finished["counts"])  # how the first batch ended
     assert [link["status"] for link in again["links"]] == ["stored", "queued"]  # each link as it is now
     assert paged.get(f"/batches/{second}").json["counts"]["queued"] == 1
-
-
-def test_slow_counts_of_an_unfinished_batch_are_kept_a_while(paged, redis, run_jobs, monkeypatch):
-    monkeypatch.setattr(batches, "SLOW_COUNTS", -1.0)  # every count is slow
-    monkeypatch.setattr(batches, "COUNTS_KEPT_FOR", 1e6)
-    batch_id = post(paged, LINKS)
-    assert paged.get(f"/batches/{batch_id}?limit=0").json["counts"]["queued"] == 3
-    run_jobs()
-    kept = paged.get(f"/batches/{batch_id}?limit=0").json
-    assert (kept["finished"], kept["counts"]["queued"]) == (False, 3)
-    redis.delete(f"goodreads:batch:{batch_id}:counts")
-    fresh = paged.get(f"/batches/{batch_id}?limit=0").json
-    assert (fresh["finished"], fresh["counts"]["stored"]) == (True, 3)
 
 
 def test_a_batch_kept_by_an_earlier_version_is_read_and_kept_with_its_time_left(paged, redis):

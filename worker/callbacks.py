@@ -91,14 +91,14 @@ def deliver_callback(batch_id: str) -> str:
     if reason:
         log.warning("callback refused", extra={"fields": {"batch_id": batch_id, "reason": reason}})
         return f"refused: {reason}"
-    counts, finished = batches.counts(batch, BookQueue(redis, config))
+    counted = batches.counts(batch, BookQueue(redis, config), exact=True)  # never a large batch's latest
     body = json.dumps(
         {
             "batch_id": batch_id,
             "batch_url": batch_url,
             "created_at": batch.created_at,
-            "finished": finished,
-            "counts": counts,
+            "finished": counted.finished,
+            "counts": counted.counts,
         },
         separators=(",", ":"),
     ).encode()
