@@ -23,8 +23,8 @@ same job, RQ's same code for a job's life, without the fork), on a Redis connect
 every command it sends and each round trip, and names the owner from the call stack: the
 innermost caller outside redis-py is this service's code (books/, worker/) or RQ's. The forking
 worker's extra commands (the horse's heartbeats and monitoring) are RQ's too, so RQ's share
-through real workers is their total less the service's own. Last, what storing the record zlib-compressed would save (not done: the stored format
-is a product decision).
+through real workers is their total less the service's own. Last, what storing the record
+zlib-compressed would save (not done: the stored format is a product decision).
 """
 
 from __future__ import annotations
