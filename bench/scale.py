@@ -18,16 +18,23 @@ Then ``--worker-books`` books through ``--workers`` real ``rq worker`` processes
 origin (FETCH_RATE=0), once with RESULT_TTL=3600 (RQ keeps each finished job and its result
 an hour) and once with the default 0: Redis bytes per stored book once the queue has drained,
 and Redis commands per book (``INFO commandstats``, before and after), the most called
-first. Last, what storing the record zlib-compressed would save (not done: the stored format
-is a product decision).
+first. Then whose they are: the same books through RQ's ``SimpleWorker`` in this process (the
+same job, RQ's same code for a job's life, without the fork), on a Redis connection that counts
+every command it sends and each round trip, and names the owner from the call stack: the
+innermost caller outside redis-py is this service's code (books/, worker/) or RQ's. The forking
+worker's extra commands (the horse's heartbeats and monitoring) are RQ's too, so RQ's share
+through real workers is their total less the service's own. Last, what storing the record
+zlib-compressed would save (not done: the stored format is a product decision).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pickle
 import statistics
+import sys
 import tempfile
 import time
 import zlib
@@ -36,10 +43,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import requests
-from redis import Redis
+from redis import ConnectionPool, Redis
+from redis.connection import Connection
+from rq import SimpleWorker
 
 from books.batches import Batches
 from books.links import BookId
+from books.queue import BookQueue
 from books.store import BookStore, dumps_record
 from tests.origin import Origin, book_page
 from tests.processes import RedisServer, Service, tree_rss_kb, wait_until
@@ -197,6 +207,75 @@ def through_workers(server: RedisServer, books: int, workers: int, result_ttl: s
     }
 
 
+ROOT = Path(__file__).resolve().parents[1]
+OURS = (str(ROOT / "books") + os.sep, str(ROOT / "worker") + os.sep)
+REDIS_PY = str(Path(Connection.__module__.replace(".", os.sep)).parent)
+
+
+class CountingConnection(Connection):
+    """A redis-py connection that counts the commands and round trips it sends, by owner."""
+
+    commands: Counter = Counter()
+    trips: Counter = Counter()
+
+    def send_command(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        owner = _owner()
+        self.commands[(owner, str(args[0]).upper())] += 1
+        self.trips[owner] += 1
+        return super().send_command(*args, **kwargs)
+
+    def pack_commands(self, commands):  # type: ignore[no-untyped-def]
+        owner = _owner()
+        for command in commands:
+            self.commands[(owner, str(command[0]).upper())] += 1
+        self.trips[owner] += 1
+        return super().pack_commands(commands)
+
+
+def _owner() -> str:
+    """``service`` or ``rq``: who called redis-py, by the innermost caller outside it."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if name.startswith(OURS):
+            return "service"
+        if f"{os.sep}rq{os.sep}" in name:
+            return "rq"
+        frame = frame.f_back  # type: ignore[assignment]
+    return "other"
+
+
+def commands_by_owner(server: RedisServer, books: int) -> dict[str, object]:
+    """Books through RQ's SimpleWorker in this process from the local origin, every Redis command
+    counted by owner: the service's own (the job) and RQ's (the job's life)."""
+    from worker import tasks
+
+    redis = Redis(port=server.port)
+    redis.flushall()
+    origin = Origin()
+    origin.start()
+    os.environ.update({"REDIS_URL": server.url, "GOODREADS_BASE_URL": origin.url, "FETCH_RATE": "0"})
+    tasks.settings.cache_clear()
+    tasks.session.cache_clear()
+    try:
+        settings = tasks.settings()
+        BookQueue(redis, settings).enqueue_books([BookId(str(3_000_000 + n)) for n in range(books)])
+        counted = Redis(connection_pool=ConnectionPool(port=server.port, connection_class=CountingConnection))
+        CountingConnection.commands.clear()
+        CountingConnection.trips.clear()
+        SimpleWorker([settings.queue_name], connection=counted).work(burst=True)
+        assert redis.zcard(BookStore(redis).stored_at_key) == books
+    finally:
+        origin.stop()
+    figures: dict[str, object] = {}
+    for owner in ("service", "rq"):
+        calls = Counter({name: n for (who, name), n in CountingConnection.commands.items() if who == owner})
+        figures[f"{owner}_commands_per_book"] = round(sum(calls.values()) / books, 2)
+        figures[f"{owner}_round_trips_per_book"] = round(CountingConnection.trips[owner] / books, 2)
+        figures[f"{owner}_top"] = {name: round(n / books, 2) for name, n in calls.most_common(12)}
+    return figures
+
+
 def compression() -> dict[str, float]:
     """What a zlib-compressed pickle would save, over the real pages when present, else the fixture."""
     pages = sorted(PAGES.glob("*.html")) if PAGES.exists() else []
@@ -228,6 +307,8 @@ def main() -> None:
         for size in (int(size) for size in args.sizes.split(",") if size):
             print(json.dumps({"books": size, **one_size(server, size, folder)}), flush=True)
         if args.worker_books:
+            figures = commands_by_owner(server, args.worker_books)
+            print(json.dumps({"in_process": args.worker_books, **figures}), flush=True)
             for result_ttl in ("3600", "0"):
                 figures = through_workers(server, args.worker_books, args.workers, result_ttl, folder)
                 print(

@@ -102,11 +102,13 @@ return {'paused_now', 1}
 """
 )
 
-# Returns 'resumed' when this page ended a pause, 'ok' otherwise.
+# KEYS[3] (optional): the answered book's status hash, whose pause is over. Returns 'resumed'
+# when this page ended a pause, 'ok' otherwise.
 _SUCCESS_SCRIPT = (
     _CLOCK
     + """
 redis.call('DEL', KEYS[2])
+if KEYS[3] then redis.call('HDEL', KEYS[3], 'paused_since', 'next_attempt_at') end
 if state == 'ok' then return 'ok' end
 redis.call('HSET', KEYS[1], 'state', 'ok', 'reason', '', 'since', string.format('%.6f', now))
 redis.call('HDEL', KEYS[1], 'next_probe_at', 'probe_index', 'probe_until', 'prober')
@@ -207,9 +209,11 @@ class OriginHealth:
         )
         return verdict.decode(), bool(changed)
 
-    def report_success(self) -> bool:
-        """A real book page came back; True when it ended a pause."""
-        return self._success(keys=[self.key, self.streak_key]) == b"resumed"
+    def report_success(self, status_key: str | None = None) -> bool:
+        """A real book page came back; True when it ended a pause. The book's own pause, in
+        its status hash at ``status_key``, ends in the same round trip."""
+        keys = [self.key, self.streak_key, *([status_key] if status_key else [])]
+        return self._success(keys=keys) == b"resumed"
 
     def park(self, book_id: str) -> tuple[float, bool]:
         """When a paused book is tried again: the next probe's time for the one book that will

@@ -49,6 +49,8 @@ TEMPLATE_BOOK_ID = BookId("0")
 # active, so a book is never queued twice because of a status this code does not know.
 TERMINAL_JOB_STATUSES = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED})
 ACTIVE_JOB_STATUSES = tuple(sorted(status.value for status in JobStatus if status not in TERMINAL_JOB_STATUSES))
+# What a job put aside with RQ's scheduler may be waiting for besides a retry.
+AWAITING = (BookStatus.PAUSED, BookStatus.QUEUED)
 
 # KEYS: the queue, the set of queues, the lower-priority queue a waiting job is moved up from
 # (the queue itself when there is none), then the failed / finished / canceled registries of
@@ -384,7 +386,8 @@ def _state(job_status: bytes | None, last: dict[bytes, bytes], has_record: int =
     if job == JobStatus.STARTED:
         return BookState(BookStatus.RUNNING, reason, attempts, last_attempt_at)
     if job == JobStatus.SCHEDULED:
-        waiting = BookStatus.PAUSED if outcome.get("state") == BookStatus.PAUSED else BookStatus.RETRYING
+        # Put aside: for the origin (paused), for a request slot (queued), or for a retry.
+        waiting = BookStatus(outcome["state"]) if outcome.get("state") in AWAITING else BookStatus.RETRYING
         return BookState(waiting, reason, attempts, last_attempt_at, next_attempt_at)
     if job in ACTIVE_JOB_STATUSES:
         return BookState(BookStatus.QUEUED, reason, attempts, last_attempt_at)

@@ -31,6 +31,9 @@ class Settings:
     max_links_per_request: int = 10_000
     max_request_bytes: int = 8 * 1024 * 1024
     fetch_rate: float = 1.0
+    # The longest a job sleeps for its request slot; a job whose slot is further away is put
+    # aside (RQ's scheduler) without spending an attempt. At most a quarter of JOB_TIMEOUT.
+    fetch_wait_max: float = 5.0
     fetch_connect_timeout: float = 5.0
     fetch_read_timeout: float = 20.0
     max_page_bytes: int = 5 * 1024 * 1024
@@ -108,6 +111,8 @@ class Settings:
         """Refuse values the service cannot work with, naming the variable."""
         if self.fetch_rate < 0:
             raise ConfigError("FETCH_RATE must be 0 (no limit) or more")
+        if not 0 <= self.fetch_wait_max <= self.job_timeout / 4:
+            raise ConfigError("FETCH_WAIT_MAX must be 0 or more and at most a quarter of JOB_TIMEOUT")
         if self.retry_max < 0 or any(interval < 0 for interval in self.retry_intervals):
             raise ConfigError("RETRY_MAX and RETRY_INTERVALS must not be negative")
         if self.max_links_per_request < 1 or self.max_request_bytes < 1:

@@ -7,17 +7,36 @@ kernel's OOM killer), nobody tells it: it lives on as an orphan, holding the que
 scheduler lock, scheduling for a worker that no longer exists. ``WorkerBoundScheduler``
 checks every second that the worker that started it is still its parent, and stops
 (releasing the lock) once it is not.
+
+After each book it fetched, the worker also paces itself to the shared request rate
+(``FETCH_RATE``): when every request slot within ``FETCH_WAIT_MAX`` is already taken, a
+book it took now would only be put aside again (worker/ratelimit.py). So it waits, outside
+any job, until a slot could come within reach, plus a random share of a back-off that
+doubles each time it finds the slots taken again (up to ``PACING_BACKOFF_MAX``). However
+many workers there are, those in excess of the rate mostly wait here, and only a few of
+them at a time take a book they must put aside.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
+import time
 from multiprocessing.process import BaseProcess
 
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.job import Job
+from rq.queue import Queue
 from rq.scheduler import RQScheduler
 from rq.worker import Worker
+
+from worker import tasks
+from worker.ratelimit import FetchRateLimiter
+
+# The longest a worker waits between books for the request rate, well inside its heartbeat's
+# time to live (WORKER_TTL + 60 s): it waits outside any job, and heartbeats first.
+PACING_BACKOFF_MAX = 30.0
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +57,29 @@ class WorkerBoundScheduler(RQScheduler):
 
 
 class BookWorker(Worker):
-    """RQ's ``Worker`` with a ``WorkerBoundScheduler``."""
+    """RQ's ``Worker`` with a ``WorkerBoundScheduler``, paced to the shared request rate."""
+
+    pacing_backoff = 0.0
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        super().execute_job(job, queue)
+        config = tasks.settings()
+        if queue.name in (config.queue_name, config.refresh_queue_name):
+            self.pace(FetchRateLimiter.for_settings(self.connection, config))
+
+    def pace(self, limiter: FetchRateLimiter) -> None:
+        """Wait until a request slot could come within reach, and a random share of the
+        back-off, when every slot within reach is taken; reset the back-off when one is free."""
+        room_in = limiter.room_in()
+        if not room_in:
+            self.pacing_backoff = 0.0
+            return
+        interval = limiter.interval_us / 1_000_000
+        self.pacing_backoff = min(PACING_BACKOFF_MAX, max(2 * self.pacing_backoff, interval))
+        wait = min(PACING_BACKOFF_MAX, room_in + random.uniform(0, self.pacing_backoff))
+        self.procline(f"Waiting {wait:.1f} s for a request slot")
+        self.heartbeat()
+        time.sleep(wait)  # a stop signal raises StopRequested here, as while waiting for a job
 
     def _start_scheduler(
         self,

@@ -43,7 +43,7 @@ from books.store import BookStore, RecordLimits, UnsafeRecord
 from worker.cookies import SessionCookies
 from worker.fetch import AttemptFailed, OriginResponse, OriginTrouble, fetch_book_page, new_session, origin_trouble
 from worker.parser import NotABookPage, parse_book_page
-from worker.ratelimit import FetchRateLimiter
+from worker.ratelimit import FetchRateLimiter, SlotTooFar
 from worker.robots import Robots
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,11 @@ class OriginPaused(Exception):
     """The fleet paused while this book waited for its request slot."""
 
 
+# How long the job's own gate stands for its first request: asking again a moment later
+# would only spend a round trip to Redis.
+GATE_FRESH_SECONDS = 1.0
+
+
 class Admission:
     """Lets a book's requests out while the origin is fine, or as the fleet's probe."""
 
@@ -98,9 +103,13 @@ class Admission:
         self.health = health
         self.book_id = book_id
         self.probing = probing
+        self.gated_until = time.monotonic() + GATE_FRESH_SECONDS  # the job has just asked
 
     def __call__(self) -> None:
         if self.probing:
+            return
+        if time.monotonic() < self.gated_until:
+            self.gated_until = 0.0
             return
         verdict = self.health.gate(self.book_id)
         if verdict == "wait":
@@ -127,6 +136,8 @@ def parse_book(book_id: str) -> str | Retry:
     except OriginPaused:
         store.redis.hincrby(store.status_key(book_id), "attempts", -1)
         return _defer(store, health, book_id)
+    except SlotTooFar as far:
+        return _wait_for_slot(store, book_id, far.wait)
     except OriginTrouble as trouble:
         return _origin_trouble(job, store, health, attempt, admission, trouble, started)
     except Exception as error:
@@ -217,6 +228,26 @@ def _defer(
     return Retry(max=DEFERRALS_MAX, interval=max(1, math.ceil(wake_at - now)))
 
 
+def _wait_for_slot(store: BookStore, book_id: str, wait: float) -> Retry:
+    """Put the book aside until about when a request slot comes within FETCH_WAIT_MAX, its
+    attempt unspent; it comes back at the front of the queue, ahead of books not yet tried."""
+    config = settings()
+    # RQ's scheduler keeps whole seconds and may run a job up to a second early.
+    interval = max(1, math.ceil(wait - config.fetch_wait_max))
+    with store.redis.pipeline(transaction=False) as pipe:
+        pipe.hincrby(store.status_key(book_id), "attempts", -1)
+        pipe.hset(
+            store.status_key(book_id),
+            mapping={
+                "state": BookStatus.QUEUED,
+                "reason": f"waiting for a request slot (FETCH_RATE {config.fetch_rate:g}/s, shared by every worker)",
+                "next_attempt_at": time.time() + interval,
+            },
+        )
+        pipe.execute()
+    return Retry(max=DEFERRALS_MAX, interval=interval, enqueue_at_front=True)
+
+
 def _report(attempt: Attempt, outcome: BookStatus, started: float, store: BookStore, reason: str | None = None) -> None:
     Counters(store.redis, store.prefix).record_attempt(outcome, attempt.origin_status, attempt.fetch_seconds)
     fields = {**asdict(attempt), "outcome": outcome, "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
@@ -231,7 +262,7 @@ def _fetch_parse_store(
 ) -> BookStatus:
     if parse_book_path(f"/book/show/{book_id}") != book_id:
         raise AttemptFailed(BookStatus.FAILED, f"{book_id!r} is not a valid book id")
-    limiter = FetchRateLimiter(store.redis, f"{config.key_prefix}:fetch:next-slot", config.fetch_rate)
+    limiter = FetchRateLimiter.for_settings(store.redis, config)
     cookies(session()).refresh(session())
     rules = Robots(store.redis, config).rules(session(), limiter, admission)
     if not rules.can_fetch(config.user_agent, canonical_url(book_id, config.origin)):
@@ -239,7 +270,7 @@ def _fetch_parse_store(
         return BookStatus.BLOCKED
     crawl_delay = rules.crawl_delay(config.user_agent)
     if crawl_delay:
-        limiter = FetchRateLimiter(limiter.redis, limiter.key, config.fetch_rate, float(crawl_delay))
+        limiter = FetchRateLimiter.for_settings(store.redis, config, float(crawl_delay))
     fetch_started = time.perf_counter()
     try:
         response = fetch_book_page(book_id, config, session(), limiter, admission)
@@ -277,8 +308,7 @@ def _fetch_parse_store(
 def _origin_answered(store: BookStore, book_id: str, health: OriginHealth) -> None:
     """Goodreads answered this book itself: the fleet's streak ends, a pause ends (the
     paused books go back on the queue at once), and this book's pause is over."""
-    store.redis.hdel(store.status_key(book_id), "paused_since", "next_attempt_at")
-    if health.report_success():
+    if health.report_success(store.status_key(book_id)):
         released = BookQueue(store.redis, health.settings).release_paused()
         log.warning(
             "origin resumed: Goodreads serves pages again",
