@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import Flask
-from redis import Redis
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.api import bp
@@ -13,6 +12,7 @@ from app.limits import PostBudget
 from app.record_cache import RecordCache
 from books.batches import Batches
 from books.queue import BookQueue
+from books.redis_client import redis_client
 from books.settings import Settings
 
 
@@ -28,8 +28,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    redis = Redis.from_url(
-        settings.redis_url,
+    redis = redis_client(
+        settings,
         socket_connect_timeout=settings.redis_socket_timeout,
         socket_timeout=settings.redis_socket_timeout,
         health_check_interval=30,
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         redis, settings.key_prefix, settings.post_budget, settings.post_budget_window
     )
     app.extensions["record_cache"] = RecordCache(
-        settings.redis_url,
+        settings,
         queue.store.record_key(""),
         settings.record_cache_size,
         settings.redis_socket_timeout,
