@@ -41,14 +41,14 @@ class FollowingSentinelPool(SentinelConnectionPool):
         super().__init__(service_name, sentinel_manager, **kwargs)
         self._master_checked = 0.0
 
-    def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         now = time.monotonic()
         if now - self._master_checked >= MASTER_CHECK_INTERVAL:
             self._master_checked = now
             # No answer now: connecting asks the sentinels again, under the client's retry.
             with suppress(ConnectionError, TimeoutError):
                 self.get_master_address()  # closes idle connections when the master changed
-        return super().get_connection(command_name, *keys, **options)
+        return super().get_connection(*args, **kwargs)
 
 
 @overload
