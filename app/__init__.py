@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import Flask
-from redis import BlockingConnectionPool, Redis
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.api import bp
@@ -13,6 +12,7 @@ from app.limits import PostBudget
 from app.record_cache import RecordCache
 from books.batches import Batches
 from books.queue import BookQueue
+from books.redis_client import redis_client
 from books.settings import Settings
 
 # Redis connections one web process opens at most (redis-py's default pool size). A gevent
@@ -34,15 +34,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    redis = Redis(
-        connection_pool=BlockingConnectionPool.from_url(
-            settings.redis_url,
-            max_connections=REDIS_CONNECTIONS,
-            timeout=settings.redis_socket_timeout,
-            socket_connect_timeout=settings.redis_socket_timeout,
-            socket_timeout=settings.redis_socket_timeout,
-            health_check_interval=30,
-        )
+    redis = redis_client(
+        settings,
+        max_connections=REDIS_CONNECTIONS,
+        socket_connect_timeout=settings.redis_socket_timeout,
+        socket_timeout=settings.redis_socket_timeout,
+        health_check_interval=30,
     )
     queue = BookQueue(redis, settings)
     app.extensions["book_queue"] = queue
@@ -51,7 +48,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         redis, settings.key_prefix, settings.post_budget, settings.post_budget_window
     )
     app.extensions["record_cache"] = RecordCache(
-        settings.redis_url,
+        settings,
         queue.store.record_key(""),
         settings.record_cache_size,
         settings.redis_socket_timeout,

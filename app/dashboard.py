@@ -36,7 +36,7 @@ from rq import Worker, requeue_job
 from rq.exceptions import DeserializationError
 from rq.job import Job
 from rq.serializers import DefaultSerializer
-from rq_dashboard.web import setup_rq_connection
+from rq_dashboard.web import push_rq_connection
 
 from app.errors import ApiError
 from app.limits import LoginThrottle, client_address, is_loopback
@@ -98,12 +98,33 @@ def _read_jobs_as_plain_values() -> None:
     web.requeue_job = partial(requeue_job, serializer=PlainValuesSerializer)
 
 
+def _use_app_client(app: Flask, redis: Redis) -> None:
+    """Make the dashboard use the app's Redis client. rq-dashboard would make its own from a
+    URL (``setup_rq_connection``), and a new one for each request of its instance pages
+    (``push_rq_connection``), which knows neither Sentinel nor this service's timeouts."""
+
+    def one_instance_only() -> None:
+        if (request.view_args or {}).get("instance_number", 0) != 0:
+            raise ApiError(404, "not_found", "the dashboard shows one Redis, instance 0")
+
+    funcs = app.before_request_funcs[rq_dashboard.blueprint.name]
+    funcs[funcs.index(push_rq_connection)] = one_instance_only
+    app.redis_conn = redis  # type: ignore[attr-defined]  # rq-dashboard's views read it
+
+
+def dashboard_address(settings: Settings) -> str:
+    """The Redis the dashboard names in its header (rq-dashboard masks a URL's password)."""
+    if settings.redis_sentinels:
+        return f"redis+sentinel://{settings.redis_sentinels}/{settings.redis_sentinel_master}"
+    return settings.redis_url
+
+
 def mount_dashboard(app: Flask, settings: Settings, redis: Redis) -> None:
-    app.config["RQ_DASHBOARD_REDIS_URL"] = settings.redis_url
+    app.config["RQ_DASHBOARD_REDIS_URL"] = (dashboard_address(settings),)
     app.config["RQ_DASHBOARD_DISABLE_DELETE"] = True
     _read_jobs_as_plain_values()
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=URL_PREFIX)
-    setup_rq_connection(app)
+    _use_app_client(app, redis)
     throttle = LoginThrottle(
         redis, settings.key_prefix, settings.dashboard_login_failures, settings.dashboard_lockout_max
     )
@@ -126,8 +147,7 @@ def mount_dashboard(app: Flask, settings: Settings, redis: Redis) -> None:
             raise ApiError(405, "method_not_allowed", "this dashboard action takes POST only", {"Allow": "POST"})
         if request.method not in SAFE_METHODS and not _from_own_origin():
             raise ApiError(403, "cross_site_request", "dashboard actions are taken from the dashboard's own pages")
-        # setup_rq_connection sets redis_conn on the app, which Flask's types do not know.
-        app.redis_conn.ping()  # type: ignore[attr-defined]  # raises ConnectionError → 503 JSON
+        redis.ping()  # raises ConnectionError → 503 JSON
 
     # Runs for the dashboard's requests only (first, before its own hooks), not for the API's.
     app.before_request_funcs.setdefault(rq_dashboard.blueprint.name, []).insert(0, guard_dashboard)

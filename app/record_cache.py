@@ -12,6 +12,11 @@ A background thread reads those messages and drops the entries.
 The cache answers only while that connection is up. When it breaks (Redis restarts, a
 network fault, a missed ping), every entry is dropped and lookups go to Redis until
 tracking is on again, so a lookup never answers from a record Redis no longer holds.
+Each new connection goes to the master (``books.redis_client``: with Sentinel, the one the
+sentinels name now), and tracking turns on only once that server says it is a master: after
+a failover the old master's connection breaks (Sentinel closes it as it demotes the server,
+or the listener finds the sentinels naming another master) and the cache starts over,
+empty, on the new one.
 
 A record read while its key changes is not kept: ``fetch`` leaves a ticket before it
 reads, an invalidation takes the ticket away, and a body is kept only if its ticket is
@@ -34,6 +39,9 @@ from redis.backoff import NoBackoff
 from redis.client import PubSub
 from redis.retry import Retry
 
+from books.redis_client import on_current_master, redis_client
+from books.settings import Settings
+
 INVALIDATION_CHANNEL = "__redis__:invalidate"
 PING_INTERVAL = 1.0
 RECONNECT_DELAY = 1.0
@@ -45,9 +53,9 @@ class RecordCache:
     """Per-process cache of record bodies by book id, coherent with Redis."""
 
     def __init__(
-        self, redis_url: str, record_key_prefix: str, max_entries: int, socket_timeout: float, max_bytes: int
+        self, settings: Settings, record_key_prefix: str, max_entries: int, socket_timeout: float, max_bytes: int
     ) -> None:
-        self.redis_url = redis_url
+        self.settings = settings
         self.record_key_prefix = record_key_prefix
         self.max_entries = max_entries
         self.max_bytes = max_bytes
@@ -166,8 +174,8 @@ class RecordCache:
     def _listen(self) -> None:
         # RESP2, so that invalidations arrive as pub/sub messages; no retries, so that a broken
         # connection ends this listener instead of coming back without tracking.
-        client = Redis.from_url(
-            self.redis_url,
+        client = redis_client(
+            self.settings,
             protocol=2,
             retry=Retry(NoBackoff(), 0),
             socket_connect_timeout=self.socket_timeout,
@@ -175,6 +183,10 @@ class RecordCache:
         )
         pubsub = client.pubsub()
         try:
+            pubsub.execute_command("ROLE")
+            role = pubsub.parse_response(timeout=self.socket_timeout)
+            if role[0] != b"master":
+                raise ConnectionError("Redis is not the master (a failover is under way)")
             pubsub.execute_command("CLIENT", "ID")
             client_id = pubsub.parse_response(timeout=self.socket_timeout)
             pubsub.execute_command(
@@ -183,12 +195,12 @@ class RecordCache:
             if pubsub.parse_response(timeout=self.socket_timeout) != b"OK":
                 raise ConnectionError("Redis refused CLIENT TRACKING")
             pubsub.subscribe(INVALIDATION_CHANNEL)
-            self._read_messages(pubsub)
+            self._read_messages(client, pubsub)
         finally:
             pubsub.close()
             client.close()
 
-    def _read_messages(self, pubsub: PubSub) -> None:
+    def _read_messages(self, client: Redis, pubsub: PubSub) -> None:
         last_heard = time.monotonic()
         last_ping = 0.0
         while not self._stop.is_set():
@@ -206,5 +218,7 @@ class RecordCache:
             if now - last_heard > PING_INTERVAL + self.socket_timeout:
                 raise ConnectionError(f"no answer from Redis for {now - last_heard:.1f} s")
             if now - last_ping >= PING_INTERVAL:
+                if not on_current_master(client, pubsub.connection):
+                    raise ConnectionError("the sentinels name another master")
                 pubsub.ping()
                 last_ping = now

@@ -23,7 +23,14 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    # The Redis server; with REDIS_SENTINELS set, its database, credentials and TLS (redis:// or
+    # rediss://) for the master the sentinels name. Kept out of repr: it may hold a password.
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    # Redis Sentinel: comma-separated host:port addresses of the sentinels, the master's name, and
+    # the sentinels' own password (requirepass of the sentinels), if they ask for one.
+    redis_sentinels: str = ""
+    redis_sentinel_master: str = ""
+    redis_sentinel_password: str = field(default="", repr=False)
     queue_name: str = "bookInfoParser"
     key_prefix: str = "goodreads"
     goodreads_base_url: str = "https://www.goodreads.com"
@@ -109,6 +116,7 @@ class Settings:
 
     def validate(self) -> None:
         """Refuse values the service cannot work with, naming the variable."""
+        self._validate_redis()
         if self.fetch_rate < 0:
             raise ConfigError("FETCH_RATE must be 0 (no limit) or more")
         if not 0 <= self.fetch_wait_max <= self.job_timeout / 4:
@@ -167,6 +175,26 @@ class Settings:
         if self.goodreads_cookies_file:
             load_cookies(self.goodreads_cookies_file)
 
+    def _validate_redis(self) -> None:
+        # REDIS_URL may hold a password: the errors name the settings, never echo the URL.
+        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        if not self.redis_sentinels:
+            if self.redis_sentinel_master or self.redis_sentinel_password:
+                raise ConfigError("REDIS_SENTINEL_MASTER and REDIS_SENTINEL_PASSWORD need REDIS_SENTINELS")
+            return
+        if not self.sentinel_addresses:  # ConfigError already for an address that is not host:port
+            raise ConfigError("REDIS_SENTINELS must list host:port addresses, comma-separated")
+        if not self.redis_sentinel_master:
+            raise ConfigError("REDIS_SENTINELS needs REDIS_SENTINEL_MASTER (the name the sentinels monitor)")
+        if self.redis_url.startswith("unix://"):
+            raise ConfigError("REDIS_URL must be redis:// or rediss:// with REDIS_SENTINELS (the master is on TCP)")
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """REDIS_SENTINELS as (host, port) pairs; empty: no Sentinel, REDIS_URL names the server."""
+        return [_host_port(part.strip()) for part in self.redis_sentinels.split(",") if part.strip()]
+
     @property
     def origin(self) -> str:
         """The Goodreads origin pages are fetched from, without a trailing slash."""
@@ -219,6 +247,14 @@ def load_cookies(path: str) -> MozillaCookieJar:
     except OSError as error:
         raise ConfigError(f"GOODREADS_COOKIES_FILE={path!r} cannot be read: {error.strerror}") from None
     return jar
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")  # [::1]:26379
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c.isspace() for c in host):
+        raise ConfigError(f"REDIS_SENTINELS={address!r} is not a host:port address (e.g. 10.0.0.5:26379)")
+    return host, int(port)
 
 
 def _convert(name: str, kind: Any, raw: str) -> Any:

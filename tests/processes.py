@@ -42,10 +42,11 @@ def wait_until(condition, timeout: float, interval: float = 0.05, message: str =
 class RedisServer:
     """A redis-server on a free port with its own data folder, which can be restarted."""
 
-    def __init__(self, appendonly: bool = False) -> None:
+    def __init__(self, appendonly: bool = False, options: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="redis-test-"))
         self.appendonly = appendonly
+        self.options = options  # more redis-server options, e.g. ("--replicaof", host, port)
         self.process: subprocess.Popen | None = None
 
     @property
@@ -65,6 +66,7 @@ class RedisServer:
             "",
             "--appendonly",
             "yes" if self.appendonly else "no",
+            *self.options,
         ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         client = Redis(port=self.port, socket_connect_timeout=0.2)
@@ -78,6 +80,71 @@ class RedisServer:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class SentinelGroup:
+    """Redis with Sentinel on 127.0.0.1: a master, one replica, and one sentinel watching them
+    (quorum 1), each a redis-server on a free port."""
+
+    MASTER_NAME = "books"
+
+    def __init__(self) -> None:
+        self.master = RedisServer()
+        self.replica = RedisServer(options=("--replicaof", "127.0.0.1", str(self.master.port)))
+        self.sentinel_port = free_port()
+        self.sentinel_process: subprocess.Popen | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The service's settings for this Sentinel (REDIS_URL keeps the database: 0)."""
+        return {"REDIS_SENTINELS": f"127.0.0.1:{self.sentinel_port}", "REDIS_SENTINEL_MASTER": self.MASTER_NAME}
+
+    @property
+    def sentinel(self) -> Redis:
+        return Redis(port=self.sentinel_port, socket_timeout=2, decode_responses=True)
+
+    def start(self) -> None:
+        self.master.start()
+        self.replica.start()
+        config = self.master.dir / "sentinel.conf"  # Sentinel rewrites its file: one of its own
+        config.write_text(
+            f"port {self.sentinel_port}\nbind 127.0.0.1\ndir {self.master.dir}\n"
+            f"sentinel monitor {self.MASTER_NAME} 127.0.0.1 {self.master.port} 1\n"
+            f"sentinel down-after-milliseconds {self.MASTER_NAME} 2000\n"
+            f"sentinel failover-timeout {self.MASTER_NAME} 20000\n"
+        )
+        self.sentinel_process = subprocess.Popen(
+            [shutil.which("redis-server") or "redis-server", str(config), "--sentinel"],
+            stdout=open(self.master.dir / "sentinel.log", "ab"),  # noqa: SIM115 (kept open for the child)
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(lambda: _pings(self.sentinel), 10, message="the sentinel to start")
+        wait_until(self._ready_for_failover, 30, 0.2, message="the replica in sync and known to the sentinel")
+
+    def _ready_for_failover(self) -> bool:
+        link = Redis(port=self.replica.port).info("replication").get("master_link_status")
+        return link == "up" and bool(self.sentinel.execute_command("SENTINEL", "REPLICAS", self.MASTER_NAME))
+
+    def master_port(self) -> int:
+        """The port of the master the sentinel names now."""
+        return int(self.sentinel.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.MASTER_NAME)[1])
+
+    def failover(self) -> float:
+        """``SENTINEL FAILOVER``; returns (``time.monotonic()``) once the sentinel names the new master."""
+        old = self.master_port()
+        self.sentinel.execute_command("SENTINEL", "FAILOVER", self.MASTER_NAME)
+        wait_until(lambda: self.master_port() != old, 30, 0.05, message="the sentinel to name a new master")
+        return time.monotonic()
+
+    def log(self) -> str:
+        return (self.master.dir / "sentinel.log").read_text(errors="replace")
+
+    def cleanup(self) -> None:
+        if self.sentinel_process and self.sentinel_process.poll() is None:
+            self.sentinel_process.terminate()
+            self.sentinel_process.wait(10)
+        self.replica.cleanup()
+        self.master.cleanup()
 
 
 def _pings(client: Redis) -> bool:

@@ -10,6 +10,7 @@ import pytest
 from redis import Redis
 
 from app.record_cache import RecordCache
+from books.settings import Settings
 from tests.processes import RedisServer, wait_until
 
 PREFIX = "goodreads:book:"
@@ -24,7 +25,9 @@ def write(redis: Redis, book_id: str, value: bytes) -> None:
 
 @pytest.fixture
 def cache(redis_server: RedisServer, redis: Redis) -> Iterator[RecordCache]:
-    cache = RecordCache(redis_server.url, PREFIX, max_entries=3, socket_timeout=2.0, max_bytes=1_000_000)
+    cache = RecordCache(
+        Settings(redis_url=redis_server.url), PREFIX, max_entries=3, socket_timeout=2.0, max_bytes=1_000_000
+    )
     cache.fetch("0", lambda: None)  # starts the listener
     wait_until(lambda: cache.live, 5, 0.01, "tracking to be on")
     yield cache
@@ -125,7 +128,7 @@ def test_while_redis_is_down_nothing_is_answered_from_the_cache(tmp_path):
     server = RedisServer()
     server.start()
     redis = Redis(port=server.port, socket_timeout=1)
-    cache = RecordCache(server.url, PREFIX, max_entries=10, socket_timeout=1.0, max_bytes=1_000_000)
+    cache = RecordCache(Settings(redis_url=server.url), PREFIX, max_entries=10, socket_timeout=1.0, max_bytes=1_000_000)
     try:
         write(redis, "1", b"one")
         cache.fetch("1", lambda: None)
@@ -147,7 +150,9 @@ def test_while_redis_is_down_nothing_is_answered_from_the_cache(tmp_path):
 
 
 def test_size_zero_turns_the_cache_off(redis_server, redis):
-    cache = RecordCache(redis_server.url, PREFIX, max_entries=0, socket_timeout=1.0, max_bytes=1_000_000)
+    cache = RecordCache(
+        Settings(redis_url=redis_server.url), PREFIX, max_entries=0, socket_timeout=1.0, max_bytes=1_000_000
+    )
     write(redis, "1", b"one")
     loads = Loads(redis)
     for _ in range(3):
@@ -156,7 +161,7 @@ def test_size_zero_turns_the_cache_off(redis_server, redis):
 
 
 def test_at_most_max_bytes_least_recently_used_first_out_and_no_body_bigger_than_that(redis_server, redis):
-    cache = RecordCache(redis_server.url, PREFIX, max_entries=100, socket_timeout=2.0, max_bytes=10)
+    cache = RecordCache(Settings(redis_url=redis_server.url), PREFIX, max_entries=100, socket_timeout=2.0, max_bytes=10)
     try:
         cache.fetch("0", lambda: None)
         wait_until(lambda: cache.live, 5, 0.01, "tracking to be on")
@@ -181,7 +186,7 @@ def test_at_most_max_bytes_least_recently_used_first_out_and_no_body_bigger_than
 
 
 def test_max_bytes_zero_turns_the_cache_off(redis_server, redis):
-    cache = RecordCache(redis_server.url, PREFIX, max_entries=10, socket_timeout=1.0, max_bytes=0)
+    cache = RecordCache(Settings(redis_url=redis_server.url), PREFIX, max_entries=10, socket_timeout=1.0, max_bytes=0)
     write(redis, "1", b"one")
     loads = Loads(redis)
     assert cache.fetch("1", loads("1")) == b"one" and cache.fetch("1", loads("1")) == b"one"

@@ -8,6 +8,11 @@ command of the worker process, its scheduler and its work horses therefore goes 
 out of memory it reconnects and tries again, with jittered exponential back-off up to
 ``WORKER_REDIS_BACKOFF_MAX`` seconds, for as long as it takes. A job still stops at its
 own timeout; what it was doing when Redis went away resumes when Redis is back.
+
+With ``REDIS_SENTINELS`` set, ``WorkerRedis.from_url`` makes a client of the master the
+sentinels name (``books.redis_client``), with the same patience: a failover is an outage
+like another, and a ``READONLY`` answer from the demoted master a lost connection, after
+which the client asks the sentinels again.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import redis
@@ -23,6 +29,7 @@ from redis.driver_info import DriverInfo
 from redis.exceptions import ConnectionError, OutOfMemoryError, TimeoutError
 from redis.retry import Retry
 
+from books.redis_client import redis_client
 from worker.tasks import settings
 
 _DRIVER = DriverInfo(lib_version=redis.__version__)
@@ -72,9 +79,10 @@ class WorkerRedis(redis.Redis):
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> WorkerRedis:
+        """A client of ``url``'s server (RQ passes ``REDIS_URL``), or with Sentinel of the master
+        the sentinels name, reached with ``url``'s database, credentials and TLS."""
         config = settings()
         kwargs.setdefault("driver_info", _DRIVER)
         kwargs.setdefault("retry", PatientRetry(config.worker_redis_backoff_max))
         kwargs.setdefault("socket_connect_timeout", config.redis_socket_timeout)
-        # redis-py annotates from_url as returning Redis, though it builds an instance of cls.
-        return super().from_url(url, **kwargs)  # type: ignore[return-value]
+        return redis_client(replace(config, redis_url=url), cls, **kwargs)

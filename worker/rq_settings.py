@@ -15,10 +15,10 @@ the periodic jobs (refresh rounds, callback checks) are scheduled.
 import gc
 import logging
 
-from redis import Redis
 from redis.exceptions import RedisError
 
 from books.logs import LOGGING
+from books.redis_client import redis_client
 from books.settings import stop_on_config_error
 from worker import callbacks, refresh, tasks
 
@@ -26,13 +26,15 @@ with stop_on_config_error():
     _settings = tasks.settings()
 tasks.session()
 
+# RQ makes its connection with WorkerRedis.from_url(REDIS_URL), which with REDIS_SENTINELS set
+# connects to the master the sentinels name (so RQ's own SENTINEL setting is not used).
 REDIS_URL = _settings.redis_url
 QUEUES = _settings.worker_queues
 # JSON lines on stdout, as the web writes them.
 DICT_CONFIG = LOGGING
 
 try:
-    with Redis.from_url(REDIS_URL, socket_connect_timeout=_settings.redis_socket_timeout) as _redis:
+    with redis_client(_settings, socket_connect_timeout=_settings.redis_socket_timeout) as _redis:
         refresh.schedule_round(_redis, _settings)
         callbacks.schedule_check(_redis, _settings)
 except RedisError as error:  # the worker itself waits for Redis; a later run schedules them
