@@ -24,7 +24,7 @@ from books.counters import Counters
 from books.export import FORMATS, export_lines
 from books.links import BookId, Refusal, canonical_url, parse_link
 from books.origin import OriginHealth, iso
-from books.queue import BookQueue, QueueFull, job_id
+from books.queue import BookQueue, NotReplicated, QueueFull, job_id
 from books.record import StoredRecord
 from books.refresh import index_earlier_records
 from books.status import BookState, BookStatus, Outcome
@@ -175,6 +175,16 @@ def parse_goodreads_links() -> tuple[Response, int]:
         ]
         batch_url = url_for("api.batch_progress", batch_id=batch_id, _external=True)
         wait_for_batch(queue.redis, queue.settings, batch_id, callback_url, batch_url, pending)
+    try:
+        queue.confirm_replicated()
+    except NotReplicated:
+        raise ApiError(
+            503,
+            "not_replicated",
+            f"Redis's replicas did not confirm the books in time (REDIS_MIN_REPLICAS); send them again "
+            f"(books already queued are not queued twice): batch {batch_id}",
+            {"Retry-After": "5"},
+        ) from None
     scheduled = counts[Outcome.QUEUED] + counts[Outcome.ALREADY_QUEUED]
     message = f"{scheduled} {'book is' if scheduled == 1 else 'books are'} scheduled for info parsing."
     return jsonify(message=message, batch_id=batch_id, counts=counts, results=results), 202

@@ -179,6 +179,11 @@ class QueueFull(Exception):
         self.bound = bound
 
 
+class NotReplicated(Exception):
+    """Fewer replicas than ``REDIS_MIN_REPLICAS`` confirmed the writes in time: a failover now
+    could lose them."""
+
+
 class BookQueue:
     """The book queue: batch enqueue with dedup, each book's state, the queue's counts."""
 
@@ -214,6 +219,16 @@ class BookQueue:
         for start in range(0, len(unique), BATCH):
             outcomes.update(self._enqueue_batch(unique[start : start + BATCH], refresh, queue))
         return outcomes
+
+    def confirm_replicated(self) -> None:
+        """Wait until ``REDIS_MIN_REPLICAS`` replicas hold what this client has written (Redis's
+        ``WAIT``, at most half of ``REDIS_SOCKET_TIMEOUT``, so that the call itself does not
+        time out); raise ``NotReplicated`` if they do not.
+        Replication is asynchronous: without this, a write a master accepted just before a
+        failover is lost when it is demoted, though the client was told it was done."""
+        wanted = self.settings.redis_min_replicas
+        if wanted and int(self.redis.wait(wanted, int(self.settings.redis_socket_timeout * 500))) < wanted:
+            raise NotReplicated()
 
     def _check_room(self, adding: int) -> None:
         """Refuse, before queueing any, books that could take the waiting jobs past

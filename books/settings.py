@@ -31,6 +31,8 @@ class Settings:
     redis_sentinels: str = ""
     redis_sentinel_master: str = ""
     redis_sentinel_password: str = field(default="", repr=False)
+    # Replicas that must hold a POST's jobs before it is answered 202 (0: none waited for).
+    redis_min_replicas: int = 0
     queue_name: str = "bookInfoParser"
     key_prefix: str = "goodreads"
     goodreads_base_url: str = "https://www.goodreads.com"
@@ -151,6 +153,8 @@ class Settings:
             raise ConfigError("CALLBACK_RETRY_INTERVALS must not be negative")
         if self.refresh_every < 0 or self.refresh_batch < 1 or self.refresh_after < 0:
             raise ConfigError("REFRESH_EVERY (0: off) and REFRESH_AFTER must not be negative, REFRESH_BATCH positive")
+        if self.redis_min_replicas < 0:
+            raise ConfigError("REDIS_MIN_REPLICAS must be 0 (none waited for) or more")
         if self.post_budget < 0 or self.post_budget_window < 1:
             raise ConfigError("POST_BUDGET must be 0 (no limit) or more, POST_BUDGET_WINDOW at least 1")
         if self.max_queued_books < 0:

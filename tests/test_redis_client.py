@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from redis import Redis
 from redis.connection import SSLConnection
 
 from app import create_app
@@ -141,3 +142,30 @@ def test_with_sentinels_a_call_waits_for_a_free_connection_too(sentinel_group, c
         for connection in busy:
             pool.release(connection)
     assert 0.25 <= time.monotonic() - started < 3
+
+
+def test_a_post_waits_for_the_replicas_it_is_told_to(sentinel_group, configure):
+    """With REDIS_MIN_REPLICAS, a POST is answered 202 once a replica holds its jobs, and 503
+    (never a silent 202) when fewer replicas than asked for confirm them."""
+    settings = configure(REDIS_URL="redis://127.0.0.1:1/0", REDIS_MIN_REPLICAS="1", **sentinel_group.env)
+    app = create_app(settings)
+    try:
+        link = "https://www.goodreads.com/book/show/{}"
+        assert app.test_client().post("/parseGoodreadsLinks", json=[link.format(51)]).status_code == 202
+        replica = Redis(port=sentinel_group.replica.port)
+        assert replica.exists("rq:job:book-51")  # on the replica when the client was told
+        too_many = create_app(
+            configure(
+                REDIS_URL="redis://127.0.0.1:1/0",
+                REDIS_MIN_REPLICAS="2",
+                REDIS_SOCKET_TIMEOUT="0.5",
+                **sentinel_group.env,
+            )
+        )
+        try:
+            response = too_many.test_client().post("/parseGoodreadsLinks", json=[link.format(52)])
+        finally:
+            too_many.extensions["record_cache"].close()
+        assert response.status_code == 503 and response.json["error"] == "not_replicated"
+    finally:
+        app.extensions["record_cache"].close()

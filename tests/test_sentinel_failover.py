@@ -56,7 +56,14 @@ def test_a_forced_failover_keeps_every_record_and_the_service_answers_on_the_new
     late_id = "7999"  # posted after the switch
     for book_id in [*book_ids, late_id]:
         origin.behave(book_id, "slow:0.3")
-    service = Service(f"redis://127.0.0.1:{group.master.port}/0", origin.url, tmp_path, **group.env, FETCH_RATE="4")
+    service = Service(
+        f"redis://127.0.0.1:{group.master.port}/0",
+        origin.url,
+        tmp_path,
+        **group.env,
+        FETCH_RATE="4",
+        REDIS_MIN_REPLICAS="1",
+    )
     try:
         service.start_web()
         service.start_worker()
