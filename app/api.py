@@ -204,6 +204,9 @@ def get_book_info() -> Response | tuple[Response, int]:
     queue = _queue()
     try:
         body = _record_cache().fetch(book_id, lambda: _record_body(queue.store, book_id))
+        state = queue.state(book_id) if body is None else None
+        if state is not None and state.status == BookStatus.STORED:  # stored between the two reads
+            body = _record_body(queue.store, book_id)
     except UnsafeRecord as error:
         current_app.logger.warning("refused the stored record of book %s: %s", book_id, error)
         return _state_response(
@@ -215,7 +218,9 @@ def get_book_info() -> Response | tuple[Response, int]:
         )
     if body is not None:
         return Response(body, 200, mimetype="application/json")
-    return _state_response(book_id, queue.state(book_id))
+    if state is None or state.status == BookStatus.STORED:  # its record gone since
+        state = BookState(BookStatus.UNKNOWN)
+    return _state_response(book_id, state)
 
 
 @bp.get("/batches/<batch_id>")

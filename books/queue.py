@@ -406,7 +406,7 @@ def _state(job_status: bytes | None, last: dict[bytes, bytes], has_record: int =
         return BookState(waiting, reason, attempts, last_attempt_at, next_attempt_at)
     if job in ACTIVE_JOB_STATUSES:
         return BookState(BookStatus.QUEUED, reason, attempts, last_attempt_at)
-    if has_record:
+    if has_record or outcome.get("state") == BookStatus.STORED:  # (or its record is being written now)
         return BookState(BookStatus.STORED, None, attempts, last_attempt_at)
     if outcome.get("state") in FINAL_FAILURES:
         return BookState(BookStatus(outcome["state"]), reason, attempts, last_attempt_at)

@@ -661,3 +661,13 @@ def test_the_dashboard_opens_with_the_right_credentials(client_with):
 
 def test_the_dashboard_is_open_when_no_credentials_are_configured(client):
     assert client.get("/rqstatus/").status_code == 200
+
+
+def test_a_book_stored_while_it_is_looked_up_is_answered_with_its_record(client, app, redis, monkeypatch):
+    """The record is read first, then the book's state: a record written between the two reads
+    (its job already gone, as RQ deletes a finished one) is answered, not "unknown"."""
+    app.extensions["book_queue"].store.save_record("42", {"book_id": "42", "title": "Written just now"})
+    monkeypatch.setattr(app.extensions["record_cache"], "fetch", lambda book_id, load: None)  # read before the write
+    response = book_info(client)
+    assert response.status_code == 200
+    assert response.json == {"book_id": "42", "title": "Written just now"}
