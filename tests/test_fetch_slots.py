@@ -14,7 +14,7 @@ from redis import Redis
 from tests.processes import wait_until
 from tests.test_politeness import most_in_any_second
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 WORKERS = 8
 BOOKS = 40

@@ -7,7 +7,7 @@ import requests
 
 from tests.processes import wait_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 
 def most_in_any_second(times: list[float], window: float = 1.0) -> int:

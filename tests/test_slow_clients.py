@@ -9,7 +9,7 @@ import requests
 
 from tests.slow_clients import SlowClients, percentile, timed_gets
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 LOOKUP = {"url": "goodreads.com/book/show/1"}
 
 

@@ -12,7 +12,7 @@ import requests
 
 from tests.processes import tree_rss_kb, wait_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 SECONDS = 25
 CLIENTS = 8
 BOOKS = 1200
