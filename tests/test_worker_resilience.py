@@ -161,6 +161,9 @@ def test_the_supervisor_stops_with_the_exit_code_of_its_worker_on_sigterm(make_s
     service = make_service(workers=1)
     supervisor = service.workers[0]
     (worker,) = children(supervisor.pid)
+    # RQ registers a worker before it installs its signal handlers: wait until it listens for jobs.
+    redis = Redis.from_url(service.env["REDIS_URL"])
+    wait_until(lambda: [w.state for w in Worker.all(connection=redis)] == ["idle"], 30, 0.1, "the worker to listen")
     supervisor.send_signal(signal.SIGTERM)  # as docker stop sends it: to the supervisor only
     assert supervisor.wait(30) == 0
     assert not alive(worker)
