@@ -23,8 +23,6 @@ a string, the function named by its dotted path), meta and results are plain val
 from __future__ import annotations
 
 import hmac
-import io
-import pickle
 from functools import partial
 from typing import Any
 
@@ -41,6 +39,7 @@ from rq_dashboard.web import push_rq_connection
 from app.errors import ApiError
 from app.limits import LoginThrottle, client_address, is_loopback
 from books.settings import Settings
+from books.store import PlainValuesUnpickler, RefusedPickle
 
 URL_PREFIX = "/rqstatus"
 # The dashboard's routes that change jobs: POST only, and only from its own pages.
@@ -53,17 +52,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ALLOWED_GLOBALS = frozenset({("books.status", "BookStatus"), ("books.status", "Outcome")})
 
 
-class RefusedPickle(pickle.UnpicklingError):
-    """A pickle names a global that jobs of this service never hold."""
-
-
-class _PlainValuesUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in ALLOWED_GLOBALS:
-            return super().find_class(module, name)
-        raise RefusedPickle(f"refused to load {module}.{name}: the dashboard reads plain values only")
-
-
 class PlainValuesSerializer:
     """RQ's pickle serializer, reading back plain values only."""
 
@@ -71,7 +59,7 @@ class PlainValuesSerializer:
 
     @staticmethod
     def loads(data: bytes) -> Any:
-        return _PlainValuesUnpickler(io.BytesIO(data)).load()
+        return PlainValuesUnpickler(data, ALLOWED_GLOBALS).load()
 
 
 class _PlainValuesJob(Job):

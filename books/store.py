@@ -63,9 +63,22 @@ class RecordLimits:
         return cls(settings.max_record_bytes, settings.max_record_depth)
 
 
-class _PlainValuesUnpickler(pickle.Unpickler):
+class RefusedPickle(pickle.UnpicklingError):
+    """A pickle names a global that the service's data never holds."""
+
+
+class PlainValuesUnpickler(pickle.Unpickler):
+    """Unpickles plain values only: every global is refused but the ``allowed`` (module, name)
+    pairs, so a crafted pickle cannot make it import or call anything."""
+
+    def __init__(self, data: bytes, allowed: frozenset[tuple[str, str]] = frozenset()) -> None:
+        super().__init__(io.BytesIO(data))
+        self.allowed = allowed
+
     def find_class(self, module: str, name: str) -> Any:
-        raise pickle.UnpicklingError(f"refused to load {module}.{name}: records hold plain values only")
+        if (module, name) in self.allowed:
+            return super().find_class(module, name)
+        raise RefusedPickle(f"refused to load {module}.{name}: plain values only")
 
 
 def plain_record(value: object, limits: RecordLimits = RecordLimits()) -> StoredRecord:
@@ -149,7 +162,7 @@ def loads_record(data: bytes, limits: RecordLimits = RecordLimits()) -> StoredRe
     if len(data) > limits.max_bytes:
         raise UnsafeRecord(f"the stored record is {len(data)} bytes, over MAX_RECORD_BYTES")
     try:
-        value = _PlainValuesUnpickler(io.BytesIO(data)).load()
+        value = PlainValuesUnpickler(data).load()
     except Exception as error:  # any malformed or hostile pickle lands here
         raise UnsafeRecord(str(error)) from None
     return plain_record(value, limits)
