@@ -30,8 +30,9 @@ from typing import Any
 from redis import Redis
 from rq import Queue, Retry, Worker
 from rq.exceptions import InvalidJobOperation
-from rq.executions import ExecutionRegistry
+from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE, Execution, ExecutionRegistry
 from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
 from rq.results import Result
 from rq.utils import now, utcparse
 
@@ -131,6 +132,44 @@ return fields
 """
 
 
+# KEYS[1]: a worker's set of executions. ARGV[1]: JSON {job_key, execution_key, executions_key,
+# started_key, queue_key ([prefix, suffix] around an id, a composite key or a queue name),
+# job_id_prefix, status_key_prefix}; then the composite keys (job id:execution id) of the
+# executions the worker is running now. Every other execution in the set is one the worker
+# no longer runs: it is cleared, and its job, if still ``started``, goes back to the front of
+# its queue, a book's attempt given back. Returns the ids of the jobs put back.
+_REQUEUE_STRANDED_SCRIPT = """
+local config = cjson.decode(ARGV[1])
+local function key(around, id) return around[1] .. id .. around[2] end
+local running = {}
+for i = 2, #ARGV do running[ARGV[i]] = true end
+local requeued = {}
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    if not running[member] then
+        local job_id, execution_id = string.match(member, '^(.*):([^:]*)$')
+        redis.call('SREM', KEYS[1], member)
+        redis.call('DEL', key(config.execution_key, member))
+        redis.call('ZREM', key(config.executions_key, job_id), execution_id)
+        local job_key = key(config.job_key, job_id)
+        local origin = redis.call('HGET', job_key, 'origin')
+        if origin and redis.call('ZREM', key(config.started_key, origin), member) == 1
+                and redis.call('HGET', job_key, 'status') == 'started' then
+            redis.call('HSET', job_key, 'status', 'queued')
+            redis.call('LPUSH', key(config.queue_key, origin), job_id)
+            if string.sub(job_id, 1, #config.job_id_prefix) == config.job_id_prefix then
+                local status_key = config.status_key_prefix .. string.sub(job_id, #config.job_id_prefix + 1)
+                if tonumber(redis.call('HGET', status_key, 'attempts') or '0') > 0 then
+                    redis.call('HINCRBY', status_key, 'attempts', -1)
+                end
+            end
+            requeued[#requeued + 1] = job_id
+        end
+    end
+end
+return requeued
+"""
+
+
 def job_id(book_id: BookId) -> str:
     """RQ job id of a book's parse job (RQ allows letters, digits, - and _)."""
     return f"{JOB_ID_PREFIX}{book_id}"
@@ -147,7 +186,12 @@ def job_keys(connection: Redis) -> list[tuple[str, str]]:
         Result.get_key(marker),
         ExecutionRegistry(marker, connection=connection).key,
     ]
-    return [(key.partition(marker)[0], key.partition(marker)[2]) for key in keys]
+    return [_around(key, marker) for key in keys]
+
+
+def _around(key: str, marker: str) -> tuple[str, str]:
+    prefix, _, suffix = key.partition(marker)
+    return prefix, suffix
 
 
 @dataclass(frozen=True)
@@ -195,6 +239,7 @@ class BookQueue:
         self.refresh_queue = Queue(settings.refresh_queue_name, connection=redis)
         self._enqueue = redis.register_script(_ENQUEUE_SCRIPT)
         self._status_fields = redis.register_script(_STATUS_FIELDS_SCRIPT)
+        self._requeue_stranded = redis.register_script(_REQUEUE_STRANDED_SCRIPT)
         self._job_keys = job_keys(redis)
 
     @property
@@ -364,6 +409,27 @@ class BookQueue:
                     continue
                 released += 1
         return released
+
+    def requeue_stranded(self, worker_name: str, running: Iterable[str] = ()) -> list[str]:
+        """Put back at the front of their queues the jobs that RQ's registries say worker
+        ``worker_name`` runs, but for the executions in ``running`` (composite keys, "job
+        id:execution id"); returns their ids. After a failover the new master may hold a job
+        as started whose end its worker wrote to the old master, after the promotion: RQ
+        would take it for abandoned only once its heartbeat expired (a minute or more), and
+        charge it an attempt. Its worker knows better, and calls this on the new master."""
+        marker = "__id__"
+        config = {
+            "job_key": _around(Job.key_for(marker), marker),
+            "execution_key": _around(Execution(marker, marker, self.redis).key, f"{marker}:{marker}"),
+            "executions_key": _around(ExecutionRegistry(marker, self.redis).key, marker),
+            "started_key": _around(StartedJobRegistry(marker, connection=self.redis).key, marker),
+            "queue_key": _around(Queue(marker, connection=self.redis).key, marker),
+            "job_id_prefix": JOB_ID_PREFIX,
+            "status_key_prefix": self.store.status_key(""),
+        }
+        executions_key = WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker_name)
+        requeued = self._requeue_stranded(keys=[executions_key], args=[json.dumps(config), *running])
+        return [id_.decode() for id_ in requeued]
 
     def worker_count(self) -> int:
         """Workers registered on this queue (a killed worker stays registered for minutes)."""

@@ -90,6 +90,13 @@ def on_current_master(client: Redis, connection: Any) -> bool:
         return True
 
 
+def master_address(client: Redis) -> tuple[str, int] | None:
+    """The master's address as ``client``'s pool last heard it from the sentinels (``None``
+    without Sentinel, or before it asked)."""
+    pool = client.connection_pool
+    return pool.master_address if isinstance(pool, SentinelConnectionPool) else None
+
+
 def sentinel_options(settings: Settings) -> dict[str, Any]:
     """How the sentinels themselves are asked: the socket timeouts, and their password."""
     return {

@@ -15,6 +15,11 @@ any job, until a slot could come within reach, plus a random share of a back-off
 doubles each time it finds the slots taken again (up to ``PACING_BACKOFF_MAX``). However
 many workers there are, those in excess of the rate mostly wait here, and only a few of
 them at a time take a book they must put aside.
+
+With Sentinel, at each heartbeat between jobs the worker also looks whether its client
+moved to a new master since the last one; if so, it puts back the jobs the new master says
+it is running but it is not (``BookQueue.requeue_stranded``): the end of a job it finished
+as the failover happened went to the old master and was lost with it.
 """
 
 from __future__ import annotations
@@ -25,12 +30,15 @@ import random
 import time
 from multiprocessing.process import BaseProcess
 
+from redis.client import Pipeline
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.job import Job
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
 from rq.worker import Worker
 
+from books.queue import BookQueue
+from books.redis_client import master_address
 from worker import tasks
 from worker.ratelimit import FetchRateLimiter
 
@@ -60,12 +68,32 @@ class BookWorker(Worker):
     """RQ's ``Worker`` with a ``WorkerBoundScheduler``, paced to the shared request rate."""
 
     pacing_backoff = 0.0
+    master_seen: tuple[str, int] | None = None
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         super().execute_job(job, queue)
         config = tasks.settings()
         if queue.name in (config.queue_name, config.refresh_queue_name):
             self.pace(FetchRateLimiter.for_settings(self.connection, config))
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        """RQ's heartbeat; then, unless it is part of a job's heartbeats, the master check."""
+        super().heartbeat(timeout, pipeline)
+        if pipeline is None:
+            self.requeue_if_master_moved()
+
+    def requeue_if_master_moved(self) -> None:
+        """Put back this worker's stranded jobs once its client is on a new master."""
+        master = master_address(self.connection)
+        if master is None or master == self.master_seen:
+            return
+        moved, self.master_seen = self.master_seen is not None, master
+        if not moved:
+            return
+        running = [execution.composite_key for execution in self.executions.values()]
+        requeued = BookQueue(self.connection, tasks.settings()).requeue_stranded(self.name, running)
+        if requeued:
+            log.warning("on the new master %s:%s, put back jobs whose end was lost: %s", *master, ", ".join(requeued))
 
     def pace(self, limiter: FetchRateLimiter) -> None:
         """Wait until a request slot could come within reach, and a random share of the
