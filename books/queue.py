@@ -34,7 +34,9 @@ from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE, Execution, ExecutionRe
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from rq.results import Result
-from rq.utils import now, utcparse
+from rq.scheduler import RQScheduler
+from rq.scripts import release_lock
+from rq.utils import as_text, now, parse_composite_key, utcparse
 
 from books.links import BookId
 from books.settings import Settings
@@ -168,6 +170,11 @@ for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 return requeued
 """
+
+
+def scheduler_name(worker_name: str) -> str:
+    """The name of a worker's scheduler, so that its locks can be found once the worker is dead."""
+    return f"{worker_name}-scheduler"
 
 
 def job_id(book_id: BookId) -> str:
@@ -430,6 +437,34 @@ class BookQueue:
         executions_key = WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker_name)
         requeued = self._requeue_stranded(keys=[executions_key], args=[json.dumps(config), *running])
         return [id_.decode() for id_ in requeued]
+
+    def settle_dead_worker(self, worker_name: str) -> list[str]:
+        """Have RQ handle now, as abandoned, the jobs of a worker known to be dead (its work
+        horse died with it), free its scheduler's locks, and unregister it; returns the jobs'
+        ids. RQ's own cleanup would wait for their heartbeats to expire, a minute or more; it
+        then retries each job after its retry interval, an attempt spent, or fails it, and so
+        it does here. Its scheduler (``scheduler_name``) would hold the locks until it noticed,
+        and the next worker would not schedule until its next maintenance."""
+        executions_key = WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker_name)
+        registries: dict[str, StartedJobRegistry] = {}
+        settled = []
+        for member in sorted(as_text(member) for member in self.redis.smembers(executions_key)):
+            abandoned_id, _ = parse_composite_key(member)
+            origin = self.redis.hget(Job.key_for(abandoned_id), "origin")
+            if origin is None:
+                continue
+            registry = StartedJobRegistry(as_text(origin), connection=self.redis)
+            if self.redis.zadd(registry.key, {member: 0}, xx=True, ch=True):
+                registries[registry.key] = registry
+                settled.append(abandoned_id)
+        for registry in registries.values():
+            registry.cleanup()
+        dead = Worker.find_by_key(Worker.redis_worker_namespace_prefix + worker_name, connection=self.redis)
+        if dead is not None:
+            for name in dead.queue_names():
+                release_lock(self.redis, RQScheduler.get_locking_key(name), scheduler_name(worker_name))
+            dead.register_death()
+        return settled
 
     def worker_count(self) -> int:
         """Workers registered on this queue (a killed worker stays registered for minutes)."""

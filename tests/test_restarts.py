@@ -11,7 +11,7 @@ import requests
 from redis import Redis
 
 from tests.origin import Origin
-from tests.processes import RedisServer, Service, wait_until
+from tests.processes import RedisServer, Service, running, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -45,20 +45,24 @@ def post(service: Service, *book_ids: str) -> requests.Response:
 
 
 def test_a_killed_worker_is_restarted_and_its_book_fetched_again(make_service, origin, redis):
-    service = make_service(FETCH_READ_TIMEOUT="20")
+    """SIGKILL to the rq worker alone, as the OOM killer sends it: its work horse dies with it,
+    and the worker the supervisor starts next hands the book back to RQ at once, which retries
+    it after its first retry interval (RQ alone would wait for the job's heartbeat to expire)."""
+    service = make_service(FETCH_READ_TIMEOUT="20", RETRY_INTERVALS="2")
     origin.behave("501", "slow:8", "page")
     post(service, "501")
     wait_until(lambda: get(service, "501").json().get("status") == "running", 20, 0.1, "the job to start")
     wait_until(lambda: origin.fetches("501"), 10, 0.05, "the fetch to begin")
-    killed_at = time.monotonic()
     (worker,) = children(service.workers[0].pid)  # the rq worker under the Procfile's supervisor
-    for pid in [worker, *children(worker)]:  # the worker, its work horse (own session) and its scheduler
-        os.kill(pid, signal.SIGKILL)
+    horses_and_scheduler = children(worker)
+    killed_at = time.monotonic()
+    os.kill(worker, signal.SIGKILL)
 
+    wait_until(lambda: not any(map(running, horses_and_scheduler)), 10, 0.1, "the horse and scheduler to stop")
     record = wait_until(
         lambda: get(service, "501").status_code == 200 and get(service, "501").json(),
-        120,
-        1,
+        60,
+        0.5,
         "the abandoned book to be stored",
     )
     took = time.monotonic() - killed_at

@@ -1,16 +1,28 @@
-"""A job whose end was lost (written to a master that a failover left behind) is put back by
-its worker at once, its attempt given back, rather than waiting for RQ's abandoned-job
-cleanup; jobs the worker is still running are left alone."""
+"""Jobs left looking ``started`` by no one, taken up at once rather than when RQ's
+abandoned-job cleanup finds their heartbeats expired: a job whose end was lost (written to a
+master that a failover left behind) is put back by its worker, its attempt given back; the
+jobs of a worker that was killed are handled as abandoned by the one its supervisor starts
+next, which is safe because a work horse dies with its worker. Jobs a worker is still
+running are left alone."""
 
 from __future__ import annotations
 
-from rq import Queue
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from rq import Queue, Worker
 from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE, Execution
 from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
+from rq.scheduler import RQScheduler
 
 from books.links import BookId
-from books.queue import BookQueue
+from books.queue import BookQueue, scheduler_name
 from books.status import BookStatus
+from tests.processes import ROOT, running, wait_until
 from worker.rq_worker import BookWorker
 
 
@@ -80,3 +92,61 @@ def test_a_job_that_is_over_is_only_cleared_from_the_workers_executions(redis, s
     assert redis.llen(queue.rq_queue.key) == 0
     assert redis.smembers(WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker.name)) == set()
     assert redis.hget(queue.store.status_key("7"), "attempts") == b"1"
+
+
+def test_the_jobs_of_a_dead_worker_are_retried_as_rq_retries_abandoned_jobs_and_it_is_unregistered(redis, configure):
+    settings = configure(RETRY_INTERVALS="15")
+    queue = BookQueue(redis, settings)
+    queue.enqueue_books([BookId("7"), BookId("8")])
+    dead = BookWorker([queue.rq_queue], connection=redis)
+    dead.register_birth()
+    start_job(queue, dead, "7")
+    alive = BookWorker([queue.rq_queue], connection=redis)
+    alive.register_birth()
+    start_job(queue, alive, "8")
+    lock = RQScheduler.get_locking_key(queue.name)
+    redis.set(lock, scheduler_name(dead.name))  # its scheduler, not yet gone, holds the lock
+    other_lock = RQScheduler.get_locking_key(queue.refresh_queue.name)
+    redis.set(other_lock, scheduler_name(alive.name))
+
+    assert queue.settle_dead_worker(dead.name) == ["book-7"]
+
+    job = Job.fetch("book-7", connection=redis)
+    assert job.get_status() == JobStatus.SCHEDULED  # after the first retry interval, as RQ retries it
+    assert job.retries_left == settings.retry_max - 1
+    assert ScheduledJobRegistry(queue.name, connection=redis).get_job_ids() == ["book-7"]
+    assert queue.rq_queue.started_job_registry.get_job_ids(cleanup=False) == ["book-8"]
+    assert [worker.name for worker in Worker.all(connection=redis)] == [alive.name]
+    assert not redis.exists(lock) and redis.get(other_lock) == scheduler_name(alive.name).encode()
+    assert queue.settle_dead_worker(dead.name) == []
+    assert queue.settle_dead_worker("never-ran") == []
+
+
+WORKER_WITH_A_HORSE = """
+import os, time
+from worker.rq_worker import die_with_parent
+parent = os.getpid()
+horse = os.fork()
+if horse == 0:
+    die_with_parent(parent)
+    time.sleep(60)
+    os._exit(0)
+open("horse", "w").write(str(horse))
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc (Linux)")
+def test_a_work_horse_dies_with_its_worker(tmp_path):
+    """Handing a dead worker's jobs back to RQ is safe only if nothing still runs them."""
+    worker = subprocess.Popen([sys.executable, "-c", WORKER_WITH_A_HORSE], cwd=tmp_path, env={"PYTHONPATH": str(ROOT)})
+    try:
+        noted = tmp_path / "horse"
+        horse = int(wait_until(lambda: noted.exists() and noted.read_text(), 20, 0.05, "the fork"))
+        time.sleep(0.5)
+        assert running(horse)
+        worker.kill()
+        worker.wait(5)
+        wait_until(lambda: not running(horse), 5, 0.05, "the horse to die with its worker")
+    finally:
+        worker.kill()

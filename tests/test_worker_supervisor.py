@@ -81,6 +81,22 @@ def test_a_child_that_keeps_failing_is_restarted_with_back_off(tmp_path):
     assert supervisor.wait(5) == 0, "stopped while waiting to restart"
 
 
+def test_each_worker_is_named_and_told_the_name_of_the_one_before(tmp_path):
+    note = (
+        "import os, sys; open('names', 'a').write(f\"{sys.argv[1:]} {os.environ.get('BOOK_WORKER_PREDECESSOR')}\\n\"); "
+    )
+    supervisor = supervise(tmp_path, NOTE_START + note + "raise SystemExit(1)", delay_max=1)
+    try:
+        wait_until(lambda: starts(tmp_path) >= 3, 20, 0.05, "three starts")
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        supervisor.wait(5)
+    runs = [line.rsplit(" ", 1) for line in (tmp_path / "names").read_text().splitlines()[:3]]
+    names = [eval(argv)[1] for argv, _ in runs]
+    assert [eval(argv)[0] for argv, _ in runs] == ["--name"] * 3 and len(set(names)) == 3
+    assert [predecessor for _, predecessor in runs] == ["None", names[0], names[1]]
+
+
 def test_a_stop_signal_is_passed_on_and_the_child_s_exit_code_returned(tmp_path):
     child = NOTE_START + (
         "import signal, sys, time; signal.signal(signal.SIGTERM, lambda *_: sys.exit(7)); time.sleep(30)"

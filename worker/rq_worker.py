@@ -20,14 +20,25 @@ With Sentinel, at each heartbeat between jobs the worker also looks whether its 
 moved to a new master since the last one; if so, it puts back the jobs the new master says
 it is running but it is not (``BookQueue.requeue_stranded``): the end of a job it finished
 as the failover happened went to the old master and was lost with it.
+
+A worker killed outright (SIGKILL, the OOM killer) leaves its job ``started`` until its
+heartbeat expires, a minute or more, before RQ retries it. The supervisor knows better: it
+tells the next worker it starts the dead one's name, and that worker has RQ handle the dead
+one's jobs at once as abandoned (``BookQueue.settle_dead_worker``: retried after their retry
+interval, or failed). That is safe only because a work horse dies with its worker: on Linux
+the kernel kills it when its parent dies (``PR_SET_PDEATHSIG``); elsewhere nothing is
+settled early and RQ's own cleanup takes its time.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import random
+import signal
 import time
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 
 from redis.client import Pipeline
@@ -37,16 +48,39 @@ from rq.queue import Queue
 from rq.scheduler import RQScheduler
 from rq.worker import Worker
 
-from books.queue import BookQueue
+from books.queue import BookQueue, scheduler_name
 from books.redis_client import master_address
 from worker import tasks
 from worker.ratelimit import FetchRateLimiter
+from worker.supervisor import PREDECESSOR_VARIABLE
 
 # The longest a worker waits between books for the request rate, well inside its heartbeat's
 # time to live (WORKER_TTL + 60 s): it waits outside any job, and heartbeats first.
 PACING_BACKOFF_MAX = 30.0
 
+PR_SET_PDEATHSIG = 1
+
 log = logging.getLogger(__name__)
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+_prctl = _load_prctl()
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Have the kernel kill this process when its parent dies, and die now if it already has
+    (Linux's ``PR_SET_PDEATHSIG``; nothing elsewhere)."""
+    if _prctl is None:
+        return
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:
+        os._exit(1)
 
 
 class WorkerBoundScheduler(RQScheduler):
@@ -75,6 +109,23 @@ class BookWorker(Worker):
         config = tasks.settings()
         if queue.name in (config.queue_name, config.refresh_queue_name):
             self.pace(FetchRateLimiter.for_settings(self.connection, config))
+
+    def register_birth(self) -> None:
+        """RQ's registration; then the jobs of the worker the supervisor ran before this one,
+        if it died running any, are handled as abandoned now."""
+        super().register_birth()
+        predecessor = os.environ.get(PREDECESSOR_VARIABLE)
+        if predecessor and _prctl is not None:
+            settled = BookQueue(self.connection, tasks.settings()).settle_dead_worker(predecessor)
+            if settled:
+                log.warning("worker %s died running %s; handled as abandoned", predecessor, ", ".join(settled))
+
+    def main_work_horse(self, job: Job, queue: Queue) -> None:
+        """RQ's work horse, which dies with its worker: so no job goes on running unseen once
+        its worker is gone and its successor has handed it back to RQ."""
+        if self.pid is not None:
+            die_with_parent(self.pid)
+        super().main_work_horse(job, queue)
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         """RQ's heartbeat; then, unless it is part of a job's heartbeats, the master check."""
@@ -125,6 +176,7 @@ class BookWorker(Worker):
             date_format=date_format,
             log_format=log_format,
             serializer=self.serializer,
+            name=scheduler_name(self.name),
         )
         self.scheduler.acquire_locks()
         if self.scheduler.acquired_locks:

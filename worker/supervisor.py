@@ -12,6 +12,11 @@ crashing worker every second without back-off, and RQ calls it beta. A restartin
 loop in the Procfile would not pass ``docker stop``'s SIGTERM on. This one is small: one
 child, back-off between quick failures, signals passed on, the child's exit code returned.
 
+Each run of ``rq worker`` gets a name from the supervisor, and each run after the first is
+told its predecessor's name (``BOOK_WORKER_PREDECESSOR``): a worker that was killed leaves its
+jobs looking ``started`` until their heartbeats expire (a minute or more), but the one the
+supervisor starts next knows it is dead and has RQ handle them at once (``BookWorker``).
+
 The child runs in the supervisor's process group, so honcho's SIGTERM (sent to the group)
 reaches it directly as well; the copy passed on arrives within RQ's one-second window for
 a repeated signal, so it is not taken for a second (cold) shutdown request. Under Compose,
@@ -27,6 +32,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from types import FrameType
 
 from books.logs import LOGGING
@@ -36,6 +42,9 @@ from books.settings import Settings, stop_on_config_error
 STABLE_RUN_SECONDS = 60.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 BURST_FLAGS = {"--burst", "-b"}
+NAME_FLAGS = {"--name", "-n"}
+# Names the worker the supervisor ran before, to the one it starts after it (worker/rq_worker.py).
+PREDECESSOR_VARIABLE = "BOOK_WORKER_PREDECESSOR"
 
 log = logging.getLogger("worker.supervisor")
 
@@ -78,6 +87,9 @@ class Supervisor:
         self.delay_max = delay_max
         self.stopping = False
         self.child: subprocess.Popen[bytes] | None = None
+        # A worker named by the command's own options is not named here, nor told its predecessor.
+        self.names_workers = not any(arg in NAME_FLAGS or arg.startswith("--name=") for arg in command)
+        self.child_name: str | None = None
 
     def run(self) -> int:
         """Supervise until told to stop; the exit code of the last run of the command."""
@@ -86,7 +98,7 @@ class Supervisor:
         quick_failures = 0
         while True:
             started = time.monotonic()
-            self.child = subprocess.Popen(self.command)
+            self.child = self._start_child()
             code = self.child.wait()
             ran = time.monotonic() - started
             if self.stopping:
@@ -102,6 +114,14 @@ class Supervisor:
             )
             if not self._sleep(delay):
                 return 0
+
+    def _start_child(self) -> subprocess.Popen[bytes]:
+        """Start the command, named, and told the name of the one it follows."""
+        if not self.names_workers:
+            return subprocess.Popen(self.command)
+        predecessor, self.child_name = self.child_name, uuid.uuid4().hex
+        env = {**os.environ, PREDECESSOR_VARIABLE: predecessor} if predecessor else None
+        return subprocess.Popen([*self.command, "--name", self.child_name], env=env)
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
