@@ -422,8 +422,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _sent_line(links: int, sent: Sent) -> str:
     """How many links went in how many batches, with the batches' ids."""
-    line = f"Sent {_count(links - sent.unsent, 'link', 'links')}"
-    if sent.unsent:
-        line += f" of {links}"
-    line += f" in {_count(len(sent.batch_ids), 'batch', 'batches')}"
+    of = f"{links - sent.unsent} of {links} links" if sent.unsent else _count(links, "link", "links")
+    line = f"Sent {of} in {_count(len(sent.batch_ids), 'batch', 'batches')}"
     return line + (f": {' '.join(sent.batch_ids)}" if sent.batch_ids else "")
