@@ -136,10 +136,10 @@ class Api:
             if response.status_code not in WAIT_STATUSES:
                 break
             wait = retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
-            if wait is None:
-                break
             why = f"the server answered {response.status_code} ({_message(response)})"
             response.close()
+            if wait is None:
+                raise ClientError(f"{why} without saying when to come back (Retry-After)")
             if self.deadline is not None and time.monotonic() + wait > self.deadline:
                 raise OutOfTime(f"{why} and asked to wait {wait:g} s, past --timeout")
             tqdm.write(f"Waiting {wait:g} s, then {again}: {why}", file=sys.stderr)

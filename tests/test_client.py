@@ -222,6 +222,19 @@ def test_a_missing_or_refused_token_stops_the_client_with_its_own_exit_status(co
     assert "the API token in --token must be printable ASCII without spaces" in capsys.readouterr().err
 
 
+def test_a_503_that_says_not_when_to_come_back_stops_the_client(tmp_path, capsys):
+    proxy = Flask("proxy")  # e.g. a proxy in front of the service, answering in its stead
+    proxy.post("/parseGoodreadsLinks")(lambda: ({"message": "down for maintenance"}, 503))
+    links = tmp_path / "links.txt"
+    links.write_text(BOOK.format(951) + "\n")
+    with served(proxy) as server:
+        assert run_client(server, links) == 2
+    assert (
+        "error: the server answered 503 (down for maintenance) without saying when to come back (Retry-After)"
+        in capsys.readouterr().err
+    )
+
+
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
