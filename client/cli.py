@@ -8,21 +8,38 @@ batches within the server's limit; with --wait a progress bar shows each status 
 workers go, and at the end the records are written (CSV or JSON Lines, by the file's
 extension) and what did not work out is summed up with the reasons.
 
+API token: a deployment with API_TOKENS set takes links only with one of its tokens. Give it
+in the environment variable BOOK_INFO_API_TOKEN, or with --token (which other users of the
+machine may see in the process list). It is sent as "Authorization: Bearer <token>" on every
+request and never printed.
+
+A busy server: on 429 (past this client's POST budget) or 503 (the queue full, the storage
+unreachable) with a Retry-After header, a line says why and how long the client waits; then
+it sends the same request again. Links the server accepted are never sent again. Without
+--timeout it waits as often and as long as the server asks; with --timeout it does not begin
+a wait that would end past it, and stops sending there (exit status 3).
+
 Exit status:
   0  every link ended stored
   1  some links did not (the summary gives each reason)
   2  a usage error, or the server could not be reached or refused the request
-  3  gave up waiting (--timeout): the records stored so far are written all the same,
-     and the books left go on being worked on; send the same links again later
+  3  gave up waiting (--timeout), for the books to settle or for the server to take more
+     links: the records stored so far are written all the same, and the books sent go on
+     being worked on; send the same links again later
+  4  the server wants an API token (--token or BOOK_INFO_API_TOKEN) or refused the one given
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -33,6 +50,12 @@ from books.status import FINAL_FAILURES, IN_PROGRESS, BookStatus, Outcome
 
 SETTLED_BADLY = FINAL_FAILURES | {BookStatus.UNKNOWN, Outcome.REJECTED}
 GAVE_UP = 3
+UNAUTHORIZED = 4
+TOKEN_VARIABLE = "BOOK_INFO_API_TOKEN"
+# Answers that ask the client to come back after Retry-After: its POST budget is spent (429),
+# or the service cannot take the request just now (503: queue full, storage unreachable).
+WAIT_STATUSES = frozenset({429, 503})
+NOT_SENT = "not_sent"
 # The progress bar shows the most common reason books are retrying, cut to this length
 # (enough for "failed: Goodreads failed to answer (HTTP 503)").
 REASON_LENGTH = 50
@@ -42,73 +65,185 @@ class ClientError(Exception):
     """The server could not be reached or refused the request as a whole."""
 
 
+class Unauthorized(ClientError):
+    """The server wants an API token, or refused the one given."""
+
+
+class OutOfTime(ClientError):
+    """The server asked for a wait that would end past --timeout."""
+
+
+class BearerToken(requests.auth.AuthBase):
+    """The API token on every request. As the session's auth, it also keeps requests from
+    putting a ~/.netrc password in its place, and requests drops it on a redirect to another
+    host; its repr hides the token."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "BearerToken(<hidden>)"
+
+
+def retry_after(value: str | None, now: datetime) -> float | None:
+    """The seconds a Retry-After header asks to wait (a number of seconds or an HTTP date,
+    RFC 9110), at least 1 so that the client never asks again at once; None if absent or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return max(1.0, float(value))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000": HTTP dates are in GMT
+        when = when.replace(tzinfo=UTC)
+    return max(1.0, (when - now).total_seconds())
+
+
+def valid_token(token: str) -> bool:
+    """A token an HTTP header can carry as given: printable ASCII, no spaces (as API_TOKENS's)."""
+    return bool(token) and token.isascii() and token.isprintable() and " " not in token
+
+
+@dataclass
+class Api:
+    """The service as the client calls it: every request carries the session's token and, on a
+    429 or 503 with Retry-After, is sent again after the wait, unless that would end past the
+    deadline (--timeout, counted from the start of the run)."""
+
+    session: requests.Session
+    server: str
+    deadline: float | None = None
+    token_source: str | None = None
+    sleep: Callable[[float], None] = time.sleep
+
+    def call(self, method: str, path: str, again: str = "asking again", **kwargs: Any) -> requests.Response:
+        """The server's answer; ``again`` names, in the line shown before a wait, what is sent again."""
+        url = f"{self.server}{path}"
+        while True:
+            try:
+                response = self.session.request(method, url, timeout=60, **kwargs)
+            except requests.RequestException as error:
+                raise ClientError(f"cannot reach the server at {url}: {error}") from None
+            if response.status_code == 401:
+                raise Unauthorized(self._unauthorized())
+            if response.status_code not in WAIT_STATUSES:
+                break
+            wait = retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
+            why = f"the server answered {response.status_code} ({_message(response)})"
+            response.close()
+            if wait is None:
+                raise ClientError(f"{why} without saying when to come back (Retry-After)")
+            if self.deadline is not None and time.monotonic() + wait > self.deadline:
+                raise OutOfTime(f"{why} and asked to wait {wait:g} s, past --timeout")
+            tqdm.write(f"Waiting {wait:g} s, then {again}: {why}", file=sys.stderr)
+            self.sleep(wait)
+        if response.status_code >= 500:
+            raise ClientError(f"the server answered {response.status_code}: {response.text[:200]}")
+        return response
+
+    def _unauthorized(self) -> str:
+        if self.token_source is None:
+            return f"the server takes links only with an API token: set {TOKEN_VARIABLE} or pass --token"
+        return f"the server refused the API token given in {self.token_source}"
+
+
+def _message(response: requests.Response) -> str:
+    """The reason an error answer gives (the service's JSON "message"), else the start of its body."""
+    try:
+        return str(response.json()["message"])
+    except (ValueError, KeyError, TypeError):
+        return response.text[:200]
+
+
+@dataclass
+class Sent:
+    """What became of the links: the batches made, the links refused outright, and the links
+    not sent at all because the server asked to wait past --timeout (and its words)."""
+
+    batch_ids: list[str] = field(default_factory=list)
+    refused: list[dict] = field(default_factory=list)
+    unsent: int = 0
+    stopped: str | None = None
+
+
 def read_links(stream: TextIO) -> list[str]:
     """Links from text: one per line, blank lines and # comments skipped."""
     return [line.strip() for line in stream if line.strip() and not line.lstrip().startswith("#")]
 
 
-def submit(
-    session: requests.Session, server: str, links: list[str], batch_size: int, refresh: bool
-) -> tuple[list[str], list[dict]]:
-    """POST the links in batches; return the batch ids and the links refused outright."""
-    batch_ids, refused = [], []
+def submit(api: Api, links: list[str], batch_size: int, refresh: bool) -> Sent:
+    """POST the links in batches, a batch again after each wait the server asks for; a batch
+    accepted is never sent again. Stops at a wait that would end past the deadline."""
+    sent = Sent()
     for start in range(0, len(links), batch_size):
         chunk = links[start : start + batch_size]
-        response = _call(
-            session.post, f"{server}/parseGoodreadsLinks", json=chunk, params={"refresh": "true"} if refresh else None
-        )
+        try:
+            response = api.call(
+                "POST",
+                "/parseGoodreadsLinks",
+                again=f"sending links {start + 1}-{start + len(chunk)} again",
+                json=chunk,
+                params={"refresh": "true"} if refresh else None,
+            )
+        except OutOfTime as error:
+            sent.unsent, sent.stopped = len(links) - start, str(error)
+            return sent
         body = response.json()
         if response.status_code == 202:
-            batch_ids.append(body["batch_id"])
+            sent.batch_ids.append(body["batch_id"])
         elif response.status_code == 400 and "results" in body:  # no acceptable link in this chunk
-            refused += body["results"]
+            sent.refused += body["results"]
         else:
             raise ClientError(f"the server refused the links: {body.get('message', response.status_code)}")
-    return batch_ids, refused
+    return sent
 
 
-def follow(
-    session: requests.Session, server: str, batch_ids: list[str], interval: float, timeout: float | None, out: TextIO
-) -> tuple[list[dict], bool]:
-    """Poll the batches' counts, with a progress bar, until every book has settled or ``timeout``
-    seconds have passed; return their last state, every link's included, and whether every
+def follow(api: Api, batch_ids: list[str], interval: float, out: TextIO) -> tuple[list[dict], bool]:
+    """Poll the batches' counts, with a progress bar, until every book has settled or the
+    deadline has passed; return their last state, every link's included, and whether every
     book settled."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    batches = _poll(session, server, {batch_id: None for batch_id in batch_ids})
+    batches = _poll(api, {batch_id: None for batch_id in batch_ids})
     counts = _total_counts(list(batches.values()))
     # Made once the number of books is known: a bar without a total prints a stray "0book" line.
     books = sum(count for status, count in counts.items() if status != Outcome.REJECTED)
     with tqdm(total=books, unit="book", file=out, dynamic_ncols=True) as bar:
         while True:
             finished = all(batch["finished"] for batch in batches.values())
-            if finished or (deadline is not None and time.monotonic() > deadline):
-                batches = {batch_id: _read_batch(session, server, batch_id) for batch_id in batch_ids}
+            if finished or (api.deadline is not None and time.monotonic() > api.deadline):
+                batches = {batch_id: _read_batch(api, batch_id) for batch_id in batch_ids}
                 _show(bar, list(batches.values()))
                 return list(batches.values()), finished
             _show(bar, list(batches.values()))
             time.sleep(interval)
-            batches = _poll(session, server, batches)
+            batches = _poll(api, batches)
 
 
-def _poll(session: requests.Session, server: str, last: Mapping[str, dict | None]) -> dict[str, dict]:
+def _poll(api: Api, last: Mapping[str, dict | None]) -> dict[str, dict]:
     """Each batch's counts (a finished batch's do not change: it is not asked again); every link
     of a batch with books retrying, for the reason the bar shows."""
     batches = {}
     for batch_id, known in last.items():
         if known is None or not known["finished"]:
-            known = _call(session.get, f"{server}/batches/{batch_id}", params={"limit": 0}).json()
+            known = api.call("GET", f"/batches/{batch_id}", params={"limit": 0}).json()
             if known["counts"][BookStatus.RETRYING]:
-                known = _read_batch(session, server, batch_id)
+                known = _read_batch(api, batch_id)
         batches[batch_id] = known
     return batches
 
 
-def _read_batch(session: requests.Session, server: str, batch_id: str) -> dict:
+def _read_batch(api: Api, batch_id: str) -> dict:
     """The batch with every link, read a page at a time."""
-    batch = _call(session.get, f"{server}/batches/{batch_id}").json()
+    batch = api.call("GET", f"/batches/{batch_id}").json()
     links, cursor = batch["links"], batch.get("next_cursor")
     while cursor is not None:
-        following = _call(session.get, f"{server}/batches/{batch_id}", params={"cursor": cursor}).json()
+        following = api.call("GET", f"/batches/{batch_id}", params={"cursor": cursor}).json()
         links += following["links"]
         cursor = following["next_cursor"]
     return batch
@@ -140,14 +275,12 @@ def retry_reason(batches: list[dict]) -> str | None:
     return reason if len(reason) <= REASON_LENGTH else reason[: REASON_LENGTH - 1] + "…"
 
 
-def save(session: requests.Session, server: str, batch_ids: list[str], path: Path) -> None:
+def save(api: Api, batch_ids: list[str], path: Path) -> None:
     """Stream the batches' stored records into ``path``: CSV for .csv (one header row), else JSON Lines."""
     export_format = "csv" if path.suffix.lower() == ".csv" else "jsonl"
     with path.open("wb") as target:
         for number, batch_id in enumerate(batch_ids):
-            response = _call(
-                session.get, f"{server}/batches/{batch_id}/books", params={"format": export_format}, stream=True
-            )
+            response = api.call("GET", f"/batches/{batch_id}/books", params={"format": export_format}, stream=True)
             skip_header = export_format == "csv" and number > 0
             for chunk in response.iter_content(64 * 1024):
                 if skip_header:
@@ -158,17 +291,20 @@ def save(session: requests.Session, server: str, batch_ids: list[str], path: Pat
                 target.write(chunk)
 
 
-def summary(batches: list[dict], refused: list[dict], finished: bool = True) -> tuple[str, bool]:
-    """A report of where the links stand (at the end, or when the client gave up waiting),
-    and whether every link ended stored."""
+def summary(batches: list[dict], refused: list[dict], finished: bool = True, unsent: int = 0) -> tuple[str, bool]:
+    """A report of where the links stand (at the end, or when the client gave up waiting, for the
+    books or for the server to take ``unsent`` more links), and whether every link ended stored."""
     counts = _total_counts(batches)
     counts[Outcome.REJECTED] += len(refused)
+    counts[NOT_SENT] += unsent
     problems: Counter[tuple[str, str]] = Counter()
     for link in [entry for batch in batches for entry in batch["links"]] + refused:
         status = link.get("status", link.get("outcome"))
         if status in SETTLED_BADLY:
             problems[(status, link.get("reason") or "")] += 1
-    heading = "Done" if finished else "Gave up waiting (--timeout)"
+    if unsent:
+        problems[(NOT_SENT, "the server asked to wait past --timeout")] = unsent
+    heading = "Done" if finished and not unsent else "Gave up waiting (--timeout)"
     lines = [f"{heading}: " + ", ".join(f"{count} {status}" for status, count in counts.items() if count)]
     for (status, reason), count in problems.most_common():
         lines.append(f"  {count:>5} {status}: {reason}")
@@ -186,19 +322,9 @@ def _count(number: int, one: str, many: str) -> str:
     return f"{number} {one if number == 1 else many}"
 
 
-def _call(method: Callable[..., requests.Response], url: str, **kwargs: Any) -> requests.Response:
-    try:
-        response = method(url, timeout=60, **kwargs)
-    except requests.RequestException as error:
-        raise ClientError(f"cannot reach the server at {url}: {error}") from None
-    if response.status_code >= 500:
-        raise ClientError(f"the server answered {response.status_code}: {response.text[:200]}")
-    return response
-
-
 def parser() -> argparse.ArgumentParser:
     """The command line, with each option's default and the exit statuses in ``--help``."""
-    exit_statuses = __doc__[__doc__.index("Exit status:") :]
+    exit_statuses = __doc__[__doc__.index("API token:") :]
     main_parser = argparse.ArgumentParser(
         prog="python -m client",
         description=__doc__.splitlines()[0],
@@ -224,8 +350,14 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument(
         "--timeout",
         type=float,
-        help="with --wait: give up waiting after this many seconds, write the records stored so far and exit "
-        f"with status {GAVE_UP} (default: wait until every book has settled)",
+        help="give up after this many seconds from the start, the waits the server asks for included: "
+        f"stop sending or following, write the records stored so far (--out) and exit with status {GAVE_UP} "
+        "(default: wait until every book has settled)",
+    )
+    send.add_argument(
+        "--token",
+        help=f"the API token, sent as a Bearer token on every request (default: ${TOKEN_VARIABLE}; "
+        "prefer the variable, a command line shows in the process list)",
     )
     return main_parser
 
@@ -247,31 +379,49 @@ def main(argv: list[str] | None = None) -> int:
     if not links:
         command_line.error("no links to send")
 
-    server = args.server.rstrip("/")
+    token, token_source = args.token, "--token"
+    if token is None:
+        token, token_source = os.environ.get(TOKEN_VARIABLE) or None, TOKEN_VARIABLE
+    if token is not None and not valid_token(token):
+        command_line.error(f"the API token in {token_source} must be printable ASCII without spaces")
+
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
     with requests.Session() as session:
+        if token is not None:
+            session.auth = BearerToken(token)
+        api = Api(session, args.server.rstrip("/"), deadline, token_source if token is not None else None)
         try:
-            batch_ids, refused = submit(session, server, links, max(1, args.batch_size), args.refresh)
-            sent = f"Sent {_count(len(links), 'link', 'links')} in {_count(len(batch_ids), 'batch', 'batches')}"
-            print(sent + (f": {' '.join(batch_ids)}" if batch_ids else ""), file=sys.stderr)
+            sent = submit(api, links, max(1, args.batch_size), args.refresh)
+            print(_sent_line(len(links), sent), file=sys.stderr)
+            if sent.stopped:
+                print(f"Stopped sending: {sent.stopped}; send the links not sent again later.", file=sys.stderr)
             if not args.wait:
-                return 0
-            batches, finished = (
-                follow(session, server, batch_ids, args.interval, args.timeout, sys.stderr) if batch_ids else ([], True)
-            )
+                return GAVE_UP if sent.unsent else 0
+            batches, finished = follow(api, sent.batch_ids, args.interval, sys.stderr) if sent.batch_ids else ([], True)
             if args.out:
-                save(session, server, batch_ids, args.out)
+                save(api, sent.batch_ids, args.out)
                 stored = _total_counts(batches)[BookStatus.STORED]
                 print(f"Wrote {_count(stored, 'record', 'records')} to {args.out}", file=sys.stderr)
+        except Unauthorized as error:
+            print(f"error: {error}", file=sys.stderr)
+            return UNAUTHORIZED
         except ClientError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-    report, all_stored = summary(batches, refused, finished)
+    report, all_stored = summary(batches, sent.refused, finished, sent.unsent)
     print(report)
-    if not finished:
+    if not finished or sent.unsent:
         print(
             "The books left go on being worked on: send the same links again later for their records "
-            "(stored books are not fetched again).",
+            "(stored books are not fetched again, queued ones not queued twice).",
             file=sys.stderr,
         )
         return GAVE_UP
     return 0 if all_stored else 1
+
+
+def _sent_line(links: int, sent: Sent) -> str:
+    """How many links went in how many batches, with the batches' ids."""
+    of = f"{links - sent.unsent} of {links} links" if sent.unsent else _count(links, "link", "links")
+    line = f"Sent {of} in {_count(len(sent.batch_ids), 'batch', 'batches')}"
+    return line + (f": {' '.join(sent.batch_ids)}" if sent.batch_ids else "")

@@ -10,13 +10,15 @@ import sys
 
 import pytest
 
-from client.cli import read_links, summary
+from client.cli import TOKEN_VARIABLE, UNAUTHORIZED, read_links, summary
 from tests.processes import ROOT
 
 pytestmark = pytest.mark.e2e
 
 
-def run_cli(service, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+def run_cli(service, *args: str, stdin: str | None = None, token: str | None = None) -> subprocess.CompletedProcess:
+    """The client in its own process; with ``token`` in its environment variable, else none at all."""
+    env = {name: value for name, value in service.env.items() if name != TOKEN_VARIABLE}
     return subprocess.run(
         [sys.executable, "-m", "client", "submit", *args, "--server", service.url, "--interval", "0.3"],
         cwd=ROOT,
@@ -24,7 +26,7 @@ def run_cli(service, *args: str, stdin: str | None = None) -> subprocess.Complet
         capture_output=True,
         text=True,
         timeout=120,
-        env=service.env,
+        env=env | ({TOKEN_VARIABLE: token} if token else {}),
     )
 
 
@@ -71,6 +73,26 @@ def test_giving_up_saves_what_is_stored_and_says_why_books_retry(make_service, o
     assert "retrying=1 (failed: Goodreads failed to answer (HTTP 503))" in result.stderr
     assert "Gave up waiting (--timeout): 1 retrying, 1 stored" in result.stdout
     assert [row["book_id"] for row in csv.DictReader(io.StringIO(out.read_text()))] == ["832"]
+
+
+def test_every_link_reaches_a_service_that_wants_a_token_and_allows_one_post_a_second(make_service, tmp_path):
+    token = "e2e-t0ken-of-the-client"
+    service = make_service(POST_BUDGET="1", POST_BUDGET_WINDOW="1", API_TOKENS=token)
+    links = tmp_path / "links.txt"
+    links.write_text("".join(f"goodreads.com/book/show/{n}\n" for n in (841, 842)))
+    out = tmp_path / "books.jsonl"
+
+    without = run_cli(service, str(links))
+    assert without.returncode == UNAUTHORIZED, without.stderr
+    assert f"the server takes links only with an API token: set {TOKEN_VARIABLE}" in without.stderr
+
+    result = run_cli(service, str(links), "--batch-size", "1", "--wait", "--out", str(out), token=token)
+    assert result.returncode == 0, result.stderr
+    assert "Sent 2 links in 2 batches" in result.stderr
+    assert "Waiting 1 s, then sending links " in result.stderr  # the POST budget, waited out
+    assert "Done: 2 stored" in result.stdout
+    assert sorted(json.loads(line)["book_id"] for line in out.read_text().splitlines()) == ["841", "842"]
+    assert token not in result.stdout + result.stderr + service.logs()
 
 
 def test_an_unreachable_server_is_a_clear_error(tmp_path):

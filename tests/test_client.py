@@ -5,27 +5,65 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import pytest
+import requests
+from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
-from client.cli import GAVE_UP, main, retry_reason
+from app import create_app
+from client.cli import GAVE_UP, TOKEN_VARIABLE, UNAUTHORIZED, Api, main, retry_after, retry_reason, submit
 
 BOOK = "https://www.goodreads.com/book/show/{}"
+TOKEN = "t0ken-of-the-tests"
 
 
-@pytest.fixture
-def server(app) -> Iterator[str]:
+@contextmanager
+def served(app: Flask) -> Iterator[str]:
     """The app behind werkzeug's HTTP server in a thread; no worker runs the jobs unless a test does."""
     http = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=http.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{http.server_port}"
-    http.shutdown()
-    thread.join(5)
+    try:
+        yield f"http://127.0.0.1:{http.server_port}"
+    finally:
+        http.shutdown()
+        thread.join(5)
 
 
-def submit(server: str, links_file, *options: str) -> int:
+@pytest.fixture
+def server(app) -> Iterator[str]:
+    with served(app) as url:
+        yield url
+
+
+Answered = tuple[str, int, str | None, list[str]]
+
+
+def answered(app: Flask) -> list[Answered]:
+    """Every request the app answers from now on: method, status, Authorization header, and the
+    links a POST had accepted."""
+    seen: list[Answered] = []
+
+    @app.after_request
+    def note(response: Response) -> Response:
+        accepted = []
+        if request.method == "POST" and response.status_code == 202:
+            accepted = [result["link"] for result in response.get_json()["results"]]
+        seen.append((request.method, response.status_code, request.headers.get("Authorization"), accepted))
+        return response
+
+    return seen
+
+
+def posts(seen: list[Answered]) -> list[tuple[int, list[str]]]:
+    """Each POST's status and the links it had accepted."""
+    return [(status, accepted) for method, status, _, accepted in seen if method == "POST"]
+
+
+def run_client(server: str, links_file, *options: str) -> int:
     return main(["submit", str(links_file), "--server", server, "--interval", "0.05", *options])
 
 
@@ -40,6 +78,9 @@ def test_help_shows_the_defaults_and_the_exit_statuses(capsys):
     assert "(default: wait until every book has settled)" in help_text
     assert f"{GAVE_UP} gave up waiting (--timeout)" in help_text
     assert "2 a usage error" in help_text
+    assert f"(default: ${TOKEN_VARIABLE};" in help_text
+    assert f"{UNAUTHORIZED} the server wants an API token (--token or {TOKEN_VARIABLE})" in help_text
+    assert "429 (past this client's POST budget) or 503" in help_text
 
 
 def test_giving_up_writes_the_records_stored_so_far_and_exits_3(server, client, run_jobs, tmp_path, capsys):
@@ -49,7 +90,7 @@ def test_giving_up_writes_the_records_stored_so_far_and_exits_3(server, client, 
     links.write_text(f"{BOOK.format(901)}\n{BOOK.format(902)}\n")
     out = tmp_path / "books.jsonl"
 
-    assert submit(server, links, "--wait", "--out", str(out), "--timeout", "0.2") == GAVE_UP
+    assert run_client(server, links, "--wait", "--out", str(out), "--timeout", "0.2") == GAVE_UP
     printed = capsys.readouterr()
     assert [json.loads(line)["book_id"] for line in out.read_text().splitlines()] == ["901"]
     assert printed.out.splitlines() == ["Gave up waiting (--timeout): 1 queued, 1 stored"]
@@ -61,7 +102,7 @@ def test_giving_up_writes_the_records_stored_so_far_and_exits_3(server, client, 
 def test_the_progress_bar_starts_with_its_total(server, tmp_path, capsys):
     links = tmp_path / "links.txt"
     links.write_text(BOOK.format(903) + "\n")
-    assert submit(server, links, "--wait", "--timeout", "0") == GAVE_UP
+    assert run_client(server, links, "--wait", "--timeout", "0") == GAVE_UP
     err = capsys.readouterr().err
     assert "Sent 1 link in 1 batch: " in err
     first_bar = err.split("\r")[1]
@@ -82,3 +123,137 @@ def test_the_progress_bar_says_why_books_are_retrying():
     assert len(retry_reason(batches)) == 50
     assert retry_reason(batches[:1]) == "failed: Goodreads failed to answer (HTTP 503)"
     assert retry_reason([{"links": [link("queued"), link("failed", "gone")]}]) is None
+
+
+def test_the_token_goes_with_every_request_and_a_spent_budget_is_waited_out(configure, run_jobs, tmp_path, capsys):
+    app = create_app(configure(POST_BUDGET="1", POST_BUDGET_WINDOW="1", API_TOKENS=f"another,{TOKEN}"))
+    seen = answered(app)
+    # Two books stored beforehand, from another address (its own budget), so that the client's
+    # batches finish at once and the run is short.
+    setup = app.test_client().post(
+        "/parseGoodreadsLinks",
+        json=[BOOK.format(911), BOOK.format(912)],
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        environ_base={"REMOTE_ADDR": "10.0.0.9"},
+    )
+    assert setup.status_code == 202
+    run_jobs()
+    seen.clear()
+    links = tmp_path / "links.txt"
+    links.write_text(f"{BOOK.format(911)}\n{BOOK.format(912)}\n")
+    out = tmp_path / "books.jsonl"
+
+    with served(app) as server:
+        assert run_client(server, links, "--batch-size", "1", "--token", TOKEN, "--wait", "--out", str(out)) == 0
+    printed = capsys.readouterr()
+    # The refused batch is sent again, the accepted one never.
+    assert posts(seen) == [(202, [BOOK.format(911)]), (429, []), (202, [BOOK.format(912)])]
+    assert {authorization for _, _, authorization, _ in seen} == {f"Bearer {TOKEN}"}  # every GET too
+    assert len([method for method, *_ in seen if method == "GET"]) >= 3  # the batches' counts and records
+    assert (
+        "Waiting 1 s, then sending links 2-2 again: the server answered 429 "
+        "(at most 1 POSTs per 1 s from one client (POST_BUDGET); try again in 1 s)"
+    ) in printed.err
+    assert printed.out.splitlines()[0] == "Done: 2 stored"
+    assert sorted(json.loads(line)["book_id"] for line in out.read_text().splitlines()) == ["911", "912"]
+    assert TOKEN not in printed.out + printed.err
+
+
+def test_a_full_queue_is_waited_out_and_only_the_refused_links_sent_again(configure, run_jobs, capsys):
+    app = create_app(configure(MAX_QUEUED_BOOKS="1"))
+    seen = answered(app)
+    waits: list[float] = []
+
+    def drain(seconds: float) -> None:
+        """Instead of the minute the server asks for, the queue is emptied as workers would."""
+        waits.append(seconds)
+        run_jobs()
+
+    links = [BOOK.format(921), BOOK.format(922)]
+    with served(app) as server, requests.Session() as session:
+        sent = submit(Api(session, server, sleep=drain), links, 1, False)
+    assert posts(seen) == [(202, links[:1]), (503, []), (202, links[1:])]
+    assert waits == [60]
+    assert len(sent.batch_ids) == 2 and sent.unsent == 0
+    assert "Waiting 60 s, then sending links 2-2 again: the server answered 503 (1 books are waiting" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_wait_past_the_timeout_stops_the_sending(configure, tmp_path, capsys):
+    app = create_app(configure(MAX_QUEUED_BOOKS="1"))
+    seen = answered(app)
+    links = tmp_path / "links.txt"
+    links.write_text("".join(f"{BOOK.format(book)}\n" for book in (931, 932, 933)))
+    with served(app) as server:
+        assert run_client(server, links, "--batch-size", "1", "--wait", "--timeout", "0.5") == GAVE_UP
+    printed = capsys.readouterr()
+    assert posts(seen) == [(202, [BOOK.format(931)]), (503, [])]  # nothing sent after
+    assert "Sent 1 of 3 links in 1 batch: " in printed.err
+    assert (
+        "Stopped sending: the server answered 503 (1 books are waiting, and at most 1 may (MAX_QUEUED_BOOKS): "
+        "the 1 books of this request were not queued; send them again later) and asked to wait 60 s, past --timeout"
+    ) in printed.err
+    assert "Waiting" not in printed.err
+    assert printed.out.splitlines() == [
+        "Gave up waiting (--timeout): 1 queued, 2 not_sent",
+        "      2 not_sent: the server asked to wait past --timeout",
+    ]
+
+
+def test_a_missing_or_refused_token_stops_the_client_with_its_own_exit_status(configure, tmp_path, capsys, monkeypatch):
+    app = create_app(configure(API_TOKENS=TOKEN))
+    links = tmp_path / "links.txt"
+    links.write_text(BOOK.format(941) + "\n")
+    monkeypatch.delenv(TOKEN_VARIABLE, raising=False)
+    with served(app) as server:
+        assert run_client(server, links) == UNAUTHORIZED
+        without = capsys.readouterr().err
+        monkeypatch.setenv(TOKEN_VARIABLE, "not-the-token")
+        assert run_client(server, links) == UNAUTHORIZED
+        refused = capsys.readouterr().err
+        assert run_client(server, links, "--token", TOKEN) == 0  # --token before the variable
+        with pytest.raises(SystemExit) as exit:
+            run_client(server, links, "--token", "two words")
+    assert exit.value.code == 2
+    assert f"error: the server takes links only with an API token: set {TOKEN_VARIABLE} or pass --token" in without
+    assert f"error: the server refused the API token given in {TOKEN_VARIABLE}" in refused
+    assert "not-the-token" not in refused
+    assert "the API token in --token must be printable ASCII without spaces" in capsys.readouterr().err
+
+
+def test_a_503_that_says_not_when_to_come_back_stops_the_client(tmp_path, capsys):
+    proxy = Flask("proxy")  # e.g. a proxy in front of the service, answering in its stead
+    proxy.post("/parseGoodreadsLinks")(lambda: ({"message": "down for maintenance"}, 503))
+    links = tmp_path / "links.txt"
+    links.write_text(BOOK.format(951) + "\n")
+    with served(proxy) as server:
+        assert run_client(server, links) == 2
+    assert (
+        "error: the server answered 503 (down for maintenance) without saying when to come back (Retry-After)"
+        in capsys.readouterr().err
+    )
+
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("7", 7),
+        (" 7 ", 7),
+        ("0", 1),  # never asked again at once
+        ("Fri, 02 Jan 2026 03:04:35 GMT", 30),
+        ("Fri, 02 Jan 2026 03:04:35 -0000", 30),
+        ("Fri, 02 Jan 2026 03:00:00 GMT", 1),  # a date gone by
+        (None, None),
+        ("", None),
+        ("soon", None),
+        ("-3", None),
+        ("1.5", None),
+        ("²", None),
+    ],
+)
+def test_retry_after_reads_seconds_and_dates(header, seconds):
+    assert retry_after(header, NOW) == seconds
