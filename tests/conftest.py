@@ -147,8 +147,7 @@ def make_service(redis, redis_server, origin, tmp_path, request):
         service = Service(redis_server.url, origin.url, tmp_path, **settings)
         started.append(service)
         service.start_web()
-        for _ in range(workers):
-            service.start_worker()
+        service.start_workers(workers)
         return service
 
     yield start
