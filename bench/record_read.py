@@ -5,11 +5,12 @@
 Over the real pages' records in ../shared/goodreads-pages/ (when present) and the fixture
 page's record: the median time of ``plain_record`` (the service's check) and of
 ``loads_record`` on a record as stored (zlib-compressed) and on one stored before records
-were compressed (a bare pickle).
+were compressed (a bare pickle), and of a record's line in an export (read, then written as
+JSON Lines by ``books.export``). CPU time, so that other work on the machine weighs less.
 
 Baseline, in the same run and alternating with it round by round: the check as it was before,
 ``copying_walk`` below (a copy of the record built node by node, one method call per value),
-after the same unpickler on the bare pickle. Both must accept every record and give back
+after the same unpickler on the bare pickle, as records were read before. Both must accept every record and give back
 equal values, or the script stops.
 """
 
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from books.export import export_lines
 from books.links import BookId
 from books.store import PlainValuesUnpickler, RecordLimits, UnsafeRecord, dumps_record, loads_record, plain_record
 from tests.origin import book_page
@@ -116,6 +118,11 @@ def per_call_us(action: Callable[[Any], object], inputs: list[Any], reads: int) 
     return (time.process_time() - started) / (rounds * len(inputs)) * 1e6
 
 
+def export_line(record: dict) -> str:
+    """The record's line of a JSON Lines export, as ``books.export`` writes it."""
+    return next(export_lines([record], "jsonl"))
+
+
 def bare_pickle(record: dict) -> bytes:
     """The record as stored before compression: the same pickle, not compressed."""
     import pickle
@@ -141,6 +148,8 @@ def main() -> None:
             "read, before (unpickle + copying_walk)": (lambda d: copying_walk(PlainValuesUnpickler(d).load()), legacy),
             "read, now (loads_record, compressed)": (loads_record, stored),
             "read, now (loads_record, bare pickle)": (loads_record, legacy),
+            "export line, before": (lambda d: export_line(copying_walk(PlainValuesUnpickler(d).load())), legacy),
+            "export line, now": (lambda d: export_line(loads_record(d)), stored),
         }
         times: dict[str, list[float]] = {case: [] for case in cases}
         for _ in range(args.rounds):
@@ -152,7 +161,8 @@ def main() -> None:
             print(f"  {case:42} {median:7.1f} µs")
         check = medians["check, before (copying_walk)"] / medians["check, now (plain_record)"]
         read = medians["read, before (unpickle + copying_walk)"] / medians["read, now (loads_record, compressed)"]
-        print(f"  the check {check:.1f}× faster; a whole read {read:.1f}× faster")
+        line = medians["export line, before"] / medians["export line, now"]
+        print(f"  the check {check:.1f}× faster; a whole read {read:.1f}× faster; an export line {line:.1f}× faster")
 
 
 if __name__ == "__main__":
