@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.test import TestResponse
 
 from app import create_app
+from books.export import in_pieces
 from books.record import RECORD_FIELDS
 from books.store import BookStore
 from tests.origin import book_page
@@ -503,6 +504,15 @@ def test_all_books_export_as_jsonl_and_csv_with_lists_joined(client, redis, run_
     assert (row["book_id"], row["rating"], row["pages"], row["published"]) == ("731", "4.12", "352", "")
     assert len(rows) == 3
     assert row["description"] == records[0]["description"], "newlines and quotes survive CSV quoting"
+
+
+def test_export_lines_go_out_in_pieces_of_whole_lines():
+    lines = [f"{n:05}\n" for n in range(1000)]
+    pieces = list(in_pieces(lines, size=100))
+    assert "".join(pieces) == "".join(lines)
+    assert all(piece.endswith("\n") and len(piece) < 106 for piece in pieces)
+    assert all(len(piece) >= 100 for piece in pieces[:-1])
+    assert list(in_pieces([], size=100)) == []
 
 
 def test_an_export_of_nothing_is_empty_or_just_the_header(client, redis):
