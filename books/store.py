@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 _INT_BOUND = 2**63
 
 # zlib's default level: on real pages' records as small as level 9 and 1.5 % smaller than
-# level 1, for some 15 µs more per write (bench/record_size.py).
+# level 1, for some 10 µs more per write (bench/record_size.py).
 COMPRESSION_LEVEL = 6
 # Every zlib stream with zlib's 32 KB window starts with 0x78; a pickle of protocol 2 or
 # more starts with 0x80 (PROTO), as every record written before compression does.
