@@ -21,7 +21,7 @@ from app.record_cache import RecordCache
 from books.batches import Batch, Batches, all_book_ids, counts_from_outcomes, page
 from books.callbacks import refusal, wait_for_batch
 from books.counters import Counters
-from books.export import FORMATS, export_lines
+from books.export import FORMATS, export_lines, in_pieces
 from books.links import BookId, Refusal, canonical_url, parse_link
 from books.origin import OriginHealth, iso
 from books.queue import BookQueue, NotReplicated, QueueFull, job_id
@@ -379,7 +379,7 @@ def _export_format() -> str:
 
 def _export(records: Iterable[StoredRecord], export_format: str, name: str) -> Response:
     return Response(
-        stream_with_context(export_lines(records, export_format)),
+        stream_with_context(in_pieces(export_lines(records, export_format))),
         mimetype=FORMATS[export_format],
         headers={"Content-Disposition": f'attachment; filename="{name}.{export_format}"'},
     )

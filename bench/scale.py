@@ -1,6 +1,7 @@
 """The service at 1k to 1M books: enqueue, Redis bytes per book, batch pages and counts, exports.
 
     pipenv run python bench/scale.py [--sizes 1000,10000,100000] [--worker-books 2000] [--workers 2]
+        [--no-real-pages]
 
 Starts its own redis-server and the Procfile's web process (gunicorn). For each size N:
 
@@ -17,14 +18,19 @@ Starts its own redis-server and the Procfile's web process (gunicorn). For each 
 Then ``--worker-books`` books through ``--workers`` real ``rq worker`` processes from the local
 origin (FETCH_RATE=0), once with RESULT_TTL=3600 (RQ keeps each finished job and its result
 an hour) and once with the default 0: Redis bytes per stored book once the queue has drained,
-and Redis commands per book (``INFO commandstats``, before and after), the most called
-first. Then whose they are: the same books through RQ's ``SimpleWorker`` in this process (the
+by kind of key (records, statuses, the stored-at index, the rest), the same again with every
+record rewritten as a bare pickle (as stored before records were compressed: the baseline, on
+the same keys) and the ratio, and Redis commands per book (``INFO commandstats``, before and
+after), the most called first. Then once more with RESULT_TTL=0 on the real pages of
+../shared/goodreads-pages/ (when present; ``--no-real-pages`` skips it), the origin serving
+them in turn, as real records are bigger than the fixture's. Then whose the commands are: the
+same books through RQ's ``SimpleWorker`` in this process (the
 same job, RQ's same code for a job's life, without the fork), on a Redis connection that counts
 every command it sends and each round trip, and names the owner from the call stack: the
 innermost caller outside redis-py is this service's code (books/, worker/) or RQ's. The forking
 worker's extra commands (the horse's heartbeats and monitoring) are RQ's too, so RQ's share
-through real workers is their total less the service's own. Last, what storing the record
-zlib-compressed would save (not done: the stored format is a product decision).
+through real workers is their total less the service's own. First of all, the records' median
+size as stored and as a bare pickle (the real pages' when present, else the fixture's).
 """
 
 from __future__ import annotations
@@ -50,10 +56,10 @@ from rq import SimpleWorker
 from books.batches import Batches
 from books.links import BookId
 from books.queue import BookQueue
-from books.store import BookStore, dumps_record
+from books.store import ZLIB_FIRST_BYTE, BookStore, dumps_record
 from tests.origin import Origin, book_page
 from tests.processes import RedisServer, Service, tree_rss_kb, wait_until
-from worker.parser import parse_book_page
+from worker.parser import NotABookPage, parse_book_page
 
 POST_CHUNK = 10_000
 LINK = "https://www.goodreads.com/book/show/{}"
@@ -68,7 +74,21 @@ def timed(action: Callable[[], object]) -> tuple[float, object]:
 
 def redis_bytes(redis: Redis) -> int:
     """``MEMORY USAGE`` of every key, summed."""
-    total, keys = 0, []
+    return sum(redis_bytes_by_kind(redis).values())
+
+
+KEY_KINDS = (
+    ("records", b"goodreads:book:"),
+    ("statuses", b"goodreads:status:"),
+    ("stored-at index", b"goodreads:stored-at"),
+)
+
+
+def redis_bytes_by_kind(redis: Redis) -> Counter:
+    """``MEMORY USAGE`` of every key (every element counted, not sampled), summed by kind:
+    records, statuses, the stored-at index and the rest (RQ's keys, counters)."""
+    total: Counter = Counter()
+    keys: list[bytes] = []
     for key in redis.scan_iter(count=5000):
         keys.append(key)
         if len(keys) == 5000:
@@ -77,11 +97,25 @@ def redis_bytes(redis: Redis) -> int:
     return total + _usage(redis, keys)
 
 
-def _usage(redis: Redis, keys: list[bytes]) -> int:
+def _usage(redis: Redis, keys: list[bytes]) -> Counter:
     with redis.pipeline(transaction=False) as pipe:
         for key in keys:
-            pipe.memory_usage(key)
-        return sum(size or 0 for size in pipe.execute())
+            pipe.memory_usage(key, samples=0)
+        sizes = pipe.execute()
+    usage: Counter = Counter()
+    for key, size in zip(keys, sizes, strict=True):
+        kind = next((name for name, prefix in KEY_KINDS if key.startswith(prefix)), "other")
+        usage[kind] += size or 0
+    return usage
+
+
+def store_records_bare(redis: Redis) -> None:
+    """Every record rewritten as a bare pickle, as records were stored before they were
+    compressed (and are still read): the baseline on the very same keys."""
+    for key in redis.scan_iter(match="goodreads:book:*", count=1000):
+        data = redis.get(key)
+        assert data is not None and data[:1] == ZLIB_FIRST_BYTE
+        redis.set(key, zlib.decompress(data))
 
 
 def a_record(book_id: str) -> dict:
@@ -160,12 +194,15 @@ def commandstats(redis: Redis) -> Counter:
     return Counter({name: stats["calls"] for name, stats in redis.info("commandstats").items()})
 
 
-def through_workers(server: RedisServer, books: int, workers: int, result_ttl: str, folder: Path) -> dict[str, float]:
-    """Books through real workers from the local origin; bytes and commands per book."""
+def through_workers(
+    server: RedisServer, books: int, workers: int, result_ttl: str, folder: Path, pages: list[bytes] | None = None
+) -> dict[str, object]:
+    """Books through real workers from the local origin (serving the fixture page, or ``pages``
+    in turn); bytes and commands per book, and the bytes again with bare-pickle records."""
     redis = Redis(port=server.port)
     redis.flushall()
     redis.config_resetstat()
-    origin = Origin()
+    origin = Origin(page=(lambda book_id: pages[int(book_id) % len(pages)]) if pages else None)
     origin.start()
     service = Service(server.url, origin.url, folder, RESULT_TTL=result_ttl)
     try:
@@ -196,14 +233,20 @@ def through_workers(server: RedisServer, books: int, workers: int, result_ttl: s
         time.sleep(1)
         calls = commandstats(redis) - before
         redis.delete(*redis.scan_iter(match="goodreads:batch:*"))
-        per_book = redis_bytes(redis) / books
+        by_kind = redis_bytes_by_kind(redis)
     finally:
         service.stop()
         origin.stop()
+    store_records_bare(redis)
+    bare = redis_bytes(redis) / books
+    per_book = sum(by_kind.values()) / books
     return {
-        "stored_bytes_per_book": per_book,
+        "stored_bytes_per_book": round(per_book),
+        "by_kind": {kind: round(size / books) for kind, size in by_kind.most_common()},
+        "bare_pickle_bytes_per_book": round(bare),
+        "ratio_to_bare": round(per_book / bare, 3),
         "commands_per_book": sum(calls.values()) / books,
-        "top": dict(Counter({name: round(count / books, 1) for name, count in calls.most_common(8)})),  # type: ignore[dict-item]
+        "top": dict(Counter({name: round(count / books, 1) for name, count in calls.most_common(8)})),
     }
 
 
@@ -276,20 +319,23 @@ def commands_by_owner(server: RedisServer, books: int) -> dict[str, object]:
     return figures
 
 
-def compression() -> dict[str, float]:
-    """What a zlib-compressed pickle would save, over the real pages when present, else the fixture."""
-    pages = sorted(PAGES.glob("*.html")) if PAGES.exists() else []
-    records = [parse_book_page(page.read_bytes()) for page in pages] or [a_record("4242")]
-    sizes = [len(dumps_record(r)) for r in records if isinstance(r, dict)]  # type: ignore[arg-type]
-    packed = [len(zlib.compress(dumps_record(r), 6)) for r in records if isinstance(r, dict)]  # type: ignore[arg-type]
-    protocols = {
-        f"pickle_protocol_{p}": statistics.median(len(pickle.dumps(r, protocol=p)) for r in records) for p in (2, 4, 5)
-    }
+def real_pages() -> list[bytes]:
+    """The real book pages in ../shared/goodreads-pages/ (none when it is absent)."""
+    pages = [page.read_bytes() for page in sorted(PAGES.glob("*.html"))] if PAGES.exists() else []
+    return [page for page in pages if not isinstance(parse_book_page(page, BookId("1")), NotABookPage)]
+
+
+def record_sizes() -> dict[str, float]:
+    """Records as stored (a zlib-compressed pickle) and as a bare pickle, median bytes, over the
+    real pages when present, else the fixture."""
+    records = [parse_book_page(page, BookId("1")) for page in real_pages()] or [a_record("4242")]
+    bare = [len(pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL)) for r in records]
+    stored = [len(dumps_record(r)) for r in records if isinstance(r, dict)]  # type: ignore[arg-type]
     return {
-        "records": len(sizes),
-        "pickle_median_bytes": statistics.median(sizes),
-        "zlib_median_bytes": statistics.median(packed),
-        **protocols,
+        "records": len(stored),
+        "pickle_median_bytes": statistics.median(bare),
+        "stored_median_bytes": statistics.median(stored),
+        "ratio": round(statistics.median(stored) / statistics.median(bare), 3),
     }
 
 
@@ -298,12 +344,15 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--worker-books", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--no-real-pages", dest="real_pages", action="store_false", help="skip the workers' run on the real pages"
+    )
     args = parser.parse_args()
     server = RedisServer()
     server.start()
     folder = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     try:
-        print(json.dumps({"record_size": compression()}))
+        print(json.dumps({"record_size": record_sizes()}))
         for size in (int(size) for size in args.sizes.split(",") if size):
             print(json.dumps({"books": size, **one_size(server, size, folder)}), flush=True)
         if args.worker_books:
@@ -314,6 +363,11 @@ def main() -> None:
                 print(
                     json.dumps({"through_workers": args.worker_books, "RESULT_TTL": result_ttl, **figures}), flush=True
                 )
+            pages = real_pages() if args.real_pages else []
+            if pages:
+                figures = through_workers(server, args.worker_books, args.workers, "0", folder, pages)
+                run = {"through_workers": args.worker_books, "RESULT_TTL": "0", "pages": f"{len(pages)} real"}
+                print(json.dumps({**run, **figures}), flush=True)
     finally:
         server.cleanup()
 

@@ -16,6 +16,9 @@ from books.record import RECORD_FIELDS, StoredRecord
 
 # Media types by format; the response adds "; charset=utf-8" to text/csv itself.
 FORMATS = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
+# Lines are sent some 64 KB at a time rather than one by one (a line is about 2 KB): each
+# piece is one chunk of the streamed response, a write for the server and a read for the client.
+PIECE_CHARS = 64 * 1024
 
 
 def export_lines(records: Iterable[StoredRecord], export_format: str) -> Iterator[str]:
@@ -27,6 +30,20 @@ def export_lines(records: Iterable[StoredRecord], export_format: str) -> Iterato
     else:
         for record in records:
             yield json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def in_pieces(lines: Iterable[str], size: int = PIECE_CHARS) -> Iterator[str]:
+    """The lines joined into pieces of at least ``size`` characters, the last one shorter."""
+    piece: list[str] = []
+    length = 0
+    for line in lines:
+        piece.append(line)
+        length += len(line)
+        if length >= size:
+            yield "".join(piece)
+            piece, length = [], 0
+    if piece:
+        yield "".join(piece)
 
 
 def csv_value(value: Any) -> str:

@@ -10,6 +10,7 @@ import os
 import pickle
 import socket
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.test import TestResponse
 
 from app import create_app
+from books.export import in_pieces
 from books.record import RECORD_FIELDS
 from books.store import BookStore
 from tests.origin import book_page
@@ -368,9 +370,11 @@ class RunsCode:
         return (os.system, (f"touch {self.marker}",))
 
 
-def test_a_crafted_pickle_under_the_record_key_is_refused_and_runs_nothing(client, redis, tmp_path):
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_crafted_pickle_under_the_record_key_is_refused_and_runs_nothing(client, redis, tmp_path, compressed):
     marker = tmp_path / "pwned"
-    redis.set("goodreads:book:42", pickle.dumps(RunsCode(marker)))
+    crafted = pickle.dumps(RunsCode(marker))
+    redis.set("goodreads:book:42", zlib.compress(crafted) if compressed else crafted)
     response = book_info(client)
     assert response.status_code == 502
     assert response.json["status"] == "failed"
@@ -378,6 +382,13 @@ def test_a_crafted_pickle_under_the_record_key_is_refused_and_runs_nothing(clien
         "the stored record is not plain data and was refused; send the link again with ?refresh=true"
     )
     assert not marker.exists()
+
+
+def test_a_broken_compressed_record_answers_502_failed(client, redis, run_jobs):
+    fetch_books(client, run_jobs, "42")
+    redis.set("goodreads:book:42", redis.get("goodreads:book:42")[:-8])  # cut short
+    response = book_info(client)
+    assert (response.status_code, response.json["status"]) == (502, "failed")
 
 
 # Batches and exports
@@ -473,12 +484,15 @@ def test_a_batch_exports_its_stored_books_once_each_in_the_order_sent(client, or
 
 
 def test_all_books_export_as_jsonl_and_csv_with_lists_joined(client, redis, run_jobs):
-    fetch_books(client, run_jobs, "731", "732")
+    fetch_books(client, run_jobs, "731", "732", "734", "735")
     redis.set("goodreads:book:733", b"not a pickle")
+    redis.set("goodreads:book:734", b"\x78\x9c" + b"\xff" * 40)  # a broken zlib stream
+    stored = redis.get("goodreads:book:735")
+    redis.set("goodreads:book:735", zlib.decompress(stored))  # as stored before records were compressed
     response = client.get("/books")
     assert response.headers["Content-Disposition"] == 'attachment; filename="books.jsonl"'
     records = sorted(jsonl_records(response), key=lambda record: record["book_id"])
-    assert [record["book_id"] for record in records] == ["731", "732"], "a record that is not plain data is left out"
+    assert [record["book_id"] for record in records] == ["731", "732", "735"], "records not plain data are left out"
     assert records[0]["contributors"][1] == {"name": "Tom Translator", "role": "Translator"}
 
     header, *rows = csv_rows(client.get("/books?format=csv"))
@@ -488,7 +502,17 @@ def test_all_books_export_as_jsonl_and_csv_with_lists_joined(client, redis, run_
     assert row["contributors"] == "Ann Writer (Author); Tom Translator (Translator); Ida Illustrator (Illustrator)"
     assert row["genres"] == "Fantasy; Historical Fiction; Audiobook"
     assert (row["book_id"], row["rating"], row["pages"], row["published"]) == ("731", "4.12", "352", "")
+    assert len(rows) == 3
     assert row["description"] == records[0]["description"], "newlines and quotes survive CSV quoting"
+
+
+def test_export_lines_go_out_in_pieces_of_whole_lines():
+    lines = [f"{n:05}\n" for n in range(1000)]
+    pieces = list(in_pieces(lines, size=100))
+    assert "".join(pieces) == "".join(lines)
+    assert all(piece.endswith("\n") and len(piece) < 106 for piece in pieces)
+    assert all(len(piece) >= 100 for piece in pieces[:-1])
+    assert list(in_pieces([], size=100)) == []
 
 
 def test_an_export_of_nothing_is_empty_or_just_the_header(client, redis):

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import pickle
+import zlib
 
 import pytest
 import requests
@@ -53,11 +54,28 @@ def bomb() -> bytes:
     return pickle.dumps({"title": "bomb", "x": level}, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+def zlib_bomb() -> bytes:
+    """8 KB of zlib stream that would expand to 8 MB, past MAX_RECORD_BYTES (1 MB)."""
+    compressor = zlib.compressobj(9)
+    zeros = bytes(1 << 20)
+    return b"".join(compressor.compress(zeros) for _ in range(8)) + compressor.flush()
+
+
+# Stored values that are not records at all, or compressed ones that are not what they seem.
+ODD_VALUES = {
+    "917": bomb(),
+    "919": zlib_bomb(),
+    "920": b"\x78\x9c" + b"\xff" * 40,  # a broken zlib stream
+    "921": zlib.compress(pickle.dumps({"title": "nan", "rating": float("nan")})),
+}
+
+
 def store_odd_records(redis) -> list[str]:
     for book_id, value in ODD_RECORDS.items():
         redis.set(f"goodreads:book:{book_id}", pickle.dumps(value))
-    redis.set("goodreads:book:917", bomb())
-    return [*ODD_RECORDS, "917"]
+    for book_id, data in ODD_VALUES.items():
+        redis.set(f"goodreads:book:{book_id}", data)
+    return [*ODD_RECORDS, *ODD_VALUES]
 
 
 def test_half_a_surrogate_pair_is_stored_replaced_and_answered_as_valid_json(client, origin, run_jobs):
@@ -81,7 +99,7 @@ def test_a_page_whose_record_holds_nan_fails_that_attempt_with_a_reason(configur
     assert body["reason"] == "the page's record cannot be stored: nan is not a JSON number"
 
 
-@pytest.mark.parametrize("book_id", [*ODD_RECORDS, "917"])
+@pytest.mark.parametrize("book_id", [*ODD_RECORDS, *ODD_VALUES])
 def test_an_odd_stored_value_answers_502_failed_as_valid_json(client, redis, book_id):
     store_odd_records(redis)
     response = client.get("/getBookInfo", query_string={"url": LINK.format(book_id)})

@@ -1,5 +1,6 @@
-"""Record storage on a real Redis, the unpickler that refuses anything but plain values, and
-the checks that keep every record plain JSON data within its limits, written or read."""
+"""Record storage on a real Redis (a zlib-compressed pickle, records stored before as a bare
+pickle still read), the bounded decompression, the unpickler that refuses anything but plain
+values, and the checks that keep every record plain JSON data within its limits, written or read."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 import logging
 import os
 import pickle
+import tracemalloc
+import zlib
 
 import pytest
 
@@ -36,6 +39,75 @@ def test_a_record_round_trips_through_redis(redis):
     assert redis.type("goodreads:book:7") == b"string"
     outcome = redis.hgetall("goodreads:status:7")
     assert outcome[b"state"] == b"stored" and float(outcome[b"stored_at"]) > 0
+
+
+def test_a_record_is_stored_as_a_compressed_pickle_that_reads_by_hand(redis):
+    BookStore(redis).save_record("7", RECORD)
+    value = redis.get("goodreads:book:7")
+    assert value[:1] == b"\x78"
+    assert pickle.loads(zlib.decompress(value)) == RECORD
+
+
+@pytest.mark.parametrize("protocol", [2, 4, pickle.HIGHEST_PROTOCOL])
+def test_a_record_stored_before_compression_still_reads(redis, protocol):
+    store = BookStore(redis)
+    legacy = pickle.dumps(RECORD, protocol=protocol)
+    assert legacy[:1] == b"\x80"
+    redis.set("goodreads:book:7", legacy)
+    store.save_record("8", RECORD)
+    assert store.load_record("7") == RECORD
+    assert list(store.iter_records(["7", "8"])) == [RECORD, RECORD]
+
+
+COMPRESSED = zlib.compress(pickle.dumps(RECORD))
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"\x78\x9cnot a deflate stream", "a broken zlib stream"),
+        (b"\x78", "a broken zlib stream|truncated"),
+        (COMPRESSED[:-6], "truncated"),
+        (COMPRESSED + b"more", "bytes after its end"),
+        (zlib.compress(pickle.dumps(RunsCode())), "refused to load"),
+        (zlib.compress(b"not a pickle at all"), None),
+        (zlib.compress(pickle.dumps({"rating": float("nan")})), "nan is not a JSON number"),
+    ],
+    ids=["not deflate", "a lone header byte", "truncated", "trailing bytes", "code", "not a pickle", "nan"],
+)
+def test_a_broken_or_hostile_compressed_record_is_refused(redis, payload, reason):
+    if os.path.exists("/tmp/pwned-by-pickle"):
+        os.remove("/tmp/pwned-by-pickle")
+    redis.set("goodreads:book:9", payload)
+    with pytest.raises(UnsafeRecord, match=reason):
+        BookStore(redis).load_record("9")
+    assert not os.path.exists("/tmp/pwned-by-pickle")
+
+
+def test_a_zlib_bomb_is_refused_without_expanding_it():
+    """48 MB of zeros in 48 KB of stream: refused having expanded no more than MAX_RECORD_BYTES."""
+    limits = RecordLimits(max_bytes=64 * 1024, max_depth=16)
+    compressor = zlib.compressobj(9)
+    zeros = bytes(1 << 20)
+    bomb = b"".join(compressor.compress(zeros) for _ in range(48)) + compressor.flush()
+    assert len(bomb) < limits.max_bytes
+    tracemalloc.start()
+    try:
+        with pytest.raises(UnsafeRecord, match="expands to more than MAX_RECORD_BYTES"):
+            loads_record(bomb, limits)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * limits.max_bytes
+
+
+def test_a_compressed_record_may_expand_to_max_record_bytes_and_no_more():
+    value = {"d": "x" * 900}
+    size = len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    stored = zlib.compress(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    assert loads_record(stored, RecordLimits(max_bytes=size, max_depth=16)) == value
+    with pytest.raises(UnsafeRecord, match="expands to more than MAX_RECORD_BYTES"):
+        loads_record(stored, RecordLimits(max_bytes=size - 1, max_depth=16))
 
 
 def test_a_missing_record_is_none(redis):
@@ -169,6 +241,36 @@ def test_a_pickle_that_reuses_references_cannot_expand_past_the_limit():
     assert len(bomb) < 2000
     with pytest.raises(UnsafeRecord, match="bigger than MAX_RECORD_BYTES as JSON"):
         loads_record(bomb)
+
+
+def smallest_limit(value: dict) -> int:
+    """The smallest MAX_RECORD_BYTES the check lets ``value`` through with."""
+    low, high = 1, 100_000
+    while low < high:
+        middle = (low + high) // 2
+        try:
+            plain_record(value, RecordLimits(max_bytes=middle, max_depth=16))
+            high = middle
+        except UnsafeRecord:
+            low = middle + 1
+    return low
+
+
+def test_size_is_about_the_json_and_a_shared_value_is_paid_for_at_every_visit():
+    shared = ["abc", 1, 2.5, None, True, {"k": "v"}]
+    separate = {"a": list(shared), "b": [*shared[:-1], {"k": "v"}]}
+    assert abs(smallest_limit(separate) - len(json.dumps(separate, separators=(",", ":")))) < 10
+    assert smallest_limit({"a": shared, "b": shared}) == smallest_limit(separate)
+
+
+def test_the_check_copies_only_what_it_repairs():
+    clean = {"a": ["x"], "b": {"c": 1}}
+    assert plain_record(clean) is clean
+    dirty = {"a": ["x"], "b": [{"c": "\ud800"}], "\udc00": 1}
+    repaired = plain_record(dirty)
+    assert repaired == {"a": ["x"], "b": [{"c": "\ufffd"}], "\ufffd": 1}
+    assert dirty == {"a": ["x"], "b": [{"c": "\ud800"}], "\udc00": 1}, "the value given is left as it was"
+    assert repaired["a"] is dirty["a"]
 
 
 def test_a_record_refused_on_reading_answers_unsafe_record_from_the_store(redis):
