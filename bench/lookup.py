@@ -21,7 +21,7 @@ Both apps are measured alike, so that the machine's drift and the order do not f
   requests/s by tens of percent from one run to the next, but hardly changes what a request
   costs; the ratio of the two costs (reference / project) is the steadier figure.
 - "misses" is the share of the measured requests that read their record from Redis (its
-  ``GET`` calls, from ``INFO commandstats``), which should be none once the caches are warm.
+  ``GET`` calls, from ``INFO commandstats``), close to none once the caches are warm.
 - "busiest" is the largest share of the workers' CPU one worker took: each gevent worker
   keeps the keep-alive connections it accepted, so wrk's 8 connections can sit unevenly on
   the workers for a whole run (a cause of the spread with 2 and 4 workers, for both apps).
