@@ -7,7 +7,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.api import bp
 from app.dashboard import mount_dashboard
-from app.errors import register_error_handlers
+from app.errors import JsonRedirectFlask, register_error_handlers
 from app.limits import PostBudget
 from app.record_cache import RecordCache
 from books.batches import Batches
@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the app: settings, one Redis client, the book queue, the record cache, limits, routes, dashboard,
     errors."""
     settings = settings or Settings.from_env()
-    app = Flask(__name__)
+    app = JsonRedirectFlask(__name__)
     if settings.trusted_proxy_hops:
         # The client's address, scheme and host as the trusted proxies saw them (app/limits.py).
         hops = settings.trusted_proxy_hops

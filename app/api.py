@@ -5,10 +5,11 @@ from __future__ import annotations
 import hmac
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -31,6 +32,8 @@ from books.status import BookState, BookStatus, Outcome
 from books.store import BookStore, UnsafeRecord
 
 bp = Blueprint("api", __name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # GET /getBookInfo: HTTP status and message for each state of a book without a record.
 STATUS_HTTP = {
@@ -70,12 +73,22 @@ def _record_cache() -> RecordCache:
     return current_app.extensions["record_cache"]
 
 
-@bp.before_request
+def guarded_write(view: Callable[P, R]) -> Callable[P, R]:
+    """For every route that takes POST: ``guard_writes`` before the view. A decorator, not a
+    ``before_request`` hook, so that the reads (lookups above all) do not pay for a hook that
+    would only let them pass."""
+
+    @wraps(view)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        guard_writes()
+        return view(*args, **kwargs)
+
+    return guarded
+
+
 def guard_writes() -> None:
     """A POST needs one of the API tokens when ``API_TOKENS`` is set, and spends one of the
     client's ``POST_BUDGET`` requests; reads are free."""
-    if request.method != "POST":
-        return
     tokens = _queue().settings.api_tokens
     if tokens and not _bearer_token_matches(tokens):
         raise ApiError(
@@ -122,6 +135,7 @@ def _request_body() -> bytes:
 
 
 @bp.post("/parseGoodreadsLinks")
+@guarded_write
 def parse_goodreads_links() -> tuple[Response, int]:
     """Validate a JSON array of links and queue one job per book that needs one."""
     queue = _queue()

@@ -8,9 +8,9 @@ unexpected answer in the same shape, never as HTML and never with a traceback.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NoReturn
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Request, Response, jsonify
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -40,14 +40,14 @@ class ApiError(Exception):
         return response, self.status
 
 
-def register_error_handlers(app: Flask) -> None:
-    app.register_error_handler(ApiError, ApiError.response)
+class JsonRedirectFlask(Flask):
+    """Flask answering its routing redirects (``/rqstatus`` to ``/rqstatus/``, doubled slashes
+    merged) in JSON: it returns them as an HTML page, passing them by the error handlers.
+    Raised as an ``ApiError`` from ``raise_routing_exception`` (where Flask raises them, and
+    which it offers for this), they keep their status and Location; a ``before_request``
+    hook would do the same at a cost on every request."""
 
-    @app.before_request
-    def routing_redirect() -> None:
-        """Flask answers its routing redirects (``/rqstatus`` to ``/rqstatus/``, doubled
-        slashes merged) with an HTML page, passing them by the error handlers; raised here,
-        before the view would raise them, they keep their status and Location in JSON."""
+    def raise_routing_exception(self, request: Request) -> NoReturn:
         redirect = request.routing_exception
         if isinstance(redirect, RequestRedirect):
             raise ApiError(
@@ -56,6 +56,11 @@ def register_error_handlers(app: Flask) -> None:
                 f"the resource is at {redirect.new_url}",
                 {"Location": redirect.new_url},
             )
+        super().raise_routing_exception(request)
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(ApiError, ApiError.response)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[Response, int]:
