@@ -53,11 +53,13 @@ def test_other_statuses_come_back_for_the_job_to_judge(redis, settings, origin, 
 
 def test_a_same_origin_book_redirect_is_followed(redis, configure, origin):
     origin.behave("42", "redirect", "page")
-    response = fetch(redis, configure(FETCH_RATE="10"))
+    response = fetch(redis, configure(FETCH_RATE="2"))
     assert (response.status, response.url) == (200, f"{origin.url}/book/show/42.Some_Title")
     first, second = origin.fetches("42")
     assert [first.path, second.path] == ["/book/show/42", "/book/show/42.Some_Title"]
-    assert second.at - first.at >= 0.08  # each hop takes its own slot (0.1 s), less the origin threads' jitter
+    # Each hop takes its own slot, 0.5 s apart; a send can reach the origin up to some 0.2 s
+    # after its slot on a busy machine, so the arrivals are checked with that much room.
+    assert second.at - first.at >= 0.3
 
 
 # steps, setting overrides, expected status, the reason, fetches made
