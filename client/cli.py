@@ -405,6 +405,9 @@ def main(argv: list[str] | None = None) -> int:
         except Unauthorized as error:
             print(f"error: {error}", file=sys.stderr)
             return UNAUTHORIZED
+        except OutOfTime as error:  # while following or saving: the links were sent
+            print(f"Gave up waiting (--timeout): {error}", file=sys.stderr)
+            return GAVE_UP
         except ClientError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2

@@ -257,3 +257,21 @@ NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 )
 def test_retry_after_reads_seconds_and_dates(header, seconds):
     assert retry_after(header, NOW) == seconds
+
+
+def test_a_wait_past_the_timeout_while_following_is_giving_up_not_an_error(tmp_path, capsys):
+    proxy = Flask("proxy")  # the links taken, then the storage unreachable for a minute
+    proxy.post("/parseGoodreadsLinks", endpoint="post")(lambda: ({"batch_id": "b1", "results": []}, 202))
+    proxy.get("/batches/b1", endpoint="batch")(
+        lambda: ({"message": "the storage is unreachable"}, 503, {"Retry-After": "60"})
+    )
+    links = tmp_path / "links.txt"
+    links.write_text(BOOK.format(961) + "\n")
+    with served(proxy) as server:
+        assert run_client(server, links, "--wait", "--timeout", "0.5") == GAVE_UP
+    printed = capsys.readouterr().err
+    assert (
+        "Gave up waiting (--timeout): the server answered 503 (the storage is unreachable) and asked to wait "
+        "60 s, past --timeout" in printed
+    )
+    assert "error:" not in printed
