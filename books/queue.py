@@ -458,7 +458,14 @@ class BookQueue:
                 registries[registry.key] = registry
                 settled.append(abandoned_id)
         for registry in registries.values():
-            registry.cleanup()
+            # Under RQ's maintenance lock, as its workers clean, so that a job is not retried
+            # twice; a worker holding it now is cleaning, and takes these jobs (expired) too.
+            queue = registry.get_queue()
+            if queue.acquire_maintenance_lock():
+                try:
+                    registry.cleanup()
+                finally:
+                    queue.release_maintenance_lock()
         dead = Worker.find_by_key(Worker.redis_worker_namespace_prefix + worker_name, connection=self.redis)
         if dead is not None:
             for name in dead.queue_names():

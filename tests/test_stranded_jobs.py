@@ -122,6 +122,21 @@ def test_the_jobs_of_a_dead_worker_are_retried_as_rq_retries_abandoned_jobs_and_
     assert queue.settle_dead_worker("never-ran") == []
 
 
+def test_a_dead_worker_s_jobs_are_left_expired_to_the_worker_cleaning_the_registries_now(redis, settings):
+    """RQ's maintenance lock held by another worker: that worker retries them, not a second time here."""
+    queue = BookQueue(redis, settings)
+    queue.enqueue_books([BookId("7")])
+    dead = BookWorker([queue.rq_queue], connection=redis)
+    dead.register_birth()
+    start_job(queue, dead, "7")
+    assert queue.rq_queue.acquire_maintenance_lock()
+
+    assert queue.settle_dead_worker(dead.name) == ["book-7"]
+
+    assert Job.fetch("book-7", connection=redis).get_status() == JobStatus.STARTED
+    assert queue.rq_queue.started_job_registry.get_expired_job_ids() == ["book-7"]
+
+
 WORKER_WITH_A_HORSE = """
 import os, time
 from worker.rq_worker import die_with_parent

@@ -48,7 +48,7 @@ def test_unusable_values_are_refused_naming_the_variable(env, variable):
         Settings.from_env(env)
 
 
-def supervise(tmp_path, child_code: str, delay_max: float = 30) -> subprocess.Popen:
+def supervise(tmp_path, child_code: str, delay_max: float = 30, **env: str) -> subprocess.Popen:
     """A Supervisor in a process of its own (signal handlers need a main thread), running a
     Python child that notes each start in ``starts``."""
     script = (
@@ -56,7 +56,7 @@ def supervise(tmp_path, child_code: str, delay_max: float = 30) -> subprocess.Po
         f"child = [sys.executable, '-c', {child_code!r}]; "
         f"sys.exit(Supervisor(child, {delay_max}).run())"
     )
-    return subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env={"PYTHONPATH": str(ROOT)})
+    return subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env={"PYTHONPATH": str(ROOT), **env})
 
 
 def starts(tmp_path) -> int:
@@ -86,7 +86,10 @@ def test_each_worker_is_named_and_told_the_name_of_the_one_before(tmp_path):
     note = (
         "import os, sys; open('names', 'a').write(f\"{sys.argv[1:]} {os.environ.get('BOOK_WORKER_PREDECESSOR')}\\n\"); "
     )
-    supervisor = supervise(tmp_path, NOTE_START + note + "raise SystemExit(1)", delay_max=1)
+    # A predecessor named in the supervisor's own environment is no worker it ran: not passed on.
+    supervisor = supervise(
+        tmp_path, NOTE_START + note + "raise SystemExit(1)", delay_max=1, BOOK_WORKER_PREDECESSOR="outsider"
+    )
     try:
         wait_until(lambda: starts(tmp_path) >= 3, 20, 0.05, "three starts")
     finally:

@@ -120,7 +120,9 @@ class Supervisor:
         if not self.names_workers:
             return subprocess.Popen(self.command)
         predecessor, self.child_name = self.child_name, uuid.uuid4().hex
-        env = {**os.environ, PREDECESSOR_VARIABLE: predecessor} if predecessor else None
+        env = {name: value for name, value in os.environ.items() if name != PREDECESSOR_VARIABLE}
+        if predecessor:
+            env[PREDECESSOR_VARIABLE] = predecessor
         return subprocess.Popen([*self.command, "--name", self.child_name], env=env)
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
