@@ -1,7 +1,7 @@
 """Lookups: GET /getBookInfo for 1,000 stored books with rotating link forms, against a bare
 Flask route returning a constant JSON body under the same gunicorn command.
 
-    pipenv run python bench/lookup.py [--seconds 10] [--rounds 3] [--warmup 5] [--connections 8]
+    pipenv run python bench/lookup.py [--seconds 10] [--rounds 3] [--warmup 5] [--connections 8] [--workers 1,2,4]
 
 Needs wrk (apt-get install wrk). Starts its own redis-server, stores 1,000 records (the
 fixture page, parsed), and serves both apps at once, each with 1, 2 and 4 (Compose's
@@ -171,24 +171,26 @@ def spread(values: list[float], form: str) -> str:
     return f"{statistics.median(values):{form}} ({min(values):{form}}-{max(values):{form}})"
 
 
-def compare(redis_server: RedisServer, folder: Path, script: Path, workers: int, args: argparse.Namespace) -> None:
+def compare(
+    redis_server: RedisServer, folder: Path, script: Path, workers: int, args: argparse.Namespace, apps: dict[str, str]
+) -> None:
     """Both apps with this many workers: a line each, and their ratios."""
     assert redis_server.process is not None
     services = {}
-    for name in APPS:
+    for name in apps:
         log_dir = folder / f"{name}-{workers}"
         log_dir.mkdir()
         services[name] = Service(redis_server.url, "http://127.0.0.1:9", log_dir, WEB_CONCURRENCY=str(workers))
     try:
         for name, service in services.items():
-            service.start_web(APPS[name])
-        measured: dict[str, list[Measured]] = {name: [] for name in APPS}
+            service.start_web(apps[name])
+        measured: dict[str, list[Measured]] = {name: [] for name in apps}
         cold = {
             name: measure(service, redis_server.process.pid, script, args.warmup, args.connections)
             for name, service in services.items()
         }
         for round_number in range(args.rounds):
-            order = list(APPS) if round_number % 2 == 0 else list(reversed(APPS))
+            order = list(apps) if round_number % 2 == 0 else list(reversed(apps))
             for name in order:
                 measured[name].append(
                     measure(services[name], redis_server.process.pid, script, args.seconds, args.connections)
@@ -226,6 +228,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="measured runs per app and number of workers")
     parser.add_argument("--warmup", type=int, default=5, help="length of the uncounted first run against each app")
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--workers", default="1,2,4", help="the numbers of gunicorn workers to measure with")
+    parser.add_argument(
+        "--reference-body",
+        choices=("constant", "record"),
+        default="constant",
+        help="the reference answers a small constant body, or the same bytes as a lookup of the fixture book",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("needs wrk: apt-get install wrk")
@@ -236,6 +245,7 @@ def main() -> None:
     try:
         store_books(Redis(port=redis_server.port))
         script = wrk_script(folder)
+        apps = {**APPS, "reference": f"bench.reference_app:create_app({args.reference_body!r})"}
         print(
             f"{BOOKS} stored books, {args.connections} connections; per app and number of workers a "
             f"{args.warmup} s warm-up (cold), then {args.rounds} alternating runs of {args.seconds} s: "
@@ -245,8 +255,8 @@ def main() -> None:
             f"{'workers':>7} {'app':>9} {'req/s':>22} {'cold':>7} {'p50 ms':>6} {'p99 ms':>6} "
             f"{'CPU ms/1000 req':>16} {'busiest':>7} {'misses':>6}"
         )
-        for workers in (1, 2, 4):
-            compare(redis_server, folder, script, workers, args)
+        for workers in (int(count) for count in args.workers.split(",")):
+            compare(redis_server, folder, script, workers, args, apps)
     finally:
         redis_server.cleanup()
         scratch.cleanup()

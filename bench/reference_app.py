@@ -1,15 +1,26 @@
-"""The lookup benchmark's reference: a bare Flask route answering a constant JSON body."""
+"""The lookup benchmark's reference: a bare Flask route answering a constant JSON body, either
+a small one or, with ``create_app("record")``, the bytes a lookup of the fixture book answers
+(so that the comparison leaves out what a larger answer costs to send)."""
 
-from flask import Flask, jsonify
+import json
+
+from flask import Flask, Response, jsonify
+
+from tests.origin import book_page
+from worker.parser import parse_book_page
 
 
-def create_app() -> Flask:
+def create_app(body: str = "constant") -> Flask:
     app = Flask(__name__)
-    body = {"book_id": "1", "title": "A constant answer"}
+    small = {"book_id": "1", "title": "A constant answer"}
+    record = parse_book_page(book_page("100000"), "100000")
+    record_body = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
     @app.get("/getBookInfo")
     def constant():
-        return jsonify(body)
+        if body == "record":
+            return Response(record_body, 200, mimetype="application/json")
+        return jsonify(small)
 
     @app.get("/healthz")
     def healthz():
