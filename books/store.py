@@ -130,59 +130,38 @@ class _PlainWalk:
         # Made when first needed, as most containers hold no container and need no repair:
         inner: list[tuple[Any, Any]] | None = None  # (key or index, container) to walk next
         fixed: dict[Any, Any] | None = None  # key or index -> its replaced value
-        if type(value) is dict:
-            for key, item in value.items():
+        is_dict = type(value) is dict
+        for key, item in value.items() if isinstance(value, dict) else enumerate(value):
+            if is_dict:
                 if type(key) is not str:
                     raise UnsafeRecord(f"a {type(key).__name__} key is not plain JSON data")
                 cost += len(key) + 4  # quotes, colon, comma
                 if not key.isascii() and _clean_text(key) is not key:
                     fixed = fixed or {}
                     fixed.setdefault(key, item)  # the key is replaced as the dict is copied
-                kind = type(item)
-                if kind is str:
-                    cost += len(item) + 2
-                    if not item.isascii() and _clean_text(item) is not item:
-                        fixed = fixed or {}
-                        fixed[key] = _clean_text(item)
-                elif kind is int:
-                    if not -_INT_BOUND <= item < _INT_BOUND:
-                        raise UnsafeRecord("an integer beyond 64 bits")
-                    cost += len(repr(item))
-                elif kind is float:
-                    if not math.isfinite(item):
-                        raise UnsafeRecord(f"{item} is not a JSON number")
-                    cost += len(repr(item))
-                elif item is None or kind is bool:
-                    cost += 5
-                elif kind is list or kind is dict:
-                    inner = inner or []
-                    inner.append((key, item))
-                else:
-                    raise UnsafeRecord(f"a {kind.__name__} is not plain JSON data")
-        else:
-            for index, item in enumerate(value):
+            else:
                 cost += 1  # the comma
-                kind = type(item)
-                if kind is str:
-                    cost += len(item) + 2
-                    if not item.isascii() and _clean_text(item) is not item:
-                        fixed = fixed or {}
-                        fixed[index] = _clean_text(item)
-                elif kind is int:
-                    if not -_INT_BOUND <= item < _INT_BOUND:
-                        raise UnsafeRecord("an integer beyond 64 bits")
-                    cost += len(repr(item))
-                elif kind is float:
-                    if not math.isfinite(item):
-                        raise UnsafeRecord(f"{item} is not a JSON number")
-                    cost += len(repr(item))
-                elif item is None or kind is bool:
-                    cost += 5
-                elif kind is list or kind is dict:
-                    inner = inner or []
-                    inner.append((index, item))
-                else:
-                    raise UnsafeRecord(f"a {kind.__name__} is not plain JSON data")
+            kind = type(item)
+            if kind is str:
+                cost += len(item) + 2
+                if not item.isascii() and _clean_text(item) is not item:
+                    fixed = fixed or {}
+                    fixed[key] = _clean_text(item)
+            elif kind is int:
+                if not -_INT_BOUND <= item < _INT_BOUND:
+                    raise UnsafeRecord("an integer beyond 64 bits")
+                cost += len(repr(item))
+            elif kind is float:
+                if not math.isfinite(item):
+                    raise UnsafeRecord(f"{item} is not a JSON number")
+                cost += len(repr(item))
+            elif item is None or kind is bool:
+                cost += 5
+            elif kind is list or kind is dict:
+                inner = inner or []
+                inner.append((key, item))
+            else:
+                raise UnsafeRecord(f"a {kind.__name__} is not plain JSON data")
         self.spend(cost)
         for key, item in inner or ():
             checked = self.container(item, depth + 1)
