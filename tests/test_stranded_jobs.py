@@ -26,8 +26,11 @@ from tests.processes import ROOT, running, wait_until
 from worker.rq_worker import BookWorker
 
 
-def start_job(queue: BookQueue, worker: BookWorker, book_id: str) -> Execution:
-    """Take the book's job as RQ's worker and work horse do, up to the moment the fetch begins."""
+def start_job(queue: BookQueue, book_id: str) -> tuple[BookWorker, Execution]:
+    """A new worker takes the book's job, as RQ's worker and work horse do, up to the moment
+    the fetch begins."""
+    worker = BookWorker([queue.rq_queue], connection=queue.redis)
+    worker.register_birth()
     found = Queue.dequeue_any([queue.rq_queue], None, connection=queue.redis)
     assert found is not None
     job, _ = found
@@ -35,15 +38,13 @@ def start_job(queue: BookQueue, worker: BookWorker, book_id: str) -> Execution:
     execution = worker.prepare_execution(job)
     worker.prepare_job_execution(job)
     queue.store.count_attempt(book_id)
-    return execution
+    return worker, execution
 
 
 def test_a_job_its_worker_no_longer_runs_goes_back_to_the_front_of_the_queue_unspent(redis, settings, origin, run_jobs):
     queue = BookQueue(redis, settings)
     queue.enqueue_books([BookId("7"), BookId("8")])
-    worker = BookWorker([queue.rq_queue], connection=redis)
-    worker.register_birth()
-    start_job(queue, worker, "7")
+    worker, _ = start_job(queue, "7")
     worker.executions.clear()  # its end went to another server: here it still looks started
     assert queue.state(BookId("7")).status == BookStatus.RUNNING
 
@@ -66,9 +67,7 @@ def test_a_job_its_worker_no_longer_runs_goes_back_to_the_front_of_the_queue_uns
 def test_the_jobs_a_worker_runs_are_left_alone(redis, settings):
     queue = BookQueue(redis, settings)
     queue.enqueue_books([BookId("7")])
-    worker = BookWorker([queue.rq_queue], connection=redis)
-    worker.register_birth()
-    execution = start_job(queue, worker, "7")
+    worker, execution = start_job(queue, "7")
 
     assert queue.requeue_stranded(worker.name, [execution.composite_key]) == []
     assert queue.requeue_stranded("another-worker") == []
@@ -81,9 +80,7 @@ def test_the_jobs_a_worker_runs_are_left_alone(redis, settings):
 def test_a_job_that_is_over_is_only_cleared_from_the_workers_executions(redis, settings):
     queue = BookQueue(redis, settings)
     queue.enqueue_books([BookId("7")])
-    worker = BookWorker([queue.rq_queue], connection=redis)
-    worker.register_birth()
-    start_job(queue, worker, "7")
+    worker, _ = start_job(queue, "7")
     worker.executions.clear()
     redis.hset(Job.key_for("book-7"), "status", JobStatus.FAILED)
 
@@ -98,12 +95,8 @@ def test_the_jobs_of_a_dead_worker_are_retried_as_rq_retries_abandoned_jobs_and_
     settings = configure(RETRY_INTERVALS="15")
     queue = BookQueue(redis, settings)
     queue.enqueue_books([BookId("7"), BookId("8")])
-    dead = BookWorker([queue.rq_queue], connection=redis)
-    dead.register_birth()
-    start_job(queue, dead, "7")
-    alive = BookWorker([queue.rq_queue], connection=redis)
-    alive.register_birth()
-    start_job(queue, alive, "8")
+    dead, _ = start_job(queue, "7")
+    alive, _ = start_job(queue, "8")
     lock = RQScheduler.get_locking_key(queue.name)
     redis.set(lock, scheduler_name(dead.name))  # its scheduler, not yet gone, holds the lock
     other_lock = RQScheduler.get_locking_key(queue.refresh_queue.name)
@@ -126,9 +119,7 @@ def test_a_dead_worker_s_jobs_are_left_expired_to_the_worker_cleaning_the_regist
     """RQ's maintenance lock held by another worker: that worker retries them, not a second time here."""
     queue = BookQueue(redis, settings)
     queue.enqueue_books([BookId("7")])
-    dead = BookWorker([queue.rq_queue], connection=redis)
-    dead.register_birth()
-    start_job(queue, dead, "7")
+    dead, _ = start_job(queue, "7")
     assert queue.rq_queue.acquire_maintenance_lock()
 
     assert queue.settle_dead_worker(dead.name) == ["book-7"]
