@@ -99,7 +99,9 @@ class WorkerBoundScheduler(RQScheduler):
 
 
 class BookWorker(Worker):
-    """RQ's ``Worker`` with a ``WorkerBoundScheduler``, paced to the shared request rate."""
+    """RQ's ``Worker`` with a ``WorkerBoundScheduler``, paced to the shared request rate, whose
+    work horses die with it, and which takes up the jobs a dead predecessor or a failover
+    left looking ``started``."""
 
     pacing_backoff = 0.0
     master_seen: tuple[str, int] | None = None
