@@ -16,7 +16,10 @@ MAX_LINK_LENGTH = 2048
 CANONICAL_ORIGIN = "https://www.goodreads.com"
 GOODREADS_HOSTS = frozenset({"goodreads.com", "www.goodreads.com", "m.goodreads.com"})
 
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+# A link's parts in one match (every part is optional, so any text matches): the scheme and
+# the "//" that must follow it, the authority (the host, and any user information or port,
+# which are refused), and the path without any query or fragment.
+_LINK_PARTS = re.compile(r"(?:([A-Za-z][A-Za-z0-9+.\-]*):(//)?)?([^/?#]*)([^?#]*)")
 # An optional locale segment (en, fr, zh-TW), /book/show/<id>, an optional slug
 # (".The_Hobbit", "-the-hobbit"), an optional trailing slash.
 _BOOK_PATH = re.compile(r"(?:/[a-z]{2,3}(?:[-_][A-Za-z]{2,4})?)?/book/show/(?P<id>[^/.\-_]+)(?:[.\-_][^/]*)?/?")
@@ -48,25 +51,17 @@ def parse_link(value: object) -> BookId | Refusal:
     if _BAD_CHARACTERS.search(text):
         return Refusal("the link contains spaces, control characters or backslashes")
 
-    scheme = _SCHEME.match(text)
-    if scheme:
-        name = scheme.group(1).lower()
-        if name not in ("http", "https"):
-            return Refusal(f"the scheme {name!r} is not http or https")
-        rest = text[scheme.end() :]
-        if not rest.startswith("//"):
+    scheme, slashes, authority, path = _LINK_PARTS.match(text).groups()  # type: ignore[union-attr]
+    if scheme is not None:
+        if scheme.lower() not in ("http", "https"):
+            return Refusal(f"the scheme {scheme.lower()!r} is not http or https")
+        if slashes is None:
             return Refusal("the link has no host after its scheme")
-        rest = rest[2:]
-    else:
-        rest = text
-
-    authority, path = _split_authority(rest)
     if "@" in authority:
         return Refusal("a link with user information is not accepted")
     if ":" in authority:
         return Refusal("a link with an explicit port is not accepted")
-    host = authority.lower()
-    if host not in GOODREADS_HOSTS:
+    if authority.lower() not in GOODREADS_HOSTS:
         return Refusal(f"{authority!r} is not a Goodreads host")
 
     return parse_book_path(path)
@@ -86,21 +81,6 @@ def parse_book_path(path: str) -> BookId | Refusal:
 def canonical_url(book_id: BookId, origin: str = CANONICAL_ORIGIN) -> str:
     """The one link that names a book: ``<origin>/book/show/<id>``."""
     return f"{origin}/book/show/{book_id}"
-
-
-def _split_authority(rest: str) -> tuple[str, str]:
-    """Split ``host/path?query#fragment`` into the host part and the bare path."""
-    end = len(rest)
-    for mark in "/?#":
-        position = rest.find(mark)
-        if position != -1:
-            end = min(end, position)
-    authority, remainder = rest[:end], rest[end:]
-    for mark in "?#":
-        position = remainder.find(mark)
-        if position != -1:
-            remainder = remainder[:position]
-    return authority, remainder
 
 
 def _json_type(value: object) -> str:
