@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
+from urllib.parse import unquote_plus
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -207,7 +208,7 @@ def parse_goodreads_links() -> tuple[Response, int]:
 @bp.get("/getBookInfo")
 def get_book_info() -> Response | tuple[Response, int]:
     """The stored record of a book, or where the book stands."""
-    urls = request.args.getlist("url")
+    urls = _url_parameters()
     if not urls:
         raise ApiError(400, "missing_url", "give the book's link as ?url=<link>")
     if len(urls) > 1:
@@ -231,7 +232,7 @@ def get_book_info() -> Response | tuple[Response, int]:
             ),
         )
     if body is not None:
-        return Response(body, 200, mimetype="application/json")
+        return Response(body, 200, content_type="application/json")
     if state is None or state.status == BookStatus.STORED:  # its record gone since
         state = BookState(BookStatus.UNKNOWN)
     return _state_response(book_id, state)
@@ -331,6 +332,16 @@ def _echo(link: object) -> str | None:
         return json.dumps(link, ensure_ascii=False, separators=(",", ":"))[:ECHOED_LINK_LENGTH]
     except RecursionError:  # nested almost as deep as json.loads allows: too deep to write back
         return None
+
+
+def _url_parameters() -> list[str]:
+    """The query's ``url`` parameters, as ``request.args.getlist("url")`` decodes them. A
+    lookup's query is nearly always ``url=<link>`` alone, and that one is decoded directly:
+    building ``request.args`` would cost the lookup more than the rest of its own work."""
+    query = request.query_string
+    if query.startswith(b"url=") and b"&" not in query:
+        return [unquote_plus(query[4:].decode(), errors="werkzeug.url_quote")]
+    return request.args.getlist("url")
 
 
 def _record_body(store: BookStore, book_id: BookId) -> bytes | None:

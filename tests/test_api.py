@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import request
 from flask.testing import FlaskClient
 from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.test import TestResponse
 
 from app import create_app
+from app.api import _url_parameters
 from books.export import in_pieces
 from books.record import RECORD_FIELDS
 from books.store import BookStore
@@ -254,6 +256,32 @@ def test_a_long_link_is_echoed_shortened_in_the_answer_and_the_batch(client):
 )
 def test_a_lookup_without_exactly_one_valid_link_is_refused(client, query, code, message):
     assert assert_error(client.get("/getBookInfo", query_string=query), 400, code)["message"] == message
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        b"url=https%3A%2F%2Fwww.goodreads.com%2Fbook%2Fshow%2F42",
+        b"url=goodreads.com/book/show/42?a=b",
+        b"url=a+b%20c%2B",
+        b"url=%C3%A9%E2%82%AC",
+        b"url=%FF%FEx",  # not UTF-8: the bytes stay percent-encoded
+        b"url=%zz%4",
+        b"url=",
+        b"url=x=y",
+        b"url=\xc3\xa9",
+        b"url=1&url=2",
+        b"url=1&ref=2",
+        b"ref=2&url=1",
+        b"%75rl=1",
+        b"url",
+        b"URL=1",
+        b"",
+    ],
+)
+def test_the_link_is_read_from_the_query_as_flask_reads_it(app, query):
+    with app.test_request_context("/getBookInfo", environ_overrides={"QUERY_STRING": query.decode("latin-1")}):
+        assert _url_parameters() == request.args.getlist("url")
 
 
 def test_a_book_never_submitted_is_unknown(client):
