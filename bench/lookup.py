@@ -1,7 +1,7 @@
 """Lookups: GET /getBookInfo for 1,000 stored books with rotating link forms, against a bare
 Flask route returning a constant JSON body under the same gunicorn command.
 
-    pipenv run python bench/lookup.py [--seconds 10] [--rounds 3] [--warmup 5] [--connections 8] [--workers 1,2,4]
+    pipenv run python bench/lookup.py [--seconds 5] [--rounds 6] [--warmup 5] [--connections 8] [--workers 1,2,4]
 
 Needs wrk (apt-get install wrk). Starts its own redis-server, stores 1,000 records (the
 fixture page, parsed), and serves both apps at once, each with 1, 2 and 4 (Compose's
@@ -12,9 +12,11 @@ Both apps are measured alike, so that the machine's drift and the order do not f
 - a warm-up run of ``--warmup`` seconds against each, not counted in the ratio: each web
   process of the service fills its record cache there (a long-running service answers from
   a full one; a fresh process misses each book once). Its rate is printed, as "cold".
-- then ``--rounds`` rounds of ``--seconds`` each, alternating which app goes first; the
-  figures are the medians over the rounds, with their spread (min-max), and the ratio is
-  that of the medians.
+- then ``--rounds`` rounds of ``--seconds`` each: one run of each app, back to back,
+  alternating which goes first. Each app's figures are the medians over the rounds, with
+  their spread (min-max). The ratios are taken round by round, the two runs of a round being
+  side by side in time, so that the machine's drift over a longer span cancels out; the
+  ratio printed is the median of the rounds' ratios, with their spread.
 - CPU per 1,000 requests: the user and system CPU time of the app's gunicorn processes
   (master and workers) and of redis-server during each run, divided by the requests wrk
   counted. wrk and whatever else runs on the machine take CPU from the apps, which moves
@@ -202,30 +204,26 @@ def compare(
     finally:
         for service in services.values():
             service.stop()
-    medians = {}
     for name, runs in measured.items():
         rps = [m.run.rps for m in runs]
         misses = sum(m.redis_gets for m in runs) / sum(m.run.requests for m in runs)
         cpu = [m.cpu_ms_per_1000 for m in runs]
-        medians[name] = (statistics.median(rps), statistics.median(cpu))
         print(
             f"{workers:>7} {name:>9} {spread(rps, ',.0f'):>22} {cold[name].run.rps:>7,.0f} "
             f"{statistics.median([m.run.p50_ms for m in runs]):>6.2f} "
             f"{statistics.median([m.run.p99_ms for m in runs]):>6.2f} {spread(cpu, '.0f'):>16} "
             f"{max(m.busiest for m in runs):>7.0%} {misses:>6.1%}"
         )
-    (ours_rps, ours_cpu), (reference_rps, reference_cpu) = medians["project"], medians["reference"]
-    per_round = [o.run.rps / r.run.rps for o, r in zip(measured["project"], measured["reference"], strict=True)]
-    print(
-        f"{'':>7} {'ratio':>9} requests/s {ours_rps / reference_rps:.0%} (rounds {min(per_round):.0%}-"
-        f"{max(per_round):.0%}), CPU per request {reference_cpu / ours_cpu:.0%}"
-    )
+    rounds = list(zip(measured["project"], measured["reference"], strict=True))
+    speed = [ours.run.rps / reference.run.rps for ours, reference in rounds]
+    cost = [reference.cpu_ms_per_1000 / ours.cpu_ms_per_1000 for ours, reference in rounds]
+    print(f"{'':>7} {'ratio':>9} requests/s {spread(speed, '.0%')}, CPU per request {spread(cost, '.0%')}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10, help="length of each measured run")
-    parser.add_argument("--rounds", type=int, default=3, help="measured runs per app and number of workers")
+    parser.add_argument("--seconds", type=int, default=5, help="length of each measured run")
+    parser.add_argument("--rounds", type=int, default=6, help="measured runs per app and number of workers")
     parser.add_argument("--warmup", type=int, default=5, help="length of the uncounted first run against each app")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", default="1,2,4", help="the numbers of gunicorn workers to measure with")
