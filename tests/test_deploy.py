@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
+import runpy
 import subprocess
 
 from books.settings import Settings
@@ -83,3 +85,13 @@ def test_no_secrets_in_the_example_environment():
         if line and not line.startswith("#")
     )
     assert example["RQ_DASHBOARD_PASSWORD"] == ""
+
+
+def test_a_web_worker_keeps_what_it_loaded_out_of_the_garbage_collectors_walks():
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert gc.get_freeze_count() == 0
+    try:
+        config["post_worker_init"](None)
+        assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()
