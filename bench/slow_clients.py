@@ -2,9 +2,11 @@
 and 100 sockets trickle their headers or POST bodies a byte every 2 s (half of each), beside
 the bare Flask route of bench/reference_app.py under the same gunicorn command and storm.
 
-    pipenv run python bench/slow_clients.py [--seconds 10] [--connections 8] [--workers 4]
+    pipenv run python bench/slow_clients.py [--seconds 10] [--warmup 5] [--connections 8] [--workers 4]
 
-Needs wrk (apt-get install wrk). Starts its own redis-server; everything on loopback.
+Needs wrk (apt-get install wrk). Starts its own redis-server; everything on loopback. Each
+app is started afresh for each storm and first warmed up by an uncounted run of lookups, so
+that the service answers from full record caches, as a running one does.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ APPS = {"project": "app:create_app()", "reference": "bench.reference_app:create_
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=5, help="length of the uncounted first run against each app")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (Compose runs 4)")
     args = parser.parse_args()
@@ -51,6 +54,7 @@ def main() -> None:
                 service = Service(redis_server.url, "http://127.0.0.1:9", folder, WEB_CONCURRENCY=str(args.workers))
                 service.start_web(app)
                 try:
+                    run_wrk_latencies(service.url, script, args.warmup, args.connections)
                     with SlowClients(service.port, headers=slow // 2, bodies=slow - slow // 2, interval=2.0):
                         rps, p50, p99, errors = run_wrk_latencies(service.url, script, args.seconds, args.connections)
                     if errors:
