@@ -83,8 +83,22 @@ class WrkRun:
 
 
 def wrk_run(url: str, script: Path, seconds: int, connections: int) -> WrkRun:
+    # wrk on the machine's last CPU: left to the scheduler, its two threads sometimes share a
+    # core with a single gunicorn worker for a whole run, and halve that run's rate.
     output = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        [
+            "taskset",
+            "-c",
+            str((os.cpu_count() or 1) - 1),
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
         capture_output=True,
         text=True,
         check=True,
