@@ -10,8 +10,10 @@ import pytest
 
 from books.origin import OriginHealth, OriginState
 from books.settings import ConfigError, Settings
+from tests.origin import CHALLENGE_PAGE, FIXTURES, WAF_SCRIPT, book_page, with_waf_script
 from tests.proxy import ForwardProxy
 from worker.fetch import OriginResponse, origin_trouble
+from worker.parser import NotABookPage, has_book_data, parse_book_page
 
 SECRET = "s3cr3t-session-value"
 
@@ -45,6 +47,51 @@ def test_answers_about_the_origin(response, state, words):
 @pytest.mark.parametrize("response", [answer(503), answer(500), answer(404), answer(200, b"<html>a book</html>")])
 def test_answers_about_the_book(response):
     assert origin_trouble(response) is None
+
+
+# What each fixture page is once it loads AWS WAF's challenge script: a book's page stays a
+# book's, a sign-in page a sign-in wall; a small page with no book in it is the challenge.
+TAGGED_FIXTURES = {
+    "next_apollo.html": None,
+    "next_apollo_sparse.html": None,
+    "next_markup_only.html": None,
+    "legacy.html": None,
+    "legacy_kindle.html": None,
+    "signin_wall.html": None,
+    "amazon_signin.html": None,
+    "no_book_data.html": OriginState.CHALLENGE,
+}
+
+
+def test_every_fixture_page_is_classified():
+    assert sorted(TAGGED_FIXTURES) == sorted(path.name for path in FIXTURES.glob("*.html"))
+
+
+@pytest.mark.parametrize("where", ["head", "body"])
+@pytest.mark.parametrize(("name", "state"), TAGGED_FIXTURES.items())
+def test_a_page_loading_the_challenge_script_is_a_challenge_only_without_a_book(name, state, where):
+    plain = (FIXTURES / name).read_bytes()
+    tagged = with_waf_script(plain, where)
+    assert WAF_SCRIPT in tagged and len(tagged) == len(plain) + len(WAF_SCRIPT)
+    assert origin_trouble(answer(200, plain)) is None
+    trouble = origin_trouble(answer(200, tagged))
+    assert (trouble and trouble.state) == state
+    if state is None:  # read as if the script were not there
+        assert parse_book_page(tagged, "1") == parse_book_page(plain, "1")
+        assert has_book_data(tagged) == (not isinstance(parse_book_page(plain, "1"), NotABookPage))
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        answer(200, CHALLENGE_PAGE),  # the interstitial alone
+        answer(202, with_waf_script(book_page("1"))),  # a book's page, but the WAF's status
+        answer(200, with_waf_script(book_page("1")), waf="challenge"),  # ... or its header
+    ],
+)
+def test_the_true_challenge_still_is_one(response):
+    trouble = origin_trouble(response)
+    assert trouble is not None and trouble.state == OriginState.CHALLENGE
 
 
 @pytest.mark.parametrize(

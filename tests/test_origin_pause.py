@@ -92,9 +92,34 @@ def test_a_challenge_that_lifts_costs_only_probes_and_every_book_is_stored_once(
     assert warnings(service, "origin resumed: Goodreads serves pages again") == 1
 
 
+def test_book_pages_loading_the_challenge_script_are_stored_and_never_pause(make_service, origin, redis):
+    """goodreads.com's ordinary pages load AWS WAF's challenge.js since September 2026: books."""
+    origin.everyone("wafscript")
+    service = make_service(workers=2, FETCH_RATE="20")
+    books = links(600, 10)
+    requests.post(f"{service.url}/parseGoodreadsLinks", json=books, timeout=10)
+
+    def stored():
+        answers = states(service, books)
+        assert not any(a.get("status") == "paused" for a in answers), answers
+        return all("title" in a for a in answers)
+
+    wait_until(stored, 30, 0.2, "every book to be stored")
+    assert sorted(a.book_id for a in origin.fetches()) == sorted(str(600 + n) for n in range(10))  # once each
+    assert not redis.hexists("goodreads:origin", "since")  # the origin's state never changed
+    service.stop()
+    assert warnings(service, "origin paused: every worker stops fetching") == 0
+
+
 @pytest.mark.parametrize(
     ("step", "words"),
-    [("challenge", "challenge"), ("challengepage", "challenge page"), ("captcha", "CAPTCHA"), ("403", "refused")],
+    [
+        ("challenge", "challenge"),
+        ("challengepage", "challenge page"),
+        ("interstitial", "HTTP 200 (a bot challenge, a challenge page)"),
+        ("captcha", "CAPTCHA"),
+        ("403", "refused"),
+    ],
 )
 def test_every_kind_of_no_pauses_the_fleet(make_service, origin, step, words):
     origin.everyone(step)

@@ -57,9 +57,21 @@ def parse_book_page(page: bytes | str, requested_id: str | None = None) -> PageR
     if record is not None and record["title"]:
         return record
 
-    if _looks_like_sign_in(data):
+    if looks_like_sign_in(data):
         return NotABookPage("sign_in_wall", "Goodreads answered with a sign-in page")
     return NotABookPage("no_book_data", "the page holds no book data")
+
+
+def has_book_data(page: bytes) -> bool:
+    """Whether the page carries a book's data in a layout the parser reads: a ``__NEXT_DATA__``
+    Book, a JSON-LD Book or a legacy ``#bookTitle``. Such a page is a book page whatever
+    scripts it loads (since September 2026 every goodreads.com page loads AWS WAF's
+    challenge script), so a bot challenge is told from a book by this. No tree is built."""
+    next_data = _script_json(page, _content_start(page, b"script", b'id="__NEXT_DATA__"'))
+    state = _dig(next_data, "props", "pageProps", "apolloState")
+    if isinstance(state, dict) and _page_book(state) is not None:
+        return True
+    return _json_ld_book(page) is not None or b'id="bookTitle"' in page
 
 
 # --- Current layout: __NEXT_DATA__ → apolloState -----------------------------------------
@@ -524,7 +536,8 @@ _SIGN_IN_MARKERS = (
 )
 
 
-def _looks_like_sign_in(page: bytes) -> bool:
+def looks_like_sign_in(page: bytes) -> bool:
+    """Whether the page is Goodreads' or Amazon's sign-in page (its first 20 KB tell)."""
     head = page[:20000]
     return any(marker in head for marker in _SIGN_IN_MARKERS)
 
