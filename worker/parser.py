@@ -200,20 +200,25 @@ def _apollo_names(entries: Any) -> list[str]:
     return [name for name in names if name]
 
 
+# An award's outcome as pages give it: ``designation`` (WINNER or NOMINEE, the only two real
+# pages carry) or, on 2022-era pages, ``hasWon`` (true or false).
 _DESIGNATIONS = {"WINNER": "won", "NOMINEE": "nominated"}
+_HAS_WON = {True: "won", False: "nominated"}
 
 
 def _apollo_award(entry: Any) -> Award | None:
     name = _clean(entry.get("name")) if isinstance(entry, dict) else None
     if not name:
         return None
-    designation = _clean(entry.get("designation"))
     awarded = _utc_date(entry.get("awardedAt"))
+    has_won = entry.get("hasWon")
     return {
         "name": name,
         "category": _clean(entry.get("category")),
         "year": awarded.year if awarded else None,
-        "outcome": _DESIGNATIONS.get(designation, designation.lower()) if designation else None,
+        # "won" or "nominated" only: an outcome the page does not spell one of these ways is not guessed.
+        "outcome": _DESIGNATIONS.get(_clean(entry.get("designation")) or "")
+        or (_HAS_WON[has_won] if isinstance(has_won, bool) else None),
     }
 
 
