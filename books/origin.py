@@ -143,6 +143,18 @@ class OriginSnapshot:
     next_probe_at: float | None
     probes: int
 
+    @classmethod
+    def from_hash(cls, stored: dict[bytes, bytes]) -> OriginSnapshot:
+        """The snapshot of the origin's hash as read from Redis."""
+        raw = {key.decode(): value.decode() for key, value in stored.items()}
+        return cls(
+            state=OriginState(raw.get("state") or OriginState.OK),
+            reason=raw.get("reason", ""),
+            since=float(raw["since"]) if raw.get("since") else None,
+            next_probe_at=float(raw["next_probe_at"]) if raw.get("next_probe_at") else None,
+            probes=int(raw.get("probes", 0)),
+        )
+
     @property
     def paused(self) -> bool:
         return self.state != OriginState.OK
@@ -155,6 +167,11 @@ class OriginSnapshot:
         )
 
 
+def origin_key(settings: Settings) -> str:
+    """The origin's hash."""
+    return f"{settings.key_prefix}:origin"
+
+
 def iso(epoch: float | None) -> str | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="seconds")
 
@@ -165,7 +182,7 @@ class OriginHealth:
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
-        self.key = f"{settings.key_prefix}:origin"
+        self.key = origin_key(settings)
         self.streak_key = f"{self.key}:streak"
         self._gate = redis.register_script(_GATE_SCRIPT)
         self._trouble = redis.register_script(_TROUBLE_SCRIPT)
@@ -173,15 +190,7 @@ class OriginHealth:
         self._park = redis.register_script(_PARK_SCRIPT)
 
     def snapshot(self) -> OriginSnapshot:
-        stored = cast(dict[bytes, bytes], self.redis.hgetall(self.key))
-        raw = {key.decode(): value.decode() for key, value in stored.items()}
-        return OriginSnapshot(
-            state=OriginState(raw.get("state") or OriginState.OK),
-            reason=raw.get("reason", ""),
-            since=float(raw["since"]) if raw.get("since") else None,
-            next_probe_at=float(raw["next_probe_at"]) if raw.get("next_probe_at") else None,
-            probes=int(raw.get("probes", 0)),
-        )
+        return OriginSnapshot.from_hash(cast(dict[bytes, bytes], self.redis.hgetall(self.key)))
 
     def gate(self, book_id: str) -> str:
         """``go`` (the origin is fine), ``probe`` (this book's fetch is the fleet's probe) or

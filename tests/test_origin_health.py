@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 
 import pytest
+from rq.registry import ScheduledJobRegistry
+from rq.scheduler import RQScheduler
 
 from books.origin import OriginHealth, OriginState
+from books.queue import BookQueue
 from books.settings import ConfigError, Settings
 from tests.origin import CHALLENGE_PAGE, FIXTURES, WAF_SCRIPT, book_page, with_waf_script
 from tests.proxy import ForwardProxy
@@ -340,3 +344,55 @@ def test_cookies_are_kept_only_for_the_origins_host(tmp_path):
     from books.settings import load_cookies
 
     assert [c.value for c in for_host(load_cookies(str(cookies)), "www.goodreads.com")] == ["one"]
+
+
+def test_every_book_waiting_for_the_origin_says_paused_until_the_next_probe(configure, client, origin, run_jobs, redis):
+    settings = configure(ORIGIN_PAUSE_AFTER="1", ORIGIN_PROBE_INTERVALS="60")
+    origin.everyone("waf")
+    client.post("/parseGoodreadsLinks", json=[link(n) for n in ("21", "22")])
+    run_jobs()  # book 21 pauses the fleet; 22 is parked
+    health = OriginHealth(redis, settings)
+    probe_at = health.snapshot().next_probe_at
+    assert probe_at
+    # Sent while paused: in the queue, never tried.
+    batch = client.post("/parseGoodreadsLinks", json=[link(n) for n in ("21", "22", "23", "24")]).get_json()
+    # A parked book the scheduler has put back on the queue, the origin still paused.
+    registry = ScheduledJobRegistry(settings.queue_name, connection=redis)
+    redis.zadd(registry.key, dict.fromkeys(registry.get_job_ids(), 0))
+    scheduler = RQScheduler([settings.queue_name], connection=redis)
+    scheduler.acquire_locks()
+    scheduler.enqueue_scheduled_jobs()
+    scheduler.release_locks()
+    assert redis.hget("rq:job:book-22", "status") == b"queued"
+    assert redis.hget("goodreads:status:22", "state") == b"paused"
+    for book in ("21", "22", "23", "24"):
+        state = client.get(f"/getBookInfo?url={link(book)}").get_json()
+        assert state["status"] == "paused" and "challenge" in state["reason"] and "since" in state["reason"]
+        assert datetime.fromisoformat(state["next_attempt_at"]).timestamp() == pytest.approx(probe_at, abs=0.001)
+    progress = client.get(f"/batches/{batch['batch_id']}").get_json()
+    assert progress["counts"]["paused"] == 4 and progress["counts"]["queued"] == 0
+    assert {entry["status"] for entry in progress["links"]} == {"paused"}
+    assert all("challenge" in entry["reason"] for entry in progress["links"])
+    assert BookQueue(redis, settings).statuses(["21", "22", "23", "24"]) == ["paused"] * 4  # large batches' counts
+
+    health.report_success()  # the origin serves again: those in the queue are only queued
+    for book in ("22", "23"):
+        state = client.get(f"/getBookInfo?url={link(book)}").get_json()
+        assert state["status"] == "queued" and "reason" not in state and "next_attempt_at" not in state
+
+
+@pytest.mark.parametrize(
+    ("base_url", "words"),
+    [("http://no-such-host.invalid", "the name does not resolve (DNS)"), ("http://127.0.0.1:9", "connection refused")],
+)
+def test_a_name_that_does_not_resolve_or_a_refused_connection_is_this_hosts_network(
+    configure, client, run_jobs, base_url, words
+):
+    configure(ORIGIN_PAUSE_AFTER="1", GOODREADS_BASE_URL=base_url, FETCH_CONNECT_TIMEOUT="2")
+    client.post("/parseGoodreadsLinks", json=[link("25")])
+    run_jobs()
+    state = client.get(f"/getBookInfo?url={link('25')}").get_json()
+    assert state["status"] == "paused" and state["next_attempt_at"]
+    assert words in state["reason"] and "unreachable" in state["reason"]
+    assert "this host's network, not Goodreads: check this host's network or FETCH_PROXY" in state["reason"]
+    assert "the demo origin runs without Goodreads" in state["reason"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from datetime import datetime
 
 import pytest
 import requests
@@ -133,6 +134,28 @@ def test_every_kind_of_no_pauses_the_fleet(make_service, origin, step, words):
     assert requests.get(f"{service.url}/batches/{batch['batch_id']}", timeout=10).json()["counts"]["paused"] == 8
 
 
+def test_books_in_the_queue_while_paused_say_paused_until_the_next_probe(make_service, origin, redis):
+    origin.everyone("waf")
+    service = make_service(workers=1, ORIGIN_PROBE_INTERVALS="60")
+    requests.post(f"{service.url}/parseGoodreadsLinks", json=links(700, 3), timeout=10)
+    wait_until(lambda: redis.hget("goodreads:origin", "state") not in (None, b"ok"), 30, 0.1, "the fleet to pause")
+    probe_at = float(redis.hget("goodreads:origin", "next_probe_at"))
+    books = links(710, 40)
+    batch = requests.post(f"{service.url}/parseGoodreadsLinks", json=books, timeout=10).json()
+    assert batch["counts"]["queued"] == 40
+    seen = set()
+    for _ in range(3):  # at once, and as the worker parks them: in the queue or parked alike
+        seen |= {redis.hget(f"rq:job:book-{710 + n}", "status") for n in range(40)}
+        answers = states(service, books)
+        assert all(a["status"] == "paused" and "challenge" in a["reason"] for a in answers), answers
+        at = [datetime.fromisoformat(a["next_attempt_at"]).timestamp() for a in answers]
+        assert at == pytest.approx([probe_at] * 40, abs=0.01)  # the next probe
+        page = requests.get(f"{service.url}/batches/{batch['batch_id']}", timeout=10).json()
+        assert page["counts"]["paused"] == 40 and page["counts"]["queued"] == 0
+        assert {link["status"] for link in page["links"]} == {"paused"}
+    assert b"queued" in seen  # some were still in the queue when asked about
+
+
 def silent_listener() -> socket.socket:
     """A port that accepts connections and never answers."""
     listener = socket.socket()
@@ -160,6 +183,8 @@ def test_an_unreachable_origin_pauses_and_past_the_bound_books_fail(make_service
         requests.post(f"{service.url}/parseGoodreadsLinks", json=books, timeout=10)
         answers = wait_until(lambda: all_paused(service, books), 30, 0.3, "every book to be paused")
         assert all("unreachable" in a["reason"] for a in answers)
+        this_host = "check this host's network or FETCH_PROXY; the demo origin runs without Goodreads"
+        assert all((this_host in a["reason"]) == (kind == "nothing listening") for a in answers)
 
         def failed():
             answers = states(service, books)

@@ -153,12 +153,19 @@ def _never_connected(error: requests.ConnectionError) -> bool:
     return isinstance(reason, NewConnectionError)
 
 
+# What a name that does not resolve or a refused connection says: the trouble is on this side.
+THIS_HOST = (
+    "this host's network, not Goodreads: check this host's network or FETCH_PROXY; "
+    "the demo origin runs without Goodreads"
+)
+
+
 def _connection_failure(error: requests.ConnectionError) -> str:
     reason = getattr(error.args[0] if error.args else None, "reason", None)
     if isinstance(reason, NameResolutionError):
-        return "the name does not resolve (DNS)"
+        return f"the name does not resolve (DNS), {THIS_HOST}"
     if "refused" in str(reason).lower():
-        return "connection refused"
+        return f"connection refused, {THIS_HOST}"
     return "no connection could be made"
 
 
