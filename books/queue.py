@@ -110,7 +110,7 @@ for i = template_end + 1, #ARGV, 3 do
                    unpack(template))
         redis.call('RPUSH', KEYS[1], job_id)
         redis.call('HSET', status_key, 'attempts', 0)
-        redis.call('HDEL', status_key, 'paused_since', 'next_attempt_at', 'origin_strike')
+        redis.call('HDEL', status_key, 'paused_since', 'next_attempt_at', 'origin_strike', 'own_trouble')
         queued = queued + 1
         outcome = 'queued'
     end

@@ -11,7 +11,7 @@ import pytest
 from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
 
-from books.origin import OriginHealth, OriginState
+from books.origin import PROBE_SAMPLE, OriginHealth, OriginState
 from books.queue import BookQueue
 from books.settings import ConfigError, Settings
 from tests.origin import CHALLENGE_PAGE, FIXTURES, WAF_SCRIPT, book_page, with_waf_script
@@ -135,7 +135,7 @@ def test_the_fleet_pauses_after_answers_in_a_row_and_a_page_resets_the_count(red
     snapshot = health.snapshot()
     assert snapshot.state == OriginState.REFUSED and snapshot.since
     assert snapshot.next_probe_at == pytest.approx(snapshot.since + 10, abs=0.01)
-    assert health.gate("1") == "wait"  # the first probe is 10 s away
+    assert health.gate("1") == ("wait", None)  # the first probe is 10 s away
 
 
 def test_one_probe_at_a_time_at_growing_intervals_then_resume(redis, configure):
@@ -145,19 +145,19 @@ def test_one_probe_at_a_time_at_growing_intervals_then_resume(redis, configure):
     wake_at, prober = health.park("8")
     assert not prober and wake_at == pytest.approx(health.snapshot().next_probe_at + 40)
     redis.hset(health.key, "next_probe_at", 0)  # the probe is due
-    assert [health.gate(book) for book in ("7", "8")] == ["probe", "wait"]  # one in flight at a time
+    assert [health.gate(book) for book in ("7", "8")] == [("probe", None), ("wait", None)]  # one at a time
     before = time.time()
     assert health.report_trouble("7", OriginState.UNREACHABLE, "u", 0, True) == ("probe_failed", False)
     assert health.snapshot().next_probe_at == pytest.approx(before + 20, abs=1)  # the second interval
     redis.hset(health.key, "next_probe_at", 0)
-    assert health.gate("8") == "probe"
+    assert health.gate("8") == ("probe", None)  # no book served yet: its own
     health.report_trouble("7", OriginState.UNREACHABLE, "u", 0, True)
     assert health.snapshot().next_probe_at == pytest.approx(time.time() + 40, abs=1)
     health.report_trouble("7", OriginState.UNREACHABLE, "u", 0, True)
     assert health.snapshot().next_probe_at == pytest.approx(time.time() + 40, abs=1)  # the last repeats
     assert health.snapshot().probes == 2
     assert health.report_success() is True
-    assert health.snapshot().state == OriginState.OK and health.gate("8") == "go"
+    assert health.snapshot().state == OriginState.OK and health.gate("8") == ("go", None)
 
 
 def test_a_challenge_pauses_the_fleet_and_a_probe_resumes_it(
@@ -396,3 +396,58 @@ def test_a_name_that_does_not_resolve_or_a_refused_connection_is_this_hosts_netw
     assert words in state["reason"] and "unreachable" in state["reason"]
     assert "this host's network, not Goodreads: check this host's network or FETCH_PROXY" in state["reason"]
     assert "the demo origin runs without Goodreads" in state["reason"]
+
+
+def test_the_probe_asks_for_the_books_served_last_in_turn_at_once(redis, configure):
+    health = OriginHealth(redis, configure(ORIGIN_PAUSE_AFTER="2", ORIGIN_PROBE_INTERVALS="10,20"))
+    for book in ("1", "2", "3", "2"):
+        health.remember_served(book)
+    assert redis.lrange(health.served_key, 0, -1) == [b"2", b"3", b"1"]  # newest first, once each
+    for book in range(100, 100 + PROBE_SAMPLE):
+        health.remember_served(str(book))
+    assert redis.llen(health.served_key) == PROBE_SAMPLE
+    health.report_trouble("7", OriginState.REFUSED, "r", 0, False)
+    assert health.report_trouble("8", OriginState.REFUSED, "r", 0, False)[0] == "paused_now"
+    assert health.snapshot().next_probe_at == pytest.approx(time.time(), abs=1)  # a check, at once
+    assert redis.smembers(health.suspects_key) == {b"7", b"8"}
+    assert health.gate("7", may_probe=False) == ("wait", None)
+    assert health.gate("7") == ("probe", "100")  # the oldest of the sample, not book 7
+    assert health.gate("8") == ("wait", None)  # one probe in flight
+    assert health.report_trouble("7", OriginState.REFUSED, "r", 0, True)[0] == "probe_failed"
+    assert health.snapshot().next_probe_at == pytest.approx(time.time() + 10, abs=1)  # then the intervals
+    redis.hset(health.key, "next_probe_at", 0)
+    assert health.gate("8") == ("probe", "101")  # the next one, in turn
+    assert health.report_success() is True  # after a failed probe: the origin's trouble, not theirs
+    assert not redis.exists(health.suspects_key)
+    assert not redis.hexists("goodreads:status:7", "own_trouble")
+
+
+def test_books_that_alone_meet_refusals_while_others_are_served_end_on_their_own(
+    configure, client, origin, run_jobs, run_due_jobs, redis, caplog
+):
+    settings = configure(ORIGIN_PAUSE_AFTER="3", ORIGIN_PROBE_INTERVALS="60", RETRY_INTERVALS="1")
+    client.post("/parseGoodreadsLinks", json=[link("30")])
+    run_jobs()  # a book Goodreads serves
+    for book, step in (("31", "403"), ("32", "waf"), ("33", "403")):
+        origin.behave(book, step)
+    client.post("/parseGoodreadsLinks", json=[link(n) for n in ("31", "32", "33", "34")])
+    with caplog.at_level(logging.WARNING):
+        run_jobs()
+    # 31 and 32: a first odd answer each; 33 paused the fleet; 34's job sent the probe at once,
+    # for book 30: served, so the three were suspects with their own trouble. 33, released, met
+    # its own again: a failure of its own, retried (the app's jobs retry at once) and blocked.
+    warned = [r.message for r in caplog.records if r.message.startswith("origin")]
+    assert warned == ["origin paused: every worker stops fetching", "origin resumed: Goodreads serves pages again"]
+    assert [a.book_id for a in origin.fetches()] == ["30", "31", "32", "33", "30", "34", "33", "33", "33"]
+    assert client.get(f"/getBookInfo?url={link('34')}").status_code == 200
+    assert all(redis.hget(f"goodreads:status:{book}", "own_trouble") == b"1" for book in ("31", "32", "33"))
+    health = OriginHealth(redis, settings)
+    for _ in range(4):
+        run_due_jobs()
+        assert not health.snapshot().paused  # their answers count toward no pause again
+    for book, words in (("31", "HTTP 403"), ("32", "challenge"), ("33", "HTTP 403")):
+        state = client.get(f"/getBookInfo?url={link(book)}").get_json()
+        assert state["status"] == "blocked" and words in state["reason"]
+    # A new POST of such a book starts afresh: its answers count again.
+    client.post("/parseGoodreadsLinks", json=[link("31")])
+    assert not redis.hexists("goodreads:status:31", "own_trouble")
