@@ -14,7 +14,9 @@ Outcomes, as ``GET /getBookInfo`` reports them:
   job is deferred (it returns RQ's ``Retry``, which spends none of its retries, and its
   attempt is not counted) and the book is ``paused``; past ``ORIGIN_PAUSE_MAX`` it ends
   ``blocked`` (challenged, refused) or ``failed`` (unreachable). Otherwise the answer is
-  this book's own (a wall for this book only) and it is retried as above.
+  this book's own (a wall for this book only: met twice while others are served, or
+  Goodreads served the probe's book right after it) and it is retried as above. The probe
+  asks for a book Goodreads served before, not the job's own.
 
 Nothing but a parsed book is ever stored as a record.
 """
