@@ -39,6 +39,7 @@ from rq.scripts import release_lock
 from rq.utils import as_text, now, parse_composite_key, utcparse
 
 from books.links import BookId
+from books.origin import OriginSnapshot, origin_key
 from books.settings import Settings
 from books.status import FINAL_FAILURES, BookState, BookStatus, Outcome
 from books.store import BookStore, RecordLimits
@@ -109,7 +110,7 @@ for i = template_end + 1, #ARGV, 3 do
                    unpack(template))
         redis.call('RPUSH', KEYS[1], job_id)
         redis.call('HSET', status_key, 'attempts', 0)
-        redis.call('HDEL', status_key, 'paused_since', 'next_attempt_at', 'origin_strike')
+        redis.call('HDEL', status_key, 'paused_since', 'next_attempt_at', 'origin_strike', 'own_trouble')
         queued = queued + 1
         outcome = 'queued'
     end
@@ -119,11 +120,12 @@ if queued > 0 then redis.call('SADD', KEYS[2], KEYS[1]) end
 return outcomes
 """
 
-# ARGV[1..3]: the prefixes of a job's hash, a book's status hash and its record; then book ids.
-# Returns, per book, its job's status, its last outcome's state and whether it has a record
-# (what ``_state`` reads to tell a book's status), in one round trip for many books.
+# KEYS[1]: the origin's hash. ARGV[1..3]: the prefixes of a job's hash, a book's status hash and
+# its record; then book ids. Returns the origin's state, then, per book, its job's status, its
+# last outcome's state and whether it has a record (what ``_state`` reads to tell a book's
+# status), in one round trip for many books.
 _STATUS_FIELDS_SCRIPT = """
-local fields = {}
+local fields = {redis.call('HGET', KEYS[1], 'state') or ''}
 for i = 4, #ARGV do
     local id = ARGV[i]
     fields[#fields + 1] = redis.call('HGET', ARGV[1] .. id, 'status') or ''
@@ -365,21 +367,28 @@ class BookQueue:
         """The state of many books in one round trip; ``stored`` where a record exists
         and no job for the book is in progress."""
         with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(origin_key(self.settings))
             for book_id in book_ids:
                 pipe.hget(Job.key_for(job_id(book_id)), "status")
                 pipe.hgetall(self.store.status_key(book_id))
                 if check_records:
                     pipe.exists(self.store.record_key(book_id))
-            replies = pipe.execute()
+            origin_hash, *replies = pipe.execute()
+        origin = OriginSnapshot.from_hash(origin_hash)
         step = 3 if check_records else 2
-        return {book_id: _state(*replies[n * step : n * step + step]) for n, book_id in enumerate(book_ids)}
+        return {
+            book_id: _state(
+                replies[n * step], replies[n * step + 1], replies[n * step + 2] if check_records else 0, origin
+            )
+            for n, book_id in enumerate(book_ids)
+        }
 
     def statuses(self, book_ids: Sequence[BookId]) -> list[BookStatus]:
         """The status of each book, as ``states`` tells it, read for many books at a third of
         its cost (no reason, attempts or times): for the counts of large batches."""
         prefixes = [Job.key_for(job_id(BookId(""))), self.store.status_key(""), self.store.record_key("")]
-        fields = self._status_fields(args=[*prefixes, *book_ids])
-        return [_status(*fields[n : n + 3]) for n in range(0, len(fields), 3)]
+        origin_state, *fields = self._status_fields(keys=[origin_key(self.settings)], args=[*prefixes, *book_ids])
+        return [_status(*fields[n : n + 3], origin_state) for n in range(0, len(fields), 3)]
 
     def job_counts(self) -> JobCounts:
         """Jobs waiting, running, waiting for a retry, and those RQ still keeps as finished or failed."""
@@ -495,11 +504,17 @@ def describe(book_id: BookId) -> str:
 
 
 @cache
-def _status(job_status: bytes, state: bytes, has_record: int) -> BookStatus:
-    return _state(job_status or None, {b"state": state} if state else {}, has_record).status
+def _status(job_status: bytes, state: bytes, has_record: int, origin_state: bytes) -> BookStatus:
+    origin = OriginSnapshot.from_hash({b"state": origin_state})
+    return _state(job_status or None, {b"state": state} if state else {}, has_record, origin).status
 
 
-def _state(job_status: bytes | None, last: dict[bytes, bytes], has_record: int = 0) -> BookState:
+def _state(
+    job_status: bytes | None, last: dict[bytes, bytes], has_record: int = 0, origin: OriginSnapshot | None = None
+) -> BookState:
+    """A book's state from its job's status, its status hash and whether it has a record. While
+    the origin is ``paused``, a book that waits for a worker (in the queue, or put aside for
+    the origin or a request slot) waits for the origin: ``paused`` until the next probe."""
     job = job_status.decode() if job_status else None
     outcome = {key.decode(): value.decode() for key, value in last.items()}
     reason = outcome.get("reason") or None
@@ -508,12 +523,18 @@ def _state(job_status: bytes | None, last: dict[bytes, bytes], has_record: int =
     next_attempt_at = float(outcome["next_attempt_at"]) if outcome.get("next_attempt_at") else None
     if job == JobStatus.STARTED:
         return BookState(BookStatus.RUNNING, reason, attempts, last_attempt_at)
-    if job == JobStatus.SCHEDULED:
-        # Put aside: for the origin (paused), for a request slot (queued), or for a retry.
-        waiting = BookStatus(outcome["state"]) if outcome.get("state") in AWAITING else BookStatus.RETRYING
+    # Put aside: for the origin (paused), for a request slot (queued), or for a retry.
+    waiting = BookStatus(outcome["state"]) if outcome.get("state") in AWAITING else BookStatus.RETRYING
+    scheduled = job == JobStatus.SCHEDULED
+    if origin and origin.paused and job in ACTIVE_JOB_STATUSES and not (scheduled and waiting == BookStatus.RETRYING):
+        # Tried at the next probe (or, parked, when it gives up waiting, if that comes first).
+        wake = min(filter(None, (origin.next_probe_at, next_attempt_at if scheduled else None)), default=None)
+        return BookState(BookStatus.PAUSED, origin.describe(), attempts, last_attempt_at, wake)
+    if scheduled:
         return BookState(waiting, reason, attempts, last_attempt_at, next_attempt_at)
     if job in ACTIVE_JOB_STATUSES:
-        return BookState(BookStatus.QUEUED, reason, attempts, last_attempt_at)
+        # A pause's reason is over once the origin runs again (its book was released).
+        return BookState(BookStatus.QUEUED, None if waiting == BookStatus.PAUSED else reason, attempts, last_attempt_at)
     if has_record or outcome.get("state") == BookStatus.STORED:  # (or its record is being written now)
         return BookState(BookStatus.STORED, None, attempts, last_attempt_at)
     if outcome.get("state") in FINAL_FAILURES:

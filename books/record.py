@@ -22,7 +22,7 @@ class SeriesEntry(TypedDict):
 
 
 class Award(TypedDict):
-    """A literary award; ``outcome`` is "won" or "nominated" (any other designation lower-cased as given)."""
+    """A literary award; ``outcome`` is "won" or "nominated", None when the page says neither."""
 
     name: str
     category: str | None

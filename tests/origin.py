@@ -42,6 +42,11 @@ CAPTCHA_PAGE = (
     b'<script src="https://example123.token.awswaf.com/example/captcha.js"></script></head>'
     b'<body><div id="captcha-container"></div></body></html>'
 )
+# AWS WAF's challenge script as every goodreads.com page loads it in its <head> since
+# September 2026 (the address's shape; the ids are made up).
+WAF_SCRIPT = (
+    b'<script src="https://a1b2c3d4e5f6.edge.sdk.awswaf.com/a1b2c3d4e5f6/0123456789ab/challenge.js" defer></script>'
+)
 ROBOTS = "robots.txt"
 _BOOK = re.compile(r"^/book/show/(\d+)")
 # How often the server looks for a shutdown request: ``stop`` waits up to this long, once per test.
@@ -53,6 +58,18 @@ def book_page(book_id: str, title: str | None = None) -> bytes:
     if title:
         page = page.replace("The Long Way Home", title)
     return page.encode()
+
+
+def with_waf_script(page: bytes, where: str = "head") -> bytes:
+    """``page`` loading AWS WAF's challenge script: just inside its <head>, or at the end of
+    its body."""
+    lowered = page.lower()
+    if where == "head":
+        head = lowered.find(b"<head")
+        at = lowered.find(b">", head) + 1 if head != -1 else 0
+    else:
+        at = next((found for tag in (b"</body", b"</html") if (found := lowered.rfind(tag)) != -1), len(page))
+    return page[:at] + WAF_SCRIPT + page[at:]
 
 
 @dataclass(frozen=True)
@@ -188,6 +205,12 @@ def _handler(origin: Origin):
 
         def _challengepage(self, book_id, _):  # the page alone, without the header
             self._send(202, CHALLENGE_PAGE)
+
+        def _interstitial(self, book_id, _):  # the page alone, HTTP 200, without the header
+            self._send(200, CHALLENGE_PAGE)
+
+        def _wafscript(self, book_id, _):  # the book's page, loading the challenge script as goodreads.com's do
+            self._send(200, with_waf_script(origin.page(book_id) if origin.page else book_page(book_id)))
 
         def _captcha(self, book_id, _):
             self._send(405, CAPTCHA_PAGE, {"x-amzn-waf-action": "captcha"})

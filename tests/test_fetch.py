@@ -16,6 +16,7 @@ from books.settings import Settings
 from books.status import BookStatus
 from tests.origin import Origin
 from worker.fetch import (
+    THIS_HOST,
     AttemptFailed,
     OriginResponse,
     OriginTrouble,
@@ -148,7 +149,7 @@ def test_an_origin_that_is_down_is_unreachable(redis, configure):
         fetch(redis, settings)
     assert (trouble.value.state, trouble.value.reason) == (
         OriginState.UNREACHABLE,
-        "Goodreads is unreachable: connection refused",
+        f"Goodreads is unreachable: connection refused, {THIS_HOST}",
     )
 
 

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 
 import pytest
+from rq.registry import ScheduledJobRegistry
+from rq.scheduler import RQScheduler
 
-from books.origin import OriginHealth, OriginState
+from books.origin import PROBE_SAMPLE, OriginHealth, OriginState
+from books.queue import BookQueue
 from books.settings import ConfigError, Settings
+from tests.origin import CHALLENGE_PAGE, FIXTURES, WAF_SCRIPT, book_page, with_waf_script
 from tests.proxy import ForwardProxy
 from worker.fetch import OriginResponse, origin_trouble
+from worker.parser import NotABookPage, has_book_data, parse_book_page
 
 SECRET = "s3cr3t-session-value"
 
@@ -45,6 +51,51 @@ def test_answers_about_the_origin(response, state, words):
 @pytest.mark.parametrize("response", [answer(503), answer(500), answer(404), answer(200, b"<html>a book</html>")])
 def test_answers_about_the_book(response):
     assert origin_trouble(response) is None
+
+
+# What each fixture page is once it loads AWS WAF's challenge script: a book's page stays a
+# book's, a sign-in page a sign-in wall; a small page with no book in it is the challenge.
+TAGGED_FIXTURES = {
+    "next_apollo.html": None,
+    "next_apollo_sparse.html": None,
+    "next_markup_only.html": None,
+    "legacy.html": None,
+    "legacy_kindle.html": None,
+    "signin_wall.html": None,
+    "amazon_signin.html": None,
+    "no_book_data.html": OriginState.CHALLENGE,
+}
+
+
+def test_every_fixture_page_is_classified():
+    assert sorted(TAGGED_FIXTURES) == sorted(path.name for path in FIXTURES.glob("*.html"))
+
+
+@pytest.mark.parametrize("where", ["head", "body"])
+@pytest.mark.parametrize(("name", "state"), TAGGED_FIXTURES.items())
+def test_a_page_loading_the_challenge_script_is_a_challenge_only_without_a_book(name, state, where):
+    plain = (FIXTURES / name).read_bytes()
+    tagged = with_waf_script(plain, where)
+    assert WAF_SCRIPT in tagged and len(tagged) == len(plain) + len(WAF_SCRIPT)
+    assert origin_trouble(answer(200, plain)) is None
+    trouble = origin_trouble(answer(200, tagged))
+    assert (trouble and trouble.state) == state
+    if state is None:  # read as if the script were not there
+        assert parse_book_page(tagged, "1") == parse_book_page(plain, "1")
+        assert has_book_data(tagged) == (not isinstance(parse_book_page(plain, "1"), NotABookPage))
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        answer(200, CHALLENGE_PAGE),  # the interstitial alone
+        answer(202, with_waf_script(book_page("1"))),  # a book's page, but the WAF's status
+        answer(200, with_waf_script(book_page("1")), waf="challenge"),  # ... or its header
+    ],
+)
+def test_the_true_challenge_still_is_one(response):
+    trouble = origin_trouble(response)
+    assert trouble is not None and trouble.state == OriginState.CHALLENGE
 
 
 @pytest.mark.parametrize(
@@ -84,7 +135,7 @@ def test_the_fleet_pauses_after_answers_in_a_row_and_a_page_resets_the_count(red
     snapshot = health.snapshot()
     assert snapshot.state == OriginState.REFUSED and snapshot.since
     assert snapshot.next_probe_at == pytest.approx(snapshot.since + 10, abs=0.01)
-    assert health.gate("1") == "wait"  # the first probe is 10 s away
+    assert health.gate("1") == ("wait", None)  # the first probe is 10 s away
 
 
 def test_one_probe_at_a_time_at_growing_intervals_then_resume(redis, configure):
@@ -94,19 +145,19 @@ def test_one_probe_at_a_time_at_growing_intervals_then_resume(redis, configure):
     wake_at, prober = health.park("8")
     assert not prober and wake_at == pytest.approx(health.snapshot().next_probe_at + 40)
     redis.hset(health.key, "next_probe_at", 0)  # the probe is due
-    assert [health.gate(book) for book in ("7", "8")] == ["probe", "wait"]  # one in flight at a time
+    assert [health.gate(book) for book in ("7", "8")] == [("probe", None), ("wait", None)]  # one at a time
     before = time.time()
     assert health.report_trouble("7", OriginState.UNREACHABLE, "u", 0, True) == ("probe_failed", False)
     assert health.snapshot().next_probe_at == pytest.approx(before + 20, abs=1)  # the second interval
     redis.hset(health.key, "next_probe_at", 0)
-    assert health.gate("8") == "probe"
+    assert health.gate("8") == ("probe", None)  # no book served yet: its own
     health.report_trouble("7", OriginState.UNREACHABLE, "u", 0, True)
     assert health.snapshot().next_probe_at == pytest.approx(time.time() + 40, abs=1)
     health.report_trouble("7", OriginState.UNREACHABLE, "u", 0, True)
     assert health.snapshot().next_probe_at == pytest.approx(time.time() + 40, abs=1)  # the last repeats
     assert health.snapshot().probes == 2
     assert health.report_success() is True
-    assert health.snapshot().state == OriginState.OK and health.gate("8") == "go"
+    assert health.snapshot().state == OriginState.OK and health.gate("8") == ("go", None)
 
 
 def test_a_challenge_pauses_the_fleet_and_a_probe_resumes_it(
@@ -293,3 +344,110 @@ def test_cookies_are_kept_only_for_the_origins_host(tmp_path):
     from books.settings import load_cookies
 
     assert [c.value for c in for_host(load_cookies(str(cookies)), "www.goodreads.com")] == ["one"]
+
+
+def test_every_book_waiting_for_the_origin_says_paused_until_the_next_probe(configure, client, origin, run_jobs, redis):
+    settings = configure(ORIGIN_PAUSE_AFTER="1", ORIGIN_PROBE_INTERVALS="60")
+    origin.everyone("waf")
+    client.post("/parseGoodreadsLinks", json=[link(n) for n in ("21", "22")])
+    run_jobs()  # book 21 pauses the fleet; 22 is parked
+    health = OriginHealth(redis, settings)
+    probe_at = health.snapshot().next_probe_at
+    assert probe_at
+    # Sent while paused: in the queue, never tried.
+    batch = client.post("/parseGoodreadsLinks", json=[link(n) for n in ("21", "22", "23", "24")]).get_json()
+    # A parked book the scheduler has put back on the queue, the origin still paused.
+    registry = ScheduledJobRegistry(settings.queue_name, connection=redis)
+    redis.zadd(registry.key, dict.fromkeys(registry.get_job_ids(), 0))
+    scheduler = RQScheduler([settings.queue_name], connection=redis)
+    scheduler.acquire_locks()
+    scheduler.enqueue_scheduled_jobs()
+    scheduler.release_locks()
+    assert redis.hget("rq:job:book-22", "status") == b"queued"
+    assert redis.hget("goodreads:status:22", "state") == b"paused"
+    for book in ("21", "22", "23", "24"):
+        state = client.get(f"/getBookInfo?url={link(book)}").get_json()
+        assert state["status"] == "paused" and "challenge" in state["reason"] and "since" in state["reason"]
+        assert datetime.fromisoformat(state["next_attempt_at"]).timestamp() == pytest.approx(probe_at, abs=0.001)
+    progress = client.get(f"/batches/{batch['batch_id']}").get_json()
+    assert progress["counts"]["paused"] == 4 and progress["counts"]["queued"] == 0
+    assert {entry["status"] for entry in progress["links"]} == {"paused"}
+    assert all("challenge" in entry["reason"] for entry in progress["links"])
+    assert BookQueue(redis, settings).statuses(["21", "22", "23", "24"]) == ["paused"] * 4  # large batches' counts
+
+    health.report_success()  # the origin serves again: those in the queue are only queued
+    for book in ("22", "23"):
+        state = client.get(f"/getBookInfo?url={link(book)}").get_json()
+        assert state["status"] == "queued" and "reason" not in state and "next_attempt_at" not in state
+
+
+@pytest.mark.parametrize(
+    ("base_url", "words"),
+    [("http://no-such-host.invalid", "the name does not resolve (DNS)"), ("http://127.0.0.1:9", "connection refused")],
+)
+def test_a_name_that_does_not_resolve_or_a_refused_connection_is_this_hosts_network(
+    configure, client, run_jobs, base_url, words
+):
+    configure(ORIGIN_PAUSE_AFTER="1", GOODREADS_BASE_URL=base_url, FETCH_CONNECT_TIMEOUT="2")
+    client.post("/parseGoodreadsLinks", json=[link("25")])
+    run_jobs()
+    state = client.get(f"/getBookInfo?url={link('25')}").get_json()
+    assert state["status"] == "paused" and state["next_attempt_at"]
+    assert words in state["reason"] and "unreachable" in state["reason"]
+    assert "this host's network, not Goodreads: check this host's network or FETCH_PROXY" in state["reason"]
+    assert "the demo origin runs without Goodreads" in state["reason"]
+
+
+def test_the_probe_asks_for_the_books_served_last_in_turn_at_once(redis, configure):
+    health = OriginHealth(redis, configure(ORIGIN_PAUSE_AFTER="2", ORIGIN_PROBE_INTERVALS="10,20"))
+    for book in ("1", "2", "3", "2"):
+        health.remember_served(book)
+    assert redis.lrange(health.served_key, 0, -1) == [b"2", b"3", b"1"]  # newest first, once each
+    for book in range(100, 100 + PROBE_SAMPLE):
+        health.remember_served(str(book))
+    assert redis.llen(health.served_key) == PROBE_SAMPLE
+    health.report_trouble("7", OriginState.REFUSED, "r", 0, False)
+    assert health.report_trouble("8", OriginState.REFUSED, "r", 0, False)[0] == "paused_now"
+    assert health.snapshot().next_probe_at == pytest.approx(time.time(), abs=1)  # a check, at once
+    assert redis.smembers(health.suspects_key) == {b"7", b"8"}
+    assert health.gate("7", may_probe=False) == ("wait", None)
+    assert health.gate("7") == ("probe", "100")  # the oldest of the sample, not book 7
+    assert health.gate("8") == ("wait", None)  # one probe in flight
+    assert health.report_trouble("7", OriginState.REFUSED, "r", 0, True)[0] == "probe_failed"
+    assert health.snapshot().next_probe_at == pytest.approx(time.time() + 10, abs=1)  # then the intervals
+    redis.hset(health.key, "next_probe_at", 0)
+    assert health.gate("8") == ("probe", "101")  # the next one, in turn
+    assert health.report_success() is True  # after a failed probe: the origin's trouble, not theirs
+    assert not redis.exists(health.suspects_key)
+    assert not redis.hexists("goodreads:status:7", "own_trouble")
+
+
+def test_books_that_alone_meet_refusals_while_others_are_served_end_on_their_own(
+    configure, client, origin, run_jobs, run_due_jobs, redis, caplog
+):
+    settings = configure(ORIGIN_PAUSE_AFTER="3", ORIGIN_PROBE_INTERVALS="60", RETRY_INTERVALS="1")
+    client.post("/parseGoodreadsLinks", json=[link("30")])
+    run_jobs()  # a book Goodreads serves
+    for book, step in (("31", "403"), ("32", "waf"), ("33", "403")):
+        origin.behave(book, step)
+    client.post("/parseGoodreadsLinks", json=[link(n) for n in ("31", "32", "33", "34")])
+    with caplog.at_level(logging.WARNING):
+        run_jobs()
+    # 31 and 32: a first odd answer each; 33 paused the fleet; 34's job sent the probe at once,
+    # for book 30: served, so the three were suspects with their own trouble. 33, released, met
+    # its own again: a failure of its own, retried (the app's jobs retry at once) and blocked.
+    warned = [r.message for r in caplog.records if r.message.startswith("origin")]
+    assert warned == ["origin paused: every worker stops fetching", "origin resumed: Goodreads serves pages again"]
+    assert [a.book_id for a in origin.fetches()] == ["30", "31", "32", "33", "30", "34", "33", "33", "33"]
+    assert client.get(f"/getBookInfo?url={link('34')}").status_code == 200
+    assert all(redis.hget(f"goodreads:status:{book}", "own_trouble") == b"1" for book in ("31", "32", "33"))
+    health = OriginHealth(redis, settings)
+    for _ in range(4):
+        run_due_jobs()
+        assert not health.snapshot().paused  # their answers count toward no pause again
+    for book, words in (("31", "HTTP 403"), ("32", "challenge"), ("33", "HTTP 403")):
+        state = client.get(f"/getBookInfo?url={link(book)}").get_json()
+        assert state["status"] == "blocked" and words in state["reason"]
+    # A new POST of such a book starts afresh: its answers count again.
+    client.post("/parseGoodreadsLinks", json=[link("31")])
+    assert not redis.hexists("goodreads:status:31", "own_trouble")

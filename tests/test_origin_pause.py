@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from datetime import datetime
 
 import pytest
 import requests
@@ -92,9 +93,34 @@ def test_a_challenge_that_lifts_costs_only_probes_and_every_book_is_stored_once(
     assert warnings(service, "origin resumed: Goodreads serves pages again") == 1
 
 
+def test_book_pages_loading_the_challenge_script_are_stored_and_never_pause(make_service, origin, redis):
+    """goodreads.com's ordinary pages load AWS WAF's challenge.js since September 2026: books."""
+    origin.everyone("wafscript")
+    service = make_service(workers=2, FETCH_RATE="20")
+    books = links(600, 10)
+    requests.post(f"{service.url}/parseGoodreadsLinks", json=books, timeout=10)
+
+    def stored():
+        answers = states(service, books)
+        assert not any(a.get("status") == "paused" for a in answers), answers
+        return all("title" in a for a in answers)
+
+    wait_until(stored, 30, 0.2, "every book to be stored")
+    assert sorted(a.book_id for a in origin.fetches()) == sorted(str(600 + n) for n in range(10))  # once each
+    assert not redis.hexists("goodreads:origin", "since")  # the origin's state never changed
+    service.stop()
+    assert warnings(service, "origin paused: every worker stops fetching") == 0
+
+
 @pytest.mark.parametrize(
     ("step", "words"),
-    [("challenge", "challenge"), ("challengepage", "challenge page"), ("captcha", "CAPTCHA"), ("403", "refused")],
+    [
+        ("challenge", "challenge"),
+        ("challengepage", "challenge page"),
+        ("interstitial", "HTTP 200 (a bot challenge, a challenge page)"),
+        ("captcha", "CAPTCHA"),
+        ("403", "refused"),
+    ],
 )
 def test_every_kind_of_no_pauses_the_fleet(make_service, origin, step, words):
     origin.everyone(step)
@@ -106,6 +132,28 @@ def test_every_kind_of_no_pauses_the_fleet(make_service, origin, step, words):
     assert len(origin.requests()) <= 1 + 3 + 1
     batch = requests.post(f"{service.url}/parseGoodreadsLinks", json=books, timeout=10).json()
     assert requests.get(f"{service.url}/batches/{batch['batch_id']}", timeout=10).json()["counts"]["paused"] == 8
+
+
+def test_books_in_the_queue_while_paused_say_paused_until_the_next_probe(make_service, origin, redis):
+    origin.everyone("waf")
+    service = make_service(workers=1, ORIGIN_PROBE_INTERVALS="60")
+    requests.post(f"{service.url}/parseGoodreadsLinks", json=links(700, 3), timeout=10)
+    wait_until(lambda: redis.hget("goodreads:origin", "state") not in (None, b"ok"), 30, 0.1, "the fleet to pause")
+    probe_at = float(redis.hget("goodreads:origin", "next_probe_at"))
+    books = links(710, 40)
+    batch = requests.post(f"{service.url}/parseGoodreadsLinks", json=books, timeout=10).json()
+    assert batch["counts"]["queued"] == 40
+    seen = set()
+    for _ in range(3):  # at once, and as the worker parks them: in the queue or parked alike
+        seen |= {redis.hget(f"rq:job:book-{710 + n}", "status") for n in range(40)}
+        answers = [a for a in states(service, books) if a["status"] != "running"]  # the one job parking itself
+        assert len(answers) >= 39 and all(a["status"] == "paused" and "challenge" in a["reason"] for a in answers)
+        at = [datetime.fromisoformat(a["next_attempt_at"]).timestamp() for a in answers]
+        assert at == pytest.approx([probe_at] * len(answers), abs=0.01)  # the next probe
+        page = requests.get(f"{service.url}/batches/{batch['batch_id']}", timeout=10).json()
+        assert page["counts"]["paused"] >= 39 and page["counts"]["paused"] + page["counts"]["running"] == 40
+        assert {link["status"] for link in page["links"]} <= {"paused", "running"}
+    assert b"queued" in seen  # some were still in the queue when asked about
 
 
 def silent_listener() -> socket.socket:
@@ -135,6 +183,8 @@ def test_an_unreachable_origin_pauses_and_past_the_bound_books_fail(make_service
         requests.post(f"{service.url}/parseGoodreadsLinks", json=books, timeout=10)
         answers = wait_until(lambda: all_paused(service, books), 30, 0.3, "every book to be paused")
         assert all("unreachable" in a["reason"] for a in answers)
+        this_host = "check this host's network or FETCH_PROXY; the demo origin runs without Goodreads"
+        assert all((this_host in a["reason"]) == (kind == "nothing listening") for a in answers)
 
         def failed():
             answers = states(service, books)

@@ -62,8 +62,8 @@ def test_current_layout_reads_every_field_from_apollo_state():
             # awardedAt 2001-01-01 08:00 UTC (midnight in California): its UTC year
             {"name": "Hugo Award", "category": "Best Novel", "year": 2001, "outcome": "won"},
             {"name": "Locus Award", "category": None, "year": 2002, "outcome": "nominated"},
-            # a designation other than winner or nominee is kept as given; no date, no year
-            {"name": "Odd Prize", "category": "Long Books", "year": None, "outcome": "shortlist"},
+            # a 2022-era entry, hasWon instead of a designation; no date, no year
+            {"name": "Odd Prize", "category": "Long Books", "year": None, "outcome": "nominated"},
         ],  # the nameless award left out
         "cover_url": "https://images.example/covers/4242.jpg",
     }
@@ -228,11 +228,37 @@ def test_data_scripts_are_found_by_their_tag_not_by_the_text_mentioning_them():
     assert parse_book_page(page.encode(), "4242") == parse("next_apollo.html", "4242")
 
 
+ODD_PRIZE = '{"__typename":"Award","name":"Odd Prize","awardedAt":null,"category":"Long Books","hasWon":false}'
+
+
+@pytest.mark.parametrize(
+    ("fields", "outcome"),
+    [
+        ('"designation":"WINNER"', "won"),
+        ('"designation":"NOMINEE"', "nominated"),
+        ('"hasWon":true', "won"),  # 2022-era pages
+        ('"hasWon":false', "nominated"),
+        ('"designation":null,"hasWon":true', "won"),
+        ('"designation":"WINNER","hasWon":false', "won"),  # the designation, where a page gives both
+        ('"designation":"SHORTLIST"', None),  # neither way: not guessed
+        ('"hasWon":1', None),
+        ('"category":null', None),
+    ],
+)
+def test_an_awards_outcome_is_won_or_nominated_from_its_designation_or_has_won(fields, outcome):
+    page = (FIXTURES / "next_apollo.html").read_text()
+    assert ODD_PRIZE in page
+    page = page.replace(ODD_PRIZE, '{"__typename":"Award","name":"Odd Prize",' + fields + "}")
+    record = parse_book_page(page.encode(), "4242")
+    assert not isinstance(record, NotABookPage)
+    assert [award["outcome"] for award in record["awards"]] == ["won", "nominated", outcome]
+
+
 def test_the_new_fields_export_as_readable_csv_cells():
     record = parse("next_apollo.html", "4242")
     assert csv_value(record["series_list"]) == "Wanderers #1.1 (series 1); Wanderers Universe #7"
     assert csv_value(record["awards"]) == (
-        "Hugo Award for Best Novel (2001, won); Locus Award (2002, nominated); Odd Prize for Long Books (shortlist)"
+        "Hugo Award for Best Novel (2001, won); Locus Award (2002, nominated); Odd Prize for Long Books (nominated)"
     )
     assert csv_value(record["rating_distribution"]) == "5: 5700; 4: 3800; 3: 1845; 2: 600; 1: 400"
     assert csv_value(record["characters"]) == "Wanda Walker; Old Tom"

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from jsonschema_rs import Draft202012Validator
 
+from tests.origin import WAF_SCRIPT, with_waf_script
 from tests.test_parser import RECORD_SCHEMA
-from worker.parser import NotABookPage, parse_book_page
+from worker.fetch import OriginResponse, origin_trouble
+from worker.parser import NotABookPage, has_book_data, parse_book_page
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "goodreads-pages"
 PAGES = sorted((SHARED / "pages").glob("*.html")) if SHARED.is_dir() else []
@@ -361,3 +363,15 @@ def test_the_markup_fallback_reads_the_same_histogram_and_first_series(page: Pat
 def test_a_real_record_matches_the_documented_record_schema(page: Path) -> None:
     record = {**parse_book_page(page.read_bytes()), "fetched_at": "2026-01-01T00:00:00+00:00"}
     Draft202012Validator(RECORD_SCHEMA).validate(record)
+
+
+@pytest.mark.parametrize("where", ["head", "body"])
+@pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
+def test_a_real_page_loading_the_challenge_script_is_read_as_without_it(page: Path, where: str) -> None:
+    """Since September 2026 goodreads.com's book pages load AWS WAF's challenge.js: still pages."""
+    plain = page.read_bytes()
+    tagged = with_waf_script(plain, where)
+    assert WAF_SCRIPT in tagged and len(tagged) == len(plain) + len(WAF_SCRIPT)
+    assert origin_trouble(OriginResponse(200, tagged, None, "https://www.goodreads.com/book/show/1")) is None
+    assert has_book_data(tagged) == (_expected(page)["page_type"] == "book")
+    assert parse_book_page(tagged) == parse_book_page(plain)

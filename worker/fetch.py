@@ -27,12 +27,14 @@ from books.links import BookId, Refusal, canonical_url, parse_book_path
 from books.origin import OriginState
 from books.settings import Settings
 from books.status import BookStatus
+from worker.parser import has_book_data, looks_like_sign_in
 from worker.ratelimit import FetchRateLimiter
 
 _CHUNK = 64 * 1024
 _WAF_ACTION = "x-amzn-waf-action"
-# How far into a page to look for AWS WAF's challenge script (a challenge page is small).
-_CHALLENGE_SNIFF = 64 * 1024
+# The largest page taken for AWS WAF's challenge interstitial (one is a few KB; a book page,
+# which loads the same script, some hundreds of KB).
+_INTERSTITIAL_MAX = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -151,24 +153,31 @@ def _never_connected(error: requests.ConnectionError) -> bool:
     return isinstance(reason, NewConnectionError)
 
 
+# What a name that does not resolve or a refused connection says: the trouble is on this side.
+THIS_HOST = (
+    "this host's network, not Goodreads: check this host's network or FETCH_PROXY; "
+    "the demo origin runs without Goodreads"
+)
+
+
 def _connection_failure(error: requests.ConnectionError) -> str:
     reason = getattr(error.args[0] if error.args else None, "reason", None)
     if isinstance(reason, NameResolutionError):
-        return "the name does not resolve (DNS)"
+        return f"the name does not resolve (DNS), {THIS_HOST}"
     if "refused" in str(reason).lower():
-        return "connection refused"
+        return f"connection refused, {THIS_HOST}"
     return "no connection could be made"
 
 
 def origin_trouble(response: OriginResponse) -> OriginTrouble | None:
     """The answer's trouble when it is about Goodreads rather than this book: an AWS WAF
-    challenge or CAPTCHA (HTTP 202, the ``x-amzn-waf-action`` header, a page loading the
-    challenge script), a refusal (401, 403), a request for a pause (429, 503 with
-    Retry-After); None for anything else."""
+    challenge or CAPTCHA (HTTP 202, the ``x-amzn-waf-action`` header, a small interstitial
+    loading the challenge script with no book in it), a refusal (401, 403), a request for a
+    pause (429, 503 with Retry-After); None for anything else. A page with book data is a
+    book, whatever scripts it loads."""
     status, action = response.status, response.waf_action
-    head = response.body[:_CHALLENGE_SNIFF].lower()
-    challenge_page = b"awswaf" in head and (b"challenge.js" in head or b"captcha" in head)
-    if action == "captcha" or (challenge_page and b"captcha" in head):
+    challenge_page = _challenge_interstitial(response.body)
+    if action == "captcha" or (challenge_page and b"captcha" in response.body.lower()):
         return OriginTrouble(OriginState.CHALLENGE, f"Goodreads answered HTTP {status} with a CAPTCHA challenge")
     if action or status == 202 or challenge_page:
         empty = "with an empty body " if not response.body.strip() else ""
@@ -187,6 +196,16 @@ def origin_trouble(response: OriginResponse) -> OriginTrouble | None:
             response.retry_after,
         )
     return None
+
+
+def _challenge_interstitial(body: bytes) -> bool:
+    """A small page loading AWS WAF's challenge or CAPTCHA script that holds no book and is no
+    sign-in page: what the WAF serves instead of the page asked for."""
+    if len(body) > _INTERSTITIAL_MAX:
+        return False
+    lowered = body.lower()
+    loads_waf = b"awswaf" in lowered and (b"challenge.js" in lowered or b"captcha" in lowered)
+    return loads_waf and not has_book_data(body) and not looks_like_sign_in(body)
 
 
 def _read_capped(response: requests.Response, settings: Settings) -> bytes:

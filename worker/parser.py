@@ -57,9 +57,21 @@ def parse_book_page(page: bytes | str, requested_id: str | None = None) -> PageR
     if record is not None and record["title"]:
         return record
 
-    if _looks_like_sign_in(data):
+    if looks_like_sign_in(data):
         return NotABookPage("sign_in_wall", "Goodreads answered with a sign-in page")
     return NotABookPage("no_book_data", "the page holds no book data")
+
+
+def has_book_data(page: bytes) -> bool:
+    """Whether the page carries a book's data in a layout the parser reads: a ``__NEXT_DATA__``
+    Book, a JSON-LD Book or a legacy ``#bookTitle``. Such a page is a book page whatever
+    scripts it loads (since September 2026 every goodreads.com page loads AWS WAF's
+    challenge script), so a bot challenge is told from a book by this. No tree is built."""
+    next_data = _script_json(page, _content_start(page, b"script", b'id="__NEXT_DATA__"'))
+    state = _dig(next_data, "props", "pageProps", "apolloState")
+    if isinstance(state, dict) and _page_book(state) is not None:
+        return True
+    return _json_ld_book(page) is not None or b'id="bookTitle"' in page
 
 
 # --- Current layout: __NEXT_DATA__ → apolloState -----------------------------------------
@@ -188,20 +200,25 @@ def _apollo_names(entries: Any) -> list[str]:
     return [name for name in names if name]
 
 
+# An award's outcome as pages give it: ``designation`` (WINNER or NOMINEE, the only two real
+# pages carry) or, on 2022-era pages, ``hasWon`` (true or false).
 _DESIGNATIONS = {"WINNER": "won", "NOMINEE": "nominated"}
+_HAS_WON = {True: "won", False: "nominated"}
 
 
 def _apollo_award(entry: Any) -> Award | None:
     name = _clean(entry.get("name")) if isinstance(entry, dict) else None
     if not name:
         return None
-    designation = _clean(entry.get("designation"))
     awarded = _utc_date(entry.get("awardedAt"))
+    has_won = entry.get("hasWon")
     return {
         "name": name,
         "category": _clean(entry.get("category")),
         "year": awarded.year if awarded else None,
-        "outcome": _DESIGNATIONS.get(designation, designation.lower()) if designation else None,
+        # "won" or "nominated" only: an outcome the page does not spell one of these ways is not guessed.
+        "outcome": _DESIGNATIONS.get(_clean(entry.get("designation")) or "")
+        or (_HAS_WON[has_won] if isinstance(has_won, bool) else None),
     }
 
 
@@ -524,7 +541,8 @@ _SIGN_IN_MARKERS = (
 )
 
 
-def _looks_like_sign_in(page: bytes) -> bool:
+def looks_like_sign_in(page: bytes) -> bool:
+    """Whether the page is Goodreads' or Amazon's sign-in page (its first 20 KB tell)."""
     head = page[:20000]
     return any(marker in head for marker in _SIGN_IN_MARKERS)
 

@@ -14,7 +14,9 @@ Outcomes, as ``GET /getBookInfo`` reports them:
   job is deferred (it returns RQ's ``Retry``, which spends none of its retries, and its
   attempt is not counted) and the book is ``paused``; past ``ORIGIN_PAUSE_MAX`` it ends
   ``blocked`` (challenged, refused) or ``failed`` (unreachable). Otherwise the answer is
-  this book's own (a wall for this book only) and it is retried as above.
+  this book's own (a wall for this book only: met twice while others are served, or
+  Goodreads served the probe's book right after it) and it is retried as above. The probe
+  asks for a book Goodreads served before, not the job's own.
 
 Nothing but a parsed book is ever stored as a record.
 """
@@ -97,12 +99,14 @@ GATE_FRESH_SECONDS = 1.0
 
 
 class Admission:
-    """Lets a book's requests out while the origin is fine, or as the fleet's probe."""
+    """Lets a book's requests out while the origin is fine, or as the fleet's probe (claimed
+    when the job starts, with the book to probe with: ``probe_book``)."""
 
-    def __init__(self, health: OriginHealth, book_id: str, probing: bool) -> None:
+    def __init__(self, health: OriginHealth, book_id: str, probing: bool, probe_book: str | None = None) -> None:
         self.health = health
         self.book_id = book_id
         self.probing = probing
+        self.probe_book = probe_book if probe_book != book_id else None
         self.gated_until = time.monotonic() + GATE_FRESH_SECONDS  # the job has just asked
 
     def __call__(self) -> None:
@@ -111,10 +115,10 @@ class Admission:
         if time.monotonic() < self.gated_until:
             self.gated_until = 0.0
             return
-        verdict = self.health.gate(self.book_id)
-        if verdict == "wait":
+        # A job that found the origin fine does not become the probe midway: its own book could
+        # be what the origin refuses; the next job claims the probe, with a book served before.
+        if self.health.gate(self.book_id, may_probe=False)[0] == "wait":
             raise OriginPaused
-        self.probing = verdict == "probe"
 
 
 def parse_book(book_id: str) -> str | Retry:
@@ -125,10 +129,10 @@ def parse_book(book_id: str) -> str | Retry:
     config = settings()
     store = BookStore(job.connection, config.key_prefix, RecordLimits.from_settings(config))
     health = OriginHealth(job.connection, config)
-    gate = health.gate(book_id)
+    gate, probe_book = health.gate(book_id)
     if gate == "wait":
         return _defer(store, health, book_id)
-    admission = Admission(health, book_id, probing=gate == "probe")
+    admission = Admission(health, book_id, gate == "probe", probe_book)
     attempt = Attempt(book_id, job.id, store.count_attempt(book_id))
     started = time.perf_counter()
     try:
@@ -176,8 +180,11 @@ def _origin_trouble(
             "origin paused: every worker stops fetching",
             extra={"fields": {"origin_state": trouble.state, "reason": reason, "book_id": book_id}},
         )
-    first_strike = bool(store.redis.hsetnx(store.status_key(book_id), "origin_strike", 1))
-    if verdict != "counted" or first_strike:
+    # Its own: shown so, or met a second time while the fleet runs.
+    own = verdict == "own" or (
+        verdict == "counted" and not store.redis.hsetnx(store.status_key(book_id), "origin_strike", 1)
+    )
+    if not own:
         store.redis.hincrby(store.status_key(book_id), "attempts", -1)
         _report(attempt, BookStatus.PAUSED, started, store, reason)
         return _defer(store, health, book_id, trouble, reason)
@@ -264,6 +271,8 @@ def _fetch_parse_store(
         raise AttemptFailed(BookStatus.FAILED, f"{book_id!r} is not a valid book id")
     limiter = FetchRateLimiter.for_settings(store.redis, config)
     cookies(session()).refresh(session())
+    if admission.probe_book:
+        _probe(BookId(admission.probe_book), config, store, limiter, admission)
     rules = Robots(store.redis, config).rules(session(), limiter, admission)
     if not rules.can_fetch(config.user_agent, canonical_url(book_id, config.origin)):
         store.record_outcome(book_id, BookStatus.BLOCKED, "Goodreads' robots.txt disallows this page for this service")
@@ -277,11 +286,7 @@ def _fetch_parse_store(
     finally:
         attempt.fetch_seconds = time.perf_counter() - fetch_started
     attempt.origin_status = response.status
-    trouble = origin_trouble(response)
-    if trouble:
-        if trouble.state == OriginState.RATE_LIMIT:
-            limiter.pause(trouble.retry_after or (config.retry_intervals or (60,))[0])
-        raise trouble
+    _raise_origin_trouble(response, config, limiter)
     _origin_answered(store, book_id, admission.health)
 
     if response.status in (404, 410):
@@ -297,6 +302,7 @@ def _fetch_parse_store(
             store.save_record(book_id, record)
         except UnsafeRecord as error:
             raise AttemptFailed(BookStatus.FAILED, f"the page's record cannot be stored: {error}") from None
+        admission.health.remember_served(book_id)
         return BookStatus.STORED
 
     failure = _failure_for_status(response)
@@ -305,10 +311,35 @@ def _fetch_parse_store(
     raise failure
 
 
-def _origin_answered(store: BookStore, book_id: str, health: OriginHealth) -> None:
-    """Goodreads answered this book itself: the fleet's streak ends, a pause ends (the
-    paused books go back on the queue at once), and this book's pause is over."""
-    if health.report_success(store.status_key(book_id)):
+def _probe(
+    probe_book: BookId, config: Settings, store: BookStore, limiter: FetchRateLimiter, admission: Admission
+) -> None:
+    """The fleet's probe, for a book the origin served before rather than this job's own (which
+    anyone may have chosen for the origin to refuse): ``OriginTrouble`` if the origin is still
+    in trouble, else the fleet resumes and the job goes on with its own book."""
+    try:
+        response = fetch_book_page(probe_book, config, session(), limiter, admission)
+    except AttemptFailed:  # an answer, if not a whole page: about that book, not the origin
+        pass
+    else:
+        _raise_origin_trouble(response, config, limiter)
+    _origin_answered(store, None, admission.health)
+
+
+def _raise_origin_trouble(response: OriginResponse, config: Settings, limiter: FetchRateLimiter) -> None:
+    """Raise the answer's ``OriginTrouble``, if it is about the origin; a rate limit also holds
+    every worker's next request back for its Retry-After."""
+    trouble = origin_trouble(response)
+    if trouble:
+        if trouble.state == OriginState.RATE_LIMIT:
+            limiter.pause(trouble.retry_after or (config.retry_intervals or (60,))[0])
+        raise trouble
+
+
+def _origin_answered(store: BookStore, book_id: str | None, health: OriginHealth) -> None:
+    """Goodreads answered about a book itself: the fleet's streak ends, a pause ends (the
+    paused books go back on the queue at once), and this job's book's pause is over."""
+    if health.report_success(store.status_key(book_id) if book_id else None):
         released = BookQueue(store.redis, health.settings).release_paused()
         log.warning(
             "origin resumed: Goodreads serves pages again",
