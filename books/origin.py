@@ -160,12 +160,13 @@ def iso(epoch: float | None) -> str | None:
 
 
 class OriginHealth:
-    """The fleet's shared view of the origin, on one Redis connection."""
+    """The fleet's shared view of an origin, on one Redis connection: Goodreads', or the one
+    whose hash is ``key`` (Open Library's, worker/openlibrary.py)."""
 
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(self, redis: Redis, settings: Settings, key: str | None = None) -> None:
         self.redis = redis
         self.settings = settings
-        self.key = f"{settings.key_prefix}:origin"
+        self.key = key or f"{settings.key_prefix}:origin"
         self.streak_key = f"{self.key}:streak"
         self._gate = redis.register_script(_GATE_SCRIPT)
         self._trouble = redis.register_script(_TROUBLE_SCRIPT)

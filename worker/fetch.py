@@ -99,7 +99,7 @@ def fetch_book_page(
         response = fetch(url, settings, session, limiter, admit)
         with response:
             if not response.is_redirect:
-                body = _read_capped(response, settings)
+                body = read_capped(response, settings)
                 return OriginResponse(
                     response.status_code,
                     body,
@@ -112,11 +112,17 @@ def fetch_book_page(
 
 
 def fetch(
-    url: str, settings: Settings, session: requests.Session, limiter: FetchRateLimiter, admit: Callable[[], None]
+    url: str,
+    settings: Settings,
+    session: requests.Session,
+    limiter: FetchRateLimiter,
+    admit: Callable[[], None],
+    site: str = "Goodreads",
 ) -> requests.Response:
     """One rate-limited GET of an origin URL, not following redirects, its body left unread.
     No answer at all (no name, no connection, no proxy, nothing within the timeouts) is the
-    origin's trouble; a connection lost mid-answer is this page's."""
+    origin's trouble; a connection lost mid-answer is this page's. ``site`` names the origin
+    in the reasons."""
     admit()
     limiter.wait_for_slot()
     try:
@@ -127,23 +133,21 @@ def fetch(
             timeout=(settings.fetch_connect_timeout, settings.fetch_read_timeout),
         )
     except requests.exceptions.ProxyError:
-        raise OriginTrouble(
-            OriginState.UNREACHABLE, "Goodreads is unreachable: the proxy (FETCH_PROXY) failed"
-        ) from None
+        raise OriginTrouble(OriginState.UNREACHABLE, f"{site} is unreachable: the proxy (FETCH_PROXY) failed") from None
     except requests.ConnectTimeout:
-        raise OriginTrouble(OriginState.UNREACHABLE, "Goodreads is unreachable: the connection timed out") from None
+        raise OriginTrouble(OriginState.UNREACHABLE, f"{site} is unreachable: the connection timed out") from None
     except requests.Timeout:
         raise OriginTrouble(
-            OriginState.UNREACHABLE, f"Goodreads is unreachable: no answer within {settings.fetch_read_timeout:g} s"
+            OriginState.UNREACHABLE, f"{site} is unreachable: no answer within {settings.fetch_read_timeout:g} s"
         ) from None
     except requests.ConnectionError as error:
         if _never_connected(error):
             raise OriginTrouble(
-                OriginState.UNREACHABLE, f"Goodreads is unreachable: {_connection_failure(error)}"
+                OriginState.UNREACHABLE, f"{site} is unreachable: {_connection_failure(error)}"
             ) from None
-        raise AttemptFailed(BookStatus.FAILED, f"connection to Goodreads failed: {type(error).__name__}") from None
+        raise AttemptFailed(BookStatus.FAILED, f"connection to {site} failed: {type(error).__name__}") from None
     except requests.RequestException as error:
-        raise AttemptFailed(BookStatus.FAILED, f"connection to Goodreads failed: {type(error).__name__}") from None
+        raise AttemptFailed(BookStatus.FAILED, f"connection to {site} failed: {type(error).__name__}") from None
 
 
 def _never_connected(error: requests.ConnectionError) -> bool:
@@ -160,8 +164,8 @@ def _connection_failure(error: requests.ConnectionError) -> str:
     return "no connection could be made"
 
 
-def origin_trouble(response: OriginResponse) -> OriginTrouble | None:
-    """The answer's trouble when it is about Goodreads rather than this book: an AWS WAF
+def origin_trouble(response: OriginResponse, site: str = "Goodreads") -> OriginTrouble | None:
+    """The answer's trouble when it is about the origin (``site``) rather than this book: an AWS WAF
     challenge or CAPTCHA (HTTP 202, the ``x-amzn-waf-action`` header, a page loading the
     challenge script), a refusal (401, 403), a request for a pause (429, 503 with
     Retry-After); None for anything else."""
@@ -169,27 +173,27 @@ def origin_trouble(response: OriginResponse) -> OriginTrouble | None:
     head = response.body[:_CHALLENGE_SNIFF].lower()
     challenge_page = b"awswaf" in head and (b"challenge.js" in head or b"captcha" in head)
     if action == "captcha" or (challenge_page and b"captcha" in head):
-        return OriginTrouble(OriginState.CHALLENGE, f"Goodreads answered HTTP {status} with a CAPTCHA challenge")
+        return OriginTrouble(OriginState.CHALLENGE, f"{site} answered HTTP {status} with a CAPTCHA challenge")
     if action or status == 202 or challenge_page:
         empty = "with an empty body " if not response.body.strip() else ""
         header = f", {_WAF_ACTION}: {action}" if action else ""
         page = ", a challenge page" if challenge_page else ""
         return OriginTrouble(
-            OriginState.CHALLENGE, f"Goodreads answered HTTP {status} {empty}(a bot challenge{header}{page})"
+            OriginState.CHALLENGE, f"{site} answered HTTP {status} {empty}(a bot challenge{header}{page})"
         )
     if status in (401, 403):
-        return OriginTrouble(OriginState.REFUSED, f"Goodreads refused the request (HTTP {status})")
+        return OriginTrouble(OriginState.REFUSED, f"{site} refused the request (HTTP {status})")
     if status == 429 or (status == 503 and response.retry_after is not None):
         wait = f", Retry-After {response.retry_after:g} s" if response.retry_after is not None else ""
         return OriginTrouble(
             OriginState.RATE_LIMIT,
-            f"Goodreads asked for a pause (HTTP {status}, rate limit{wait})",
+            f"{site} asked for a pause (HTTP {status}, rate limit{wait})",
             response.retry_after,
         )
     return None
 
 
-def _read_capped(response: requests.Response, settings: Settings) -> bytes:
+def read_capped(response: requests.Response, settings: Settings) -> bytes:
     """The body, refusing one over MAX_PAGE_BYTES or one that trickles past the read timeout."""
     deadline = time.monotonic() + settings.fetch_connect_timeout + settings.fetch_read_timeout
     declared = response.headers.get("Content-Length", "")
