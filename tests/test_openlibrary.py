@@ -5,12 +5,10 @@ from a challenged or blocked Goodreads to the API's answer, and back to Goodread
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from redis import Redis
 from rq.registry import ScheduledJobRegistry
-from rq.scheduler import RQScheduler
 
 from books.counters import Counters
 from books.hints import BookHints, Hints
@@ -19,7 +17,8 @@ from books.queue import BookQueue
 from books.record import RECORD_FIELDS
 from books.settings import ConfigError, Settings
 from books.store import BookStore, dumps_record
-from tests.openlibrary import FIXTURES, FakeOpenLibrary
+from tests.conftest import enqueue_scheduled_now
+from tests.openlibrary import FIXTURES
 from worker.openlibrary_parser import (
     Finds,
     build_record,
@@ -137,14 +136,6 @@ def test_the_fallback_settings_are_checked_and_the_contact_goes_into_the_user_ag
 
 
 @pytest.fixture
-def openlibrary() -> Iterator[FakeOpenLibrary]:
-    fake = FakeOpenLibrary()
-    fake.start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
 def second_source(configure, openlibrary):
     """Settings with the fake Open Library, no rate limit, and a fleet that pauses at once."""
 
@@ -165,13 +156,7 @@ def run_fills(redis, run_jobs):
     """Run the fills asked for (scheduled on the control queue), as RQ's scheduler would."""
 
     def run(settings: Settings) -> None:
-        registry = ScheduledJobRegistry(settings.control_queue_name, connection=redis)
-        if due := registry.get_job_ids():
-            redis.zadd(registry.key, dict.fromkeys(due, 0))
-        scheduler = RQScheduler([settings.control_queue_name], connection=redis)
-        scheduler.acquire_locks()
-        scheduler.enqueue_scheduled_jobs()
-        scheduler.release_locks()
+        enqueue_scheduled_now(redis, settings.control_queue_name)
         run_jobs(settings.control_queue_name)
 
     return run

@@ -4,12 +4,9 @@ Goodreads' record replaces it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import requests
 
-from tests.openlibrary import FakeOpenLibrary
 from tests.processes import Service, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -17,14 +14,6 @@ pytestmark = pytest.mark.e2e
 FOUND = "68428"  # Open Library knows its Goodreads id (tests/fixtures/openlibrary)
 NOT_FOUND = "999999992"
 LINKS = [f"https://www.goodreads.com/book/show/{book_id}" for book_id in (FOUND, NOT_FOUND)]
-
-
-@pytest.fixture
-def openlibrary() -> Iterator[FakeOpenLibrary]:
-    fake = FakeOpenLibrary()
-    fake.start()
-    yield fake
-    fake.stop()
 
 
 def answer(service: Service, link: str) -> requests.Response:
