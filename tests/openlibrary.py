@@ -14,9 +14,11 @@ import json
 import re
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+from tests.local_server import LocalServer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "openlibrary"
 _RECORD = re.compile(r"^/(books|works|authors)/(OL\d+[MWA])\.json$")
@@ -40,24 +42,14 @@ class Request:
     user_agent: str
 
 
-class FakeOpenLibrary:
+class FakeOpenLibrary(LocalServer):
     def __init__(self) -> None:
         self.robots_txt: str | None = None
         self.answer_all_with: int | None = None
         self.requests: list[Request] = []
         self.lock = threading.Lock()
         self.isbns = isbn_index()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(_handler(self))
 
     def paths(self, robots: bool = False) -> list[str]:
         """The paths asked for, robots.txt's only if ``robots``."""

@@ -193,8 +193,9 @@ def origin_trouble(response: OriginResponse, site: str = "Goodreads") -> OriginT
     return None
 
 
-def read_capped(response: requests.Response, settings: Settings) -> bytes:
-    """The body, refusing one over MAX_PAGE_BYTES or one that trickles past the read timeout."""
+def read_capped(response: requests.Response, settings: Settings, site: str = "Goodreads") -> bytes:
+    """The body, refusing one over MAX_PAGE_BYTES or one that trickles past the read timeout;
+    ``site`` names the origin in the reasons."""
     deadline = time.monotonic() + settings.fetch_connect_timeout + settings.fetch_read_timeout
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > settings.max_page_bytes:
@@ -206,11 +207,11 @@ def read_capped(response: requests.Response, settings: Settings) -> bytes:
             if size > settings.max_page_bytes:
                 raise AttemptFailed(BookStatus.FAILED, f"the page is larger than {settings.max_page_bytes} bytes")
             if time.monotonic() > deadline:
-                raise AttemptFailed(BookStatus.FAILED, "Goodreads sent the page too slowly")
+                raise AttemptFailed(BookStatus.FAILED, f"{site} sent the page too slowly")
             chunks.append(chunk)
     except requests.RequestException as error:
         if isinstance(error.args[0] if error.args else None, ReadTimeoutError):
-            raise AttemptFailed(BookStatus.FAILED, "Goodreads stopped sending the page (read timeout)") from None
+            raise AttemptFailed(BookStatus.FAILED, f"{site} stopped sending the page (read timeout)") from None
         raise AttemptFailed(BookStatus.FAILED, f"the page was cut off: {type(error).__name__}") from None
     return b"".join(chunks)
 

@@ -130,7 +130,7 @@ class OpenLibrary:
             location = response.headers.get("Location", "") if response.is_redirect else ""
             answer = OriginResponse(
                 response.status_code,
-                b"" if location else read_capped(response, self.config),
+                b"" if location else read_capped(response, self.config, SITE),
                 parse_retry_after(response.headers.get("Retry-After")),
                 url,
                 response.headers.get("x-amzn-waf-action", "").strip().lower(),
