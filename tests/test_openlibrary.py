@@ -140,13 +140,8 @@ def second_source(configure, openlibrary):
     """Settings with the fake Open Library, no rate limit, and a fleet that pauses at once."""
 
     def apply(**overrides: str) -> Settings:
-        return configure(
-            OPENLIBRARY_BASE_URL=openlibrary.url,
-            OPENLIBRARY_RATE="0",
-            CONTACT_EMAIL="ops@example.org",
-            ORIGIN_PAUSE_AFTER="1",
-            **overrides,
-        )
+        defaults = {"OPENLIBRARY_RATE": "0", "CONTACT_EMAIL": "ops@example.org", "ORIGIN_PAUSE_AFTER": "1"}
+        return configure(OPENLIBRARY_BASE_URL=openlibrary.url, **(defaults | overrides))
 
     return apply
 
@@ -334,3 +329,46 @@ def test_the_fill_is_asked_once(redis: Redis, second_source, client, origin, run
     run_due_jobs()
     registry = ScheduledJobRegistry(settings.control_queue_name, connection=redis)
     assert registry.get_job_ids() == [f"openlibrary-{FINAL_EMPIRE}"]
+
+
+def test_a_fill_whose_next_request_slot_is_too_far_waits_for_it(
+    redis, second_source, client, origin, openlibrary, run_jobs, run_fills
+):
+    settings = second_source(OPENLIBRARY_RATE="0.01", FETCH_WAIT_MAX="0")
+    redis.set("goodreads:openlibrary:robots", "")  # fetched before: no slot of its own now
+    origin.everyone("waf")
+    post(client, FINAL_EMPIRE)
+    run_jobs()
+    run_fills(settings)  # the search takes the first slot; the work's is 100 s away
+    assert openlibrary.paths() == ["/search.json"]
+    assert Counters(redis, settings.key_prefix).totals().second_source == {"deferred": 1, "requests": 1}
+    registry = ScheduledJobRegistry(settings.control_queue_name, connection=redis)
+    assert registry.get_job_ids() == [f"openlibrary-{FINAL_EMPIRE}"]
+    assert lookup(client, FINAL_EMPIRE).json["status"] == "paused"
+
+
+def test_while_open_library_is_paused_a_fill_sends_nothing_and_waits_for_its_probe(
+    redis, second_source, client, origin, openlibrary, run_jobs, run_fills
+):
+    settings = second_source()
+    redis.hset("goodreads:openlibrary:origin", mapping={"state": "rate_limit", "next_probe_at": 2e9})
+    origin.everyone("waf")
+    post(client, FINAL_EMPIRE)
+    run_jobs()
+    run_fills(settings)
+    assert openlibrary.requests == []
+    registry = ScheduledJobRegistry(settings.control_queue_name, connection=redis)
+    assert registry.get_job_ids() == [f"openlibrary-{FINAL_EMPIRE}"]
+
+
+def test_a_fill_asked_longer_ago_than_origin_pause_max_gives_up(
+    redis, second_source, client, origin, openlibrary, run_jobs, run_fills
+):
+    settings = second_source(ORIGIN_PAUSE_MAX="0")
+    origin.everyone("waf")
+    post(client, FINAL_EMPIRE)
+    run_jobs()  # paused past ORIGIN_PAUSE_MAX at once: blocked
+    assert lookup(client, FINAL_EMPIRE).json["status"] == "blocked"
+    run_fills(settings)
+    assert openlibrary.requests == []
+    assert lookup(client, FINAL_EMPIRE).status_code == 502

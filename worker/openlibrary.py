@@ -125,8 +125,8 @@ class OpenLibrary:
 
     def _answer(self, url: str, limiter: FetchRateLimiter) -> tuple[OriginResponse, str]:
         """The answer, and where it redirects to ("" if it does not)."""
-        self.requests += 1
         with fetch(url, self.config, self.session, limiter, lambda: None, SITE) as response:
+            self.requests += 1  # answered (a request held back for its slot is not counted)
             location = response.headers.get("Location", "") if response.is_redirect else ""
             answer = OriginResponse(
                 response.status_code,
