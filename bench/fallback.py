@@ -73,6 +73,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
         redis_server.url,
         origin.url,
         workdir,
+        FALLBACK_SOURCE="openlibrary",
         OPENLIBRARY_BASE_URL=fake.url,
         OPENLIBRARY_RATE=str(args.rate),
         CONTACT_EMAIL="bench@example.org",

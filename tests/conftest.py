@@ -45,8 +45,10 @@ def origin() -> Iterator[Origin]:
     server.stop()
 
 
-# The in-process layer's settings: the tests' Redis and origin, no rate limit, quick retries.
+# The in-process layer's settings: the tests' Redis and origin, no rate limit, quick retries, and
+# no second source (tests reach no real site; the Open Library tests name their fake one).
 IN_PROCESS_SETTINGS = {
+    "FALLBACK_SOURCE": "none",
     "FETCH_RATE": "0",
     "RETRY_MAX": "2",
     "RETRY_INTERVALS": "0",

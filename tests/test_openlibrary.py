@@ -140,7 +140,12 @@ def second_source(configure, openlibrary):
     """Settings with the fake Open Library, no rate limit, and a fleet that pauses at once."""
 
     def apply(**overrides: str) -> Settings:
-        defaults = {"OPENLIBRARY_RATE": "0", "CONTACT_EMAIL": "ops@example.org", "ORIGIN_PAUSE_AFTER": "1"}
+        defaults = {
+            "FALLBACK_SOURCE": "openlibrary",
+            "OPENLIBRARY_RATE": "0",
+            "CONTACT_EMAIL": "ops@example.org",
+            "ORIGIN_PAUSE_AFTER": "1",
+        }
         return configure(OPENLIBRARY_BASE_URL=openlibrary.url, **(defaults | overrides))
 
     return apply

@@ -24,6 +24,7 @@ def test_challenged_books_answer_open_librarys_record_until_goodreads_serves_the
     origin.everyone("challenge")
     service = make_service(
         workers=2,
+        FALLBACK_SOURCE="openlibrary",
         OPENLIBRARY_BASE_URL=openlibrary.url,
         OPENLIBRARY_RATE="2",
         CONTACT_EMAIL="ops@example.org",
