@@ -3,9 +3,10 @@
 ``/books/``, ``/works/`` and ``/authors/<OLID>.json`` serve the file of that name (404 without
 one); ``/isbn/<isbn>.json`` redirects, as Open Library does, to the edition carrying that ISBN;
 ``/search.json?q=id_goodreads:<id>`` serves ``search_id_goodreads_<id>.json``, or the empty
-result Open Library gives when nothing matches. ``robots_txt`` is served at ``/robots.txt``
-(404 while None). ``answer_all_with = 503`` (or any status) answers every other request with
-it, as an Open Library in trouble would. Every request is recorded with its User-Agent.
+result Open Library gives when nothing matches (``searches[<id>]``: a test's own answer instead).
+``robots_txt`` is served at ``/robots.txt`` (404 while None). ``answer_all_with = 503`` (or any
+status) answers every other request with it, as an Open Library in trouble would. Every request
+is recorded with its User-Agent.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class FakeOpenLibrary(LocalServer):
     def __init__(self) -> None:
         self.robots_txt: str | None = None
         self.answer_all_with: int | None = None
+        self.searches: dict[str, dict] = {}  # a test's own search answer, by Goodreads id
         self.requests: list[Request] = []
         self.lock = threading.Lock()
         self.isbns = isbn_index()
@@ -65,6 +67,8 @@ class FakeOpenLibrary(LocalServer):
             return self.answer_all_with, b'{"error": "unavailable"}', {"Retry-After": "1"}
         if parts.path == "/search.json":
             query = parse_qs(parts.query).get("q", [""])[0]
+            if own := self.searches.get(query.removeprefix("id_goodreads:")):
+                return 200, json.dumps(own).encode(), {}
             file = FIXTURES / f"search_{query.replace(':', '_')}.json"
             if re.fullmatch(r"id_goodreads:\d+", query) and file.exists():
                 return 200, file.read_bytes(), {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from jsonschema_rs import Draft202012Validator
 from redis import Redis
 from rq.registry import ScheduledJobRegistry
 
@@ -19,6 +20,7 @@ from books.settings import ConfigError, Settings
 from books.store import BookStore, dumps_record
 from tests.conftest import enqueue_scheduled_now
 from tests.openlibrary import FIXTURES
+from tests.test_parser import RECORD_SCHEMA
 from worker.openlibrary_parser import (
     Finds,
     build_record,
@@ -74,6 +76,19 @@ def test_the_description_is_plain_text_from_the_edition_when_the_work_has_none()
     assert record["description"].startswith("Six days ago, astronaut Mark Watney")
     assert "\r" not in record["description"] and "\n\nNow he's sure" in record["description"]
     assert (record["format"], record["publisher"], record["pages"]) == ("Hardcover", "Crown Publishers", 369)
+
+
+@pytest.mark.parametrize(
+    "finds",
+    [
+        Finds(doc=fixture("search_id_goodreads_68428")["docs"][0]),
+        Finds(edition=fixture("books_OL28002220M"), author_names=["Stuart J. Russell", "Peter Norvig"]),
+        Finds(edition=fixture("books_OL32815550M")),
+    ],
+)
+def test_an_open_library_record_matches_the_documented_record_schema(finds):
+    record = {**build_record(FINAL_EMPIRE, finds), "fetched_at": "2026-01-01T00:00:00+00:00", "source": "openlibrary"}
+    Draft202012Validator(RECORD_SCHEMA).validate(record)
 
 
 def test_an_edition_is_the_book_by_its_goodreads_id_or_the_isbn13_of_the_hints():
@@ -377,3 +392,15 @@ def test_a_fill_asked_longer_ago_than_origin_pause_max_gives_up(
     run_fills(settings)
     assert openlibrary.requests == []
     assert lookup(client, FINAL_EMPIRE).status_code == 502
+
+
+def test_a_find_without_a_title_is_no_match(redis, second_source, client, origin, openlibrary, run_jobs, run_fills):
+    settings = second_source(RETRY_MAX="0")
+    origin.everyone("signin")
+    untitled = {"docs": [{"key": "/works/OL1W", "author_name": ["Someone"]}]}
+    openlibrary.searches[FINAL_EMPIRE] = untitled
+    post(client, FINAL_EMPIRE)
+    run_jobs()
+    run_fills(settings)
+    assert lookup(client, FINAL_EMPIRE).json["status"] == "blocked"
+    assert redis.hget(f"goodreads:status:{FINAL_EMPIRE}", "fallback") == b"none"

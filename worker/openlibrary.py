@@ -214,12 +214,12 @@ def fill_book(book_id: str) -> str | Retry:
 
 
 def _store(store: BookStore, book_id: BookId, finds: Finds) -> str:
-    if not finds.found:
+    """Write what was found; a find without even a title is no match (a record always has one)."""
+    page = build_record(book_id, finds)
+    if not finds.found or page["title"] is None:
         store.redis.hset(store.status_key(book_id), "fallback", "none")
         return "no_match"
-    record = Record(
-        **build_record(book_id, finds), fetched_at=datetime.now(UTC).isoformat(timespec="seconds"), source=OPENLIBRARY
-    )
+    record = Record(**page, fetched_at=datetime.now(UTC).isoformat(timespec="seconds"), source=OPENLIBRARY)
     try:
         written = store.save_second_source_record(book_id, record, OPENLIBRARY)
     except UnsafeRecord as error:
