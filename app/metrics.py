@@ -69,6 +69,26 @@ class _Collector:
         for status, count in totals.origin_statuses.items():
             responses.add_metric([status], count)
         yield responses
+        by_source = CounterMetricFamily(
+            "goodreads_records_by_source", "Records written, by source (goodreads, openlibrary)", labels=["source"]
+        )
+        for source, count in totals.records_by_source.items():
+            by_source.add_metric([source], count)
+        yield by_source
+        fills = CounterMetricFamily(
+            "goodreads_openlibrary_fills",
+            "Runs of Open Library fills by outcome (stored, no_match, goodreads, deferred, trouble, failed)",
+            labels=["outcome"],
+        )
+        for outcome, count in totals.second_source.items():
+            if outcome != "requests":
+                fills.add_metric([outcome], count)
+        yield fills
+        yield CounterMetricFamily(
+            "goodreads_openlibrary_requests",
+            "Requests sent to Open Library for fills",
+            value=totals.second_source.get("requests", 0),
+        )
         yield from self._origin()
         yield HistogramMetricFamily(
             "goodreads_fetch_seconds",

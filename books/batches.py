@@ -4,8 +4,9 @@ A batch lives in three keys that expire together after ``BATCH_TTL``:
 
 - ``<prefix>:batch:<batch_id>``        a hash: ``created_at``, ``links`` (how many),
   ``rejected`` (how many were refused), ``books`` (how many distinct); its latest counts
-  (``latest``, JSON), when they were counted (``counts_at``, epoch seconds) and how long
-  that took (``counted_in``); and once the batch is seen finished, ``counts`` (its final
+  (``latest``, JSON, with the books that have a record by source under ``sources``), when
+  they were counted (``counts_at``, epoch seconds) and how long that took (``counted_in``);
+  and once the batch is seen finished, ``counts`` (its final
   counts, JSON) and ``finished_at``
 - ``<prefix>:batch:<batch_id>:links``  a list: each link as ``[link, book_id, reason]`` (JSON),
   the link as sent (shortened), its book id, or the reason it was refused
@@ -33,7 +34,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -46,6 +47,7 @@ from books.control import enqueue_control
 from books.links import BookId
 from books.origin import iso
 from books.queue import BookQueue
+from books.record import GOODREADS, SOURCES
 from books.settings import Settings
 from books.status import IN_PROGRESS, BookStatus, Outcome
 
@@ -97,11 +99,23 @@ Entry = tuple[str | None, BookId | None, str | None]
 @dataclass(frozen=True)
 class BatchCounts:
     """Counts per status (books once each; rejected links each), when they were counted (epoch
-    seconds: every book's state was read at this time or later) and how long that took."""
+    seconds: every book's state was read at this time or later), how long that took, and the
+    books with a record by the record's source (kept with the counts as their ``sources`` key)."""
 
     counts: dict[str, int]
     counted_at: float
     took: float = 0.0
+    sources: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0))
+
+    def to_json(self) -> str:
+        return json.dumps({**self.counts, "sources": self.sources})
+
+    @classmethod
+    def from_json(cls, text: str, counted_at: float, took: float = 0.0) -> BatchCounts:
+        """Counts kept by ``to_json``, or by an earlier version without sources."""
+        counts = json.loads(text)
+        sources = counts.pop("sources", None) or dict.fromkeys(SOURCES, 0)
+        return cls(counts, counted_at, took, sources)
 
     @property
     def finished(self) -> bool:
@@ -132,7 +146,9 @@ def counts_from_outcomes(outcomes: Iterable[Outcome], rejected: int, counted_at:
     counts[Outcome.REJECTED] = rejected
     for outcome in outcomes:
         counts[STATUS_OF_OUTCOME[outcome]] += 1
-    return BatchCounts(counts, counted_at)
+    # A book is "stored" at once only for a fresh record of Goodreads' own (books/queue.py).
+    sources = dict.fromkeys(SOURCES, 0) | {GOODREADS: counts[BookStatus.STORED]}
+    return BatchCounts(counts, counted_at, sources=sources)
 
 
 class Batches:
@@ -165,7 +181,7 @@ class Batches:
             "books": len(books),
         }
         if first is not None:
-            header |= {"latest": json.dumps(first.counts), "counts_at": first.counted_at, "counted_in": first.took}
+            header |= {"latest": first.to_json(), "counts_at": first.counted_at, "counted_in": first.took}
         with self.redis.pipeline() as pipe:  # one transaction: a batch is seen whole or not at all
             pipe.delete(*keys)
             pipe.hset(keys[0], mapping=header)
@@ -195,8 +211,8 @@ class Batches:
             links,
             rejected,
             int(header.get("books", links - rejected)),  # an earlier version's: at most this many
-            BatchCounts(json.loads(header["counts"]), float(header["finished_at"])) if "counts" in header else None,
-            BatchCounts(json.loads(header["latest"]), float(header["counts_at"]), float(header["counted_in"]))
+            BatchCounts.from_json(header["counts"], float(header["finished_at"])) if "counts" in header else None,
+            BatchCounts.from_json(header["latest"], float(header["counts_at"]), float(header["counted_in"]))
             if "latest" in header
             else None,
         )
@@ -247,13 +263,16 @@ class Batches:
         counted_at, started = time.time(), time.monotonic()
         counts: dict[str, int] = dict.fromkeys(COUNTED, 0)
         counts[Outcome.REJECTED] = batch.rejected
+        sources: dict[str, int] = dict.fromkeys(SOURCES, 0)
         for chunk in self.book_ids(batch):
-            for status in queue.statuses(chunk):
+            for status, source in queue.statuses(chunk):
                 counts[status] += 1
-        counted = BatchCounts(counts, counted_at, time.monotonic() - started)
+                if source is not None:
+                    sources[source] = sources.get(source, 0) + 1
+        counted = BatchCounts(counts, counted_at, time.monotonic() - started, sources)
         self._keep_counts(
             keys=[self.key(batch.batch_id)],
-            args=["1" if counted.finished else "0", json.dumps(counts), repr(counted_at), repr(counted.took)],
+            args=["1" if counted.finished else "0", counted.to_json(), repr(counted_at), repr(counted.took)],
         )
         return counted
 
@@ -301,6 +320,7 @@ def page(batches: Batches, batch: Batch, queue: BookQueue, cursor: int, limit: i
         "created_at": batch.created_at,
         "finished": counted.finished,
         "counts": counted.counts,
+        "sources": counted.sources,
         "counts_at": iso(counted.counted_at),
         "links": links,
         "next_cursor": str(end) if end < batch.links else None,

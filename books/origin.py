@@ -205,12 +205,13 @@ def iso(epoch: float | None) -> str | None:
 
 
 class OriginHealth:
-    """The fleet's shared view of the origin, on one Redis connection."""
+    """The fleet's shared view of an origin, on one Redis connection: Goodreads', or the one
+    whose hash is ``key`` (Open Library's, worker/openlibrary.py)."""
 
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(self, redis: Redis, settings: Settings, key: str | None = None) -> None:
         self.redis = redis
         self.settings = settings
-        self.key = origin_key(settings)
+        self.key = key or origin_key(settings)
         self.streak_key = f"{self.key}:streak"
         self.suspects_key = f"{self.key}:suspects"
         self.served_key = f"{self.key}:served"

@@ -40,6 +40,7 @@ from rq.utils import as_text, now, parse_composite_key, utcparse
 
 from books.links import BookId
 from books.origin import OriginSnapshot, origin_key
+from books.record import GOODREADS
 from books.settings import Settings
 from books.status import FINAL_FAILURES, BookState, BookStatus, Outcome
 from books.store import BookStore, RecordLimits
@@ -110,7 +111,7 @@ for i = template_end + 1, #ARGV, 3 do
                    unpack(template))
         redis.call('RPUSH', KEYS[1], job_id)
         redis.call('HSET', status_key, 'attempts', 0)
-        redis.call('HDEL', status_key, 'paused_since', 'next_attempt_at', 'origin_strike', 'own_trouble')
+        redis.call('HDEL', status_key, 'paused_since', 'next_attempt_at', 'origin_strike', 'own_trouble', 'fallback')
         queued = queued + 1
         outcome = 'queued'
     end
@@ -122,8 +123,8 @@ return outcomes
 
 # KEYS[1]: the origin's hash. ARGV[1..3]: the prefixes of a job's hash, a book's status hash and
 # its record; then book ids. Returns the origin's state, then, per book, its job's status, its
-# last outcome's state and whether it has a record (what ``_state`` reads to tell a book's
-# status), in one round trip for many books.
+# last outcome's state, whether it has a record (what ``_state`` reads to tell a book's status)
+# and its record's source, in one round trip for many books.
 _STATUS_FIELDS_SCRIPT = """
 local fields = {redis.call('HGET', KEYS[1], 'state') or ''}
 for i = 4, #ARGV do
@@ -131,6 +132,7 @@ for i = 4, #ARGV do
     fields[#fields + 1] = redis.call('HGET', ARGV[1] .. id, 'status') or ''
     fields[#fields + 1] = redis.call('HGET', ARGV[2] .. id, 'state') or ''
     fields[#fields + 1] = redis.call('EXISTS', ARGV[3] .. id)
+    fields[#fields + 1] = redis.call('HGET', ARGV[2] .. id, 'source') or ''
 end
 return fields
 """
@@ -383,12 +385,19 @@ class BookQueue:
             for n, book_id in enumerate(book_ids)
         }
 
-    def statuses(self, book_ids: Sequence[BookId]) -> list[BookStatus]:
-        """The status of each book, as ``states`` tells it, read for many books at a third of
-        its cost (no reason, attempts or times): for the counts of large batches."""
+    def statuses(self, book_ids: Sequence[BookId]) -> list[tuple[BookStatus, str | None]]:
+        """The status of each book, as ``states`` tells it, and its record's source (None without a
+        record), read for many books at a third of its cost (no reason, attempts or times): for
+        the counts of large batches."""
         prefixes = [Job.key_for(job_id(BookId(""))), self.store.status_key(""), self.store.record_key("")]
         origin_state, *fields = self._status_fields(keys=[origin_key(self.settings)], args=[*prefixes, *book_ids])
-        return [_status(*fields[n : n + 3], origin_state) for n in range(0, len(fields), 3)]
+        return [
+            (
+                _status(*fields[n : n + 3], origin_state),
+                (fields[n + 3].decode() or GOODREADS) if fields[n + 2] else None,
+            )
+            for n in range(0, len(fields), 4)
+        ]
 
     def job_counts(self) -> JobCounts:
         """Jobs waiting, running, waiting for a retry, and those RQ still keeps as finished or failed."""

@@ -73,10 +73,17 @@ class PageRecord(TypedDict):
 
 
 class Record(PageRecord):
-    """A stored book: the page's values and when the page was fetched (ISO 8601, UTC)."""
+    """A stored book: the page's values, when the page was fetched (ISO 8601, UTC), and where
+    from: ``goodreads``, or ``openlibrary`` when Goodreads said no (worker/openlibrary.py)."""
 
     fetched_at: str
+    source: str
 
+
+# Where a record came from; records written before the field existed came from Goodreads.
+GOODREADS = "goodreads"
+OPENLIBRARY = "openlibrary"
+SOURCES = (GOODREADS, OPENLIBRARY)
 
 PAGE_FIELDS: tuple[str, ...] = tuple(get_type_hints(PageRecord))
 RECORD_FIELDS: tuple[str, ...] = tuple(get_type_hints(Record))

@@ -9,12 +9,18 @@ they start (``stop_on_config_error``), so such a value stops them with that one 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from http.cookiejar import LoadError, MozillaCookieJar
 from typing import Any
 from urllib.parse import urlsplit
+
+# Where a record may come from when Goodreads says no; "none" turns the second source off.
+FALLBACK_SOURCES = ("openlibrary", "none")
+# An address that can go into a header: no spaces, no control characters, one @.
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
 
 
 class ConfigError(ValueError):
@@ -101,6 +107,13 @@ class Settings:
     # The operator's HTTP-client levers; kept out of repr so they never reach a log line.
     fetch_proxy: str = field(default="", repr=False)
     goodreads_cookies_file: str = field(default="", repr=False)
+    # The second source: where a record comes from when Goodreads says no (``none``: nowhere),
+    # Open Library's origin and request rate (shared by the fleet), and the contact its
+    # User-Agent names, as Open Library asks of API clients.
+    fallback_source: str = "openlibrary"
+    openlibrary_base_url: str = "https://openlibrary.org"
+    openlibrary_rate: float = 1.0
+    contact_email: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -178,6 +191,17 @@ class Settings:
                 raise ConfigError("FETCH_PROXY must be an http:// or https:// proxy URL")
         if self.goodreads_cookies_file:
             load_cookies(self.goodreads_cookies_file)
+        self._validate_fallback()
+
+    def _validate_fallback(self) -> None:
+        if self.fallback_source not in FALLBACK_SOURCES:
+            raise ConfigError(f"FALLBACK_SOURCE must be one of {', '.join(FALLBACK_SOURCES)}")
+        if not self.openlibrary_base_url.startswith(("http://", "https://")):
+            raise ConfigError("OPENLIBRARY_BASE_URL must be an http(s) origin")
+        if self.openlibrary_rate < 0:
+            raise ConfigError("OPENLIBRARY_RATE must be 0 (no limit) or more")
+        if self.contact_email and not _EMAIL.fullmatch(self.contact_email):
+            raise ConfigError("CONTACT_EMAIL must be one e-mail address (name@host), or unset")
 
     def _validate_redis(self) -> None:
         # REDIS_URL may hold a password: the errors name the settings, never echo the URL.
@@ -203,6 +227,16 @@ class Settings:
     def origin(self) -> str:
         """The Goodreads origin pages are fetched from, without a trailing slash."""
         return self.goodreads_base_url.rstrip("/")
+
+    @property
+    def openlibrary_origin(self) -> str:
+        """Open Library's origin, without a trailing slash."""
+        return self.openlibrary_base_url.rstrip("/")
+
+    @property
+    def openlibrary_user_agent(self) -> str:
+        """The User-Agent of requests to Open Library: the service's, with the contact it asks for."""
+        return f"{self.user_agent} (contact: {self.contact_email})" if self.contact_email else self.user_agent
 
     @property
     def dashboard_auth_enabled(self) -> bool:

@@ -5,8 +5,11 @@ Key scheme (``<prefix>`` is ``KEY_PREFIX``, default ``goodreads``):
 - ``<prefix>:book:<book_id>``   the record: a zlib-compressed pickle of plain Python values
   (or, written before records were compressed, the bare pickle)
 - ``<prefix>:status:<book_id>`` a hash: ``state`` (stored, not_found, retrying, blocked,
-  failed), ``reason``, ``attempts``, ``at`` (epoch seconds of the last outcome) and
-  ``stored_at`` (epoch seconds the record was last written)
+  failed), ``reason``, ``attempts``, ``at`` (epoch seconds of the last outcome),
+  ``stored_at`` (epoch seconds Goodreads' record was last written), ``source`` (where the
+  record came from: ``goodreads``, or ``openlibrary``, whose record leaves ``state`` and
+  ``stored_at`` alone: the book stays due for Goodreads) and ``fallback`` (what the second
+  source gave: ``openlibrary``, or ``none`` when it had no match)
 - ``<prefix>:stored-at``        a sorted set: every book with a record, scored by ``stored_at``
   (the oldest records first, for the refresh rounds and /metrics)
 
@@ -42,7 +45,7 @@ from typing import Any, cast
 
 from redis import Redis
 
-from books.record import Record, StoredRecord
+from books.record import GOODREADS, Record, StoredRecord
 from books.settings import Settings
 from books.status import BookStatus
 
@@ -215,6 +218,12 @@ def loads_record(data: bytes, limits: RecordLimits = RecordLimits()) -> StoredRe
     return plain_record(value, limits)
 
 
+def with_source(record: StoredRecord) -> StoredRecord:
+    """The record, saying where it came from: one written before records did is Goodreads'."""
+    record.setdefault("source", GOODREADS)
+    return record
+
+
 def _decompress(data: bytes, max_bytes: int) -> bytes:
     """A whole zlib stream's content, expanded to at most ``max_bytes``: a stream that would
     expand further (a zip bomb) is refused before it takes more memory than that."""
@@ -228,6 +237,17 @@ def _decompress(data: bytes, max_bytes: int) -> bytes:
     if not stream.eof or stream.unused_data:
         raise UnsafeRecord("a truncated zlib stream, or bytes after its end")
     return content
+
+
+# KEYS: the record, the status hash, the stored-at index. ARGV: the record as stored, now, the
+# book id, the source. A record without a source in the status hash is Goodreads'.
+_SAVE_SECOND_SOURCE = """
+if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('HGET', KEYS[2], 'source') ~= ARGV[4] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[2], 'source', ARGV[4], 'fallback', ARGV[4])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
+return 1
+"""
 
 
 class BookStore:
@@ -259,10 +279,20 @@ class BookStore:
             pipe.set(self.record_key(book_id), data)
             pipe.hset(
                 self.status_key(book_id),
-                mapping={"state": BookStatus.STORED, "reason": "", "at": now, "stored_at": now},
+                mapping={"state": BookStatus.STORED, "reason": "", "at": now, "stored_at": now, "source": GOODREADS},
             )
             pipe.zadd(self.stored_at_key, {book_id: now})
             pipe.execute()
+
+    def save_second_source_record(self, book_id: str, record: Record | StoredRecord, source: str) -> bool:
+        """Write a record from the second source ``source``, unless the book has a record from
+        elsewhere (Goodreads' is never replaced by it); the book's state is left as it is, so
+        it stays due for Goodreads. Returns whether it was written; ``UnsafeRecord`` as
+        ``save_record``."""
+        data = dumps_record(record, self.limits)
+        keys = [self.record_key(book_id), self.status_key(book_id), self.stored_at_key]
+        save = self.redis.register_script(_SAVE_SECOND_SOURCE)
+        return bool(save(keys=keys, args=[data, time.time(), book_id, source]))
 
     def iter_records(self, book_ids: Iterable[str], chunk: int = 500) -> Iterator[StoredRecord]:
         """The stored records of these books, in order, fetched a chunk at a time; books
@@ -273,7 +303,7 @@ class BookStore:
                 if data is None:
                     continue
                 try:
-                    yield loads_record(cast(bytes, data), self.limits)
+                    yield with_source(loads_record(cast(bytes, data), self.limits))
                 except UnsafeRecord as error:
                     log.warning(
                         "left out the refused record of book %s: %s",
@@ -308,7 +338,7 @@ class BookStore:
 
     def load_record(self, book_id: str) -> StoredRecord | None:
         data = self.redis.get(self.record_key(book_id))
-        return None if data is None else loads_record(cast(bytes, data), self.limits)
+        return None if data is None else with_source(loads_record(cast(bytes, data), self.limits))
 
     def record_outcome(self, book_id: str, state: BookStatus, reason: str) -> None:
         """Remember how the last attempt at a book ended (a stored record is kept)."""

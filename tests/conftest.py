@@ -15,6 +15,7 @@ from rq.scheduler import RQScheduler
 
 from app import create_app
 from books.settings import Settings
+from tests.openlibrary import FakeOpenLibrary
 from tests.origin import Origin
 from tests.processes import RedisServer, Service
 
@@ -44,8 +45,10 @@ def origin() -> Iterator[Origin]:
     server.stop()
 
 
-# The in-process layer's settings: the tests' Redis and origin, no rate limit, quick retries.
+# The in-process layer's settings: the tests' Redis and origin, no rate limit, quick retries, and
+# no second source (tests reach no real site; the Open Library tests name their fake one).
 IN_PROCESS_SETTINGS = {
+    "FALLBACK_SOURCE": "none",
     "FETCH_RATE": "0",
     "RETRY_MAX": "2",
     "RETRY_INTERVALS": "0",
@@ -126,16 +129,30 @@ def run_due_jobs(redis, run_jobs):
         origin_key = f"{settings.key_prefix}:origin"
         if redis.hexists(origin_key, "next_probe_at"):
             redis.hset(origin_key, "next_probe_at", 0)
-        registry = ScheduledJobRegistry(settings.queue_name, connection=redis)
-        if due := registry.get_job_ids():
-            redis.zadd(registry.key, dict.fromkeys(due, 0))
-        scheduler = RQScheduler([settings.queue_name], connection=redis)
-        scheduler.acquire_locks()
-        scheduler.enqueue_scheduled_jobs()
-        scheduler.release_locks()
+        enqueue_scheduled_now(redis, settings.queue_name)
         run_jobs()
 
     return run
+
+
+def enqueue_scheduled_now(redis: Redis, queue_name: str) -> None:
+    """Put every job scheduled on the queue back on it now, as RQ's scheduler does once due."""
+    registry = ScheduledJobRegistry(queue_name, connection=redis)
+    if due := registry.get_job_ids():
+        redis.zadd(registry.key, dict.fromkeys(due, 0))
+    scheduler = RQScheduler([queue_name], connection=redis)
+    scheduler.acquire_locks()
+    scheduler.enqueue_scheduled_jobs()
+    scheduler.release_locks()
+
+
+@pytest.fixture
+def openlibrary() -> Iterator[FakeOpenLibrary]:
+    """The fake Open Library serving recorded answers (tests/openlibrary.py)."""
+    fake = FakeOpenLibrary()
+    fake.start()
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture

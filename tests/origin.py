@@ -25,8 +25,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+
+from tests.local_server import LocalServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PAGE_TEMPLATE = (FIXTURES / "next_apollo.html").read_text()
@@ -80,7 +82,7 @@ class Arrival:
     cookie: str | None = None
 
 
-class Origin:
+class Origin(LocalServer):
     def __init__(self, page: Callable[[str], bytes] | None = None, port: int = 0) -> None:
         """``page(book_id)`` makes a book's page; by default the fixture page made to describe it."""
         self.page = page
@@ -91,19 +93,7 @@ class Origin:
         self.arrivals: list[Arrival] = []
         self.robots_fetches: list[Arrival] = []
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        # serve_forever notices a shutdown only between polls: its default half second of
-        # polling made every test that starts an origin half a second slower to tear down.
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(_handler(self), port)
 
     def behave(self, book_id: str, *steps: str) -> None:
         """Refuses a step that names no behaviour, so a typo fails the test instead of

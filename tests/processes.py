@@ -211,6 +211,7 @@ class Service:
             "RETRY_MAX": "2",
             "RETRY_INTERVALS": "1,1",
             "FETCH_READ_TIMEOUT": "2",
+            "FALLBACK_SOURCE": "none",  # no real Open Library: the tests that want one name their fake
             **settings,
         }
         self.web: subprocess.Popen | None = None

@@ -313,9 +313,10 @@ def test_a_book_is_queued_then_answered_with_its_record(client, run_jobs):
     assert stored.mimetype == "application/json"
     record = stored.json
     assert list(record) == list(RECORD_FIELDS)
-    assert {key: value for key, value in record.items() if key != "fetched_at"} == parse_book_page(
+    assert {key: value for key, value in record.items() if key not in ("fetched_at", "source")} == parse_book_page(
         book_page("42"), "42"
     )
+    assert record["source"] == "goodreads"
     assert record["title"] == "The Long Way Home"
     assert record["authors"] == ["Ann Writer", "Tom Translator", "Ida Illustrator"]
     assert recent(record["fetched_at"])
@@ -723,4 +724,4 @@ def test_a_book_stored_while_it_is_looked_up_is_answered_with_its_record(client,
     monkeypatch.setattr(app.extensions["record_cache"], "fetch", lambda book_id, load: None)  # read before the write
     response = book_info(client)
     assert response.status_code == 200
-    assert response.json == {"book_id": "42", "title": "Written just now"}
+    assert response.json == {"book_id": "42", "title": "Written just now", "source": "goodreads"}

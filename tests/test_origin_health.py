@@ -373,7 +373,9 @@ def test_every_book_waiting_for_the_origin_says_paused_until_the_next_probe(conf
     assert progress["counts"]["paused"] == 4 and progress["counts"]["queued"] == 0
     assert {entry["status"] for entry in progress["links"]} == {"paused"}
     assert all("challenge" in entry["reason"] for entry in progress["links"])
-    assert BookQueue(redis, settings).statuses(["21", "22", "23", "24"]) == ["paused"] * 4  # large batches' counts
+    assert (
+        BookQueue(redis, settings).statuses(["21", "22", "23", "24"]) == [("paused", None)] * 4
+    )  # large batches' counts
 
     health.report_success()  # the origin serves again: those in the queue are only queued
     for book in ("22", "23"):

@@ -272,5 +272,5 @@ RECORD_SCHEMA = json.loads((Path(__file__).parents[1] / "app" / "openapi.json").
 
 @pytest.mark.parametrize("name", LAYOUT_FIXTURES)
 def test_a_record_matches_the_documented_record_schema(name):
-    record = {**parse(name, "1"), "fetched_at": "2026-01-01T00:00:00+00:00"}
+    record = {**parse(name, "1"), "fetched_at": "2026-01-01T00:00:00+00:00", "source": "goodreads"}
     Draft202012Validator(RECORD_SCHEMA).validate(record)

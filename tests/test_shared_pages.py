@@ -361,7 +361,7 @@ def test_the_markup_fallback_reads_the_same_histogram_and_first_series(page: Pat
 
 @pytest.mark.parametrize("page", BOOK_PAGES, ids=[p.stem for p in BOOK_PAGES])
 def test_a_real_record_matches_the_documented_record_schema(page: Path) -> None:
-    record = {**parse_book_page(page.read_bytes()), "fetched_at": "2026-01-01T00:00:00+00:00"}
+    record = {**parse_book_page(page.read_bytes()), "fetched_at": "2026-01-01T00:00:00+00:00", "source": "goodreads"}
     Draft202012Validator(RECORD_SCHEMA).validate(record)
 
 

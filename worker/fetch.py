@@ -101,7 +101,7 @@ def fetch_book_page(
         response = fetch(url, settings, session, limiter, admit)
         with response:
             if not response.is_redirect:
-                body = _read_capped(response, settings)
+                body = read_capped(response, settings)
                 return OriginResponse(
                     response.status_code,
                     body,
@@ -114,11 +114,17 @@ def fetch_book_page(
 
 
 def fetch(
-    url: str, settings: Settings, session: requests.Session, limiter: FetchRateLimiter, admit: Callable[[], None]
+    url: str,
+    settings: Settings,
+    session: requests.Session,
+    limiter: FetchRateLimiter,
+    admit: Callable[[], None],
+    site: str = "Goodreads",
 ) -> requests.Response:
     """One rate-limited GET of an origin URL, not following redirects, its body left unread.
     No answer at all (no name, no connection, no proxy, nothing within the timeouts) is the
-    origin's trouble; a connection lost mid-answer is this page's."""
+    origin's trouble; a connection lost mid-answer is this page's. ``site`` names the origin
+    in the reasons."""
     admit()
     limiter.wait_for_slot()
     try:
@@ -129,23 +135,21 @@ def fetch(
             timeout=(settings.fetch_connect_timeout, settings.fetch_read_timeout),
         )
     except requests.exceptions.ProxyError:
-        raise OriginTrouble(
-            OriginState.UNREACHABLE, "Goodreads is unreachable: the proxy (FETCH_PROXY) failed"
-        ) from None
+        raise OriginTrouble(OriginState.UNREACHABLE, f"{site} is unreachable: the proxy (FETCH_PROXY) failed") from None
     except requests.ConnectTimeout:
-        raise OriginTrouble(OriginState.UNREACHABLE, "Goodreads is unreachable: the connection timed out") from None
+        raise OriginTrouble(OriginState.UNREACHABLE, f"{site} is unreachable: the connection timed out") from None
     except requests.Timeout:
         raise OriginTrouble(
-            OriginState.UNREACHABLE, f"Goodreads is unreachable: no answer within {settings.fetch_read_timeout:g} s"
+            OriginState.UNREACHABLE, f"{site} is unreachable: no answer within {settings.fetch_read_timeout:g} s"
         ) from None
     except requests.ConnectionError as error:
         if _never_connected(error):
             raise OriginTrouble(
-                OriginState.UNREACHABLE, f"Goodreads is unreachable: {_connection_failure(error)}"
+                OriginState.UNREACHABLE, f"{site} is unreachable: {_connection_failure(error)}"
             ) from None
-        raise AttemptFailed(BookStatus.FAILED, f"connection to Goodreads failed: {type(error).__name__}") from None
+        raise AttemptFailed(BookStatus.FAILED, f"connection to {site} failed: {type(error).__name__}") from None
     except requests.RequestException as error:
-        raise AttemptFailed(BookStatus.FAILED, f"connection to Goodreads failed: {type(error).__name__}") from None
+        raise AttemptFailed(BookStatus.FAILED, f"connection to {site} failed: {type(error).__name__}") from None
 
 
 def _never_connected(error: requests.ConnectionError) -> bool:
@@ -169,30 +173,30 @@ def _connection_failure(error: requests.ConnectionError) -> str:
     return "no connection could be made"
 
 
-def origin_trouble(response: OriginResponse) -> OriginTrouble | None:
-    """The answer's trouble when it is about Goodreads rather than this book: an AWS WAF
-    challenge or CAPTCHA (HTTP 202, the ``x-amzn-waf-action`` header, a small interstitial
+def origin_trouble(response: OriginResponse, site: str = "Goodreads") -> OriginTrouble | None:
+    """The answer's trouble when it is about the origin (``site``) rather than this book: an AWS
+    WAF challenge or CAPTCHA (HTTP 202, the ``x-amzn-waf-action`` header, a small interstitial
     loading the challenge script with no book in it), a refusal (401, 403), a request for a
     pause (429, 503 with Retry-After); None for anything else. A page with book data is a
     book, whatever scripts it loads."""
     status, action = response.status, response.waf_action
     challenge_page = _challenge_interstitial(response.body)
     if action == "captcha" or (challenge_page and b"captcha" in response.body.lower()):
-        return OriginTrouble(OriginState.CHALLENGE, f"Goodreads answered HTTP {status} with a CAPTCHA challenge")
+        return OriginTrouble(OriginState.CHALLENGE, f"{site} answered HTTP {status} with a CAPTCHA challenge")
     if action or status == 202 or challenge_page:
         empty = "with an empty body " if not response.body.strip() else ""
         header = f", {_WAF_ACTION}: {action}" if action else ""
         page = ", a challenge page" if challenge_page else ""
         return OriginTrouble(
-            OriginState.CHALLENGE, f"Goodreads answered HTTP {status} {empty}(a bot challenge{header}{page})"
+            OriginState.CHALLENGE, f"{site} answered HTTP {status} {empty}(a bot challenge{header}{page})"
         )
     if status in (401, 403):
-        return OriginTrouble(OriginState.REFUSED, f"Goodreads refused the request (HTTP {status})")
+        return OriginTrouble(OriginState.REFUSED, f"{site} refused the request (HTTP {status})")
     if status == 429 or (status == 503 and response.retry_after is not None):
         wait = f", Retry-After {response.retry_after:g} s" if response.retry_after is not None else ""
         return OriginTrouble(
             OriginState.RATE_LIMIT,
-            f"Goodreads asked for a pause (HTTP {status}, rate limit{wait})",
+            f"{site} asked for a pause (HTTP {status}, rate limit{wait})",
             response.retry_after,
         )
     return None
@@ -208,8 +212,9 @@ def _challenge_interstitial(body: bytes) -> bool:
     return loads_waf and not has_book_data(body) and not looks_like_sign_in(body)
 
 
-def _read_capped(response: requests.Response, settings: Settings) -> bytes:
-    """The body, refusing one over MAX_PAGE_BYTES or one that trickles past the read timeout."""
+def read_capped(response: requests.Response, settings: Settings, site: str = "Goodreads") -> bytes:
+    """The body, refusing one over MAX_PAGE_BYTES or one that trickles past the read timeout;
+    ``site`` names the origin in the reasons."""
     deadline = time.monotonic() + settings.fetch_connect_timeout + settings.fetch_read_timeout
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > settings.max_page_bytes:
@@ -221,11 +226,11 @@ def _read_capped(response: requests.Response, settings: Settings) -> bytes:
             if size > settings.max_page_bytes:
                 raise AttemptFailed(BookStatus.FAILED, f"the page is larger than {settings.max_page_bytes} bytes")
             if time.monotonic() > deadline:
-                raise AttemptFailed(BookStatus.FAILED, "Goodreads sent the page too slowly")
+                raise AttemptFailed(BookStatus.FAILED, f"{site} sent the page too slowly")
             chunks.append(chunk)
     except requests.RequestException as error:
         if isinstance(error.args[0] if error.args else None, ReadTimeoutError):
-            raise AttemptFailed(BookStatus.FAILED, "Goodreads stopped sending the page (read timeout)") from None
+            raise AttemptFailed(BookStatus.FAILED, f"{site} stopped sending the page (read timeout)") from None
         raise AttemptFailed(BookStatus.FAILED, f"the page was cut off: {type(error).__name__}") from None
     return b"".join(chunks)
 

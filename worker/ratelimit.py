@@ -114,6 +114,14 @@ class FetchRateLimiter:
             wait += early
         return wait
 
+    def reserve(self) -> float:
+        """Take the next free slot, however far, without waiting for it; return the seconds until
+        it comes (for work scheduled to start then)."""
+        if not self.interval_us:
+            return 0.0
+        _taken, wait_us = self._reserve(keys=[self.key], args=[self.interval_us, 0, -1])
+        return int(wait_us) / 1_000_000
+
     def room_in(self) -> float:
         """Seconds until a slot comes within ``wait_max`` (0: a request could take one now)."""
         if not self.interval_us or self.wait_max_us < 0:

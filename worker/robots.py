@@ -36,13 +36,23 @@ def parse_robots(text: str) -> RobotFileParser:
 
 
 class Robots:
-    """robots.txt of the origin for this service's user agent."""
+    """robots.txt of an origin for this service's user agent: Goodreads' unless another
+    ``origin`` is given, with its own ``key`` and ``site`` name."""
 
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        settings: Settings,
+        origin: str | None = None,
+        key: str | None = None,
+        site: str = "Goodreads",
+    ) -> None:
         self.redis = redis
         self.settings = settings
-        self.key = robots_key(settings.key_prefix)
+        self.origin = origin or settings.origin
+        self.key = key or robots_key(settings.key_prefix)
         self.lock_key = f"{self.key}:lock"
+        self.site = site
 
     def rules(self, session: requests.Session, limiter: FetchRateLimiter, admit: Callable[[], None]) -> RobotFileParser:
         """The cached rules, fetching them first when there are none (one worker at a time)."""
@@ -60,12 +70,12 @@ class Robots:
                     self.redis.delete(self.lock_key)
                 return parse_robots(text)
             if time.monotonic() > deadline:
-                raise OriginTrouble(OriginState.UNREACHABLE, "Goodreads is unreachable: robots.txt did not come")
+                raise OriginTrouble(OriginState.UNREACHABLE, f"{self.site} is unreachable: robots.txt did not come")
             time.sleep(0.1)
 
     def _fetch(self, session: requests.Session, limiter: FetchRateLimiter, admit: Callable[[], None]) -> str:
-        url = f"{self.settings.origin}/robots.txt"
-        with fetch(url, self.settings, session, limiter, admit) as response:
+        url = f"{self.origin}/robots.txt"
+        with fetch(url, self.settings, session, limiter, admit, self.site) as response:
             body = response.raw.read(MAX_ROBOTS_BYTES, decode_content=True) if response.status_code == 200 else b""
             answer = OriginResponse(
                 response.status_code,
@@ -74,11 +84,11 @@ class Robots:
                 url,
                 response.headers.get("x-amzn-waf-action", "").strip().lower(),
             )
-        trouble = origin_trouble(answer)
+        trouble = origin_trouble(answer, self.site)
         if trouble:
             raise trouble
         if answer.status >= 500 or 300 <= answer.status < 400:
             raise OriginTrouble(
-                OriginState.UNREACHABLE, f"Goodreads is unreachable: robots.txt answered HTTP {answer.status}"
+                OriginState.UNREACHABLE, f"{self.site} is unreachable: robots.txt answered HTTP {answer.status}"
             )
         return answer.body.decode("utf-8", "replace") if answer.status == 200 else ""

@@ -18,7 +18,9 @@ Outcomes, as ``GET /getBookInfo`` reports them:
   Goodreads served the probe's book right after it) and it is retried as above. The probe
   asks for a book Goodreads served before, not the job's own.
 
-Nothing but a parsed book is ever stored as a record.
+Nothing but a parsed book is ever stored as a record of Goodreads'. When Goodreads says no
+(the fleet paused for a challenge or a refusal, or the book ``blocked``), worker/fallback.py
+asks Open Library for the book, whose record is kept until Goodreads' replaces it.
 """
 
 from __future__ import annotations
@@ -38,10 +40,11 @@ from books.counters import Counters
 from books.links import BookId, canonical_url, parse_book_path
 from books.origin import FINAL_STATUS, OriginHealth, OriginState, iso
 from books.queue import BookQueue
-from books.record import Record
+from books.record import GOODREADS, Record
 from books.settings import Settings
 from books.status import BookStatus
 from books.store import BookStore, RecordLimits, UnsafeRecord
+from worker import fallback
 from worker.cookies import SessionCookies
 from worker.fetch import AttemptFailed, OriginResponse, OriginTrouble, fetch_book_page, new_session, origin_trouble
 from worker.parser import NotABookPage, parse_book_page
@@ -123,9 +126,17 @@ class Admission:
 
 def parse_book(book_id: str) -> str | Retry:
     """Fetch, parse and store one book; return ``stored``, ``not_found`` or ``blocked``
-    (robots.txt), the final state of a book paused too long, or RQ's ``Retry`` to wait."""
+    (robots.txt), the final state of a book paused too long, or RQ's ``Retry`` to wait.
+    Whatever the end, the second source is asked for the book if Goodreads said no."""
     job = get_current_job()
     assert job is not None, "parse_book runs as an RQ job"
+    try:
+        return _attempt(job, book_id)
+    finally:
+        fallback.after_attempt(job.connection, settings(), book_id)
+
+
+def _attempt(job: Job, book_id: str) -> str | Retry:
     config = settings()
     store = BookStore(job.connection, config.key_prefix, RecordLimits.from_settings(config))
     health = OriginHealth(job.connection, config)
@@ -297,7 +308,7 @@ def _fetch_parse_store(
         if isinstance(page, NotABookPage):
             status = BookStatus.BLOCKED if page.kind == "sign_in_wall" else BookStatus.FAILED
             raise AttemptFailed(status, page.detail)
-        record = Record(**page, fetched_at=datetime.now(UTC).isoformat(timespec="seconds"))
+        record = Record(**page, fetched_at=datetime.now(UTC).isoformat(timespec="seconds"), source=GOODREADS)
         try:
             store.save_record(book_id, record)
         except UnsafeRecord as error:
