@@ -3,18 +3,25 @@ every web host shares them.
 
 A client is the address ``request.remote_addr`` names: the peer's own address, or, behind
 ``TRUSTED_PROXY_HOPS`` proxies, the address those proxies put in ``X-Forwarded-For``
-(``create_app`` wraps the app in werkzeug's ``ProxyFix`` for that many hops; a header the
-client forged beyond them is ignored).
+(``create_app`` wraps the app in ``TrustedProxies``: werkzeug's ``ProxyFix`` for that many
+hops, applied only to a request whose peer, and each proxy hop before it, is one of
+``TRUSTED_PROXY_ADDRESSES``; a header the client forged beyond them is ignored, and so is
+every forwarded header of a client that reaches gunicorn directly).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from ipaddress import ip_address
+from ipaddress import IPv4Network, IPv6Network, ip_address
+from typing import Any
 
 from flask import request
 from redis import Redis
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+Network = IPv4Network | IPv6Network
 
 
 def client_address() -> str:
@@ -27,6 +34,42 @@ def is_loopback(address: str) -> bool:
         return ip_address(address).is_loopback
     except ValueError:
         return False
+
+
+def from_trusted_proxies(peer: str, forwarded_for: str, networks: Iterable[Network], hops: int) -> bool:
+    """Whether the request came through ``hops`` trusted proxies: its peer and the ``hops - 1``
+    last addresses of ``X-Forwarded-For`` (the proxies before the peer) are each in ``networks``."""
+    networks = tuple(networks)
+    forwarded = [part.strip() for part in forwarded_for.split(",")] if forwarded_for else []
+    proxies = [peer, *reversed(forwarded[len(forwarded) - hops + 1 :])] if hops > 1 else [peer]
+    if len(proxies) < hops:
+        return False
+    return all(_in_networks(address, networks) for address in proxies)
+
+
+def _in_networks(address: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        parsed = ip_address(address)
+    except ValueError:
+        return False
+    return any(parsed in network for network in networks)
+
+
+class TrustedProxies:
+    """WSGI middleware: werkzeug's ``ProxyFix`` for ``hops`` proxies, for requests that came
+    through proxies in ``networks`` only; any other request keeps its peer's own address."""
+
+    def __init__(self, app: Any, networks: tuple[Network, ...], hops: int) -> None:
+        self.app = app
+        self.proxied = ProxyFix(app, x_for=hops, x_proto=hops, x_host=hops)
+        self.networks = networks
+        self.hops = hops
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        peer, forwarded_for = environ.get("REMOTE_ADDR", ""), environ.get("HTTP_X_FORWARDED_FOR", "")
+        if from_trusted_proxies(peer, forwarded_for, self.networks, self.hops):
+            return self.proxied(environ, start_response)
+        return self.app(environ, start_response)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from http.cookiejar import LoadError, MozillaCookieJar
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -82,6 +83,8 @@ class Settings:
     max_queued_books: int = 1_000_000
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
     trusted_proxy_hops: int = 0
+    # The proxies' own addresses or networks (CIDR): forwarded headers are trusted from these only.
+    trusted_proxy_addresses: tuple[str, ...] = ()
     dashboard_login_failures: int = 5
     dashboard_lockout_max: int = 300
     # Records: what a stored record may hold, checked when it is written and when it is read.
@@ -161,6 +164,10 @@ class Settings:
             raise ConfigError("MAX_QUEUED_BOOKS must be 0 (no bound) or more")
         if self.trusted_proxy_hops < 0:
             raise ConfigError("TRUSTED_PROXY_HOPS must be 0 (no proxy) or more")
+        if bool(self.trusted_proxy_hops) != bool(self.trusted_proxy_networks):
+            raise ConfigError(
+                "set both TRUSTED_PROXY_HOPS and TRUSTED_PROXY_ADDRESSES (the proxies' addresses), or neither"
+            )
         if self.dashboard_login_failures < 0 or self.dashboard_lockout_max < 1:
             raise ConfigError("DASHBOARD_LOGIN_FAILURES must be 0 or more, DASHBOARD_LOCKOUT_MAX at least 1")
         if any(not token.isprintable() or " " in token for token in self.api_tokens):
@@ -198,6 +205,16 @@ class Settings:
     def sentinel_addresses(self) -> list[tuple[str, int]]:
         """REDIS_SENTINELS as (host, port) pairs; empty: no Sentinel, REDIS_URL names the server."""
         return [_host_port(part.strip()) for part in self.redis_sentinels.split(",") if part.strip()]
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        """TRUSTED_PROXY_ADDRESSES as networks (an address alone is a network of one)."""
+        try:
+            return tuple(ip_network(address, strict=False) for address in self.trusted_proxy_addresses)
+        except ValueError:
+            raise ConfigError(
+                "TRUSTED_PROXY_ADDRESSES must list IP addresses or networks (CIDR), comma-separated"
+            ) from None
 
     @property
     def origin(self) -> str:

@@ -96,6 +96,18 @@ def test_a_value_that_does_not_convert_is_refused_by_name(variable, value, messa
             {"RQ_DASHBOARD_PASSWORD": "pw"},
             "set both RQ_DASHBOARD_USERNAME and RQ_DASHBOARD_PASSWORD, or neither",
         ),
+        (
+            {"TRUSTED_PROXY_HOPS": "1"},
+            "set both TRUSTED_PROXY_HOPS and TRUSTED_PROXY_ADDRESSES (the proxies' addresses), or neither",
+        ),
+        (
+            {"TRUSTED_PROXY_ADDRESSES": "10.0.0.1"},
+            "set both TRUSTED_PROXY_HOPS and TRUSTED_PROXY_ADDRESSES (the proxies' addresses), or neither",
+        ),
+        (
+            {"TRUSTED_PROXY_HOPS": "1", "TRUSTED_PROXY_ADDRESSES": "10.0.0.0/8,proxy.local"},
+            "TRUSTED_PROXY_ADDRESSES must list IP addresses or networks (CIDR), comma-separated",
+        ),
     ],
 )
 def test_a_value_the_service_cannot_use_is_refused_by_name(environment, message):

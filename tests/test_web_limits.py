@@ -15,6 +15,7 @@ from redis import Redis
 from rq import Queue
 
 from app import REDIS_CONNECTIONS, create_app
+from app.limits import from_trusted_proxies
 from books.settings import ConfigError, Settings
 from tests.processes import RedisServer, free_port
 
@@ -39,13 +40,51 @@ def test_the_post_budget_refuses_with_retry_after_and_counts_per_client(configur
 
 def test_client_addresses_come_from_the_trusted_proxy_hops_only(configure):
     forwarded = [{"X-Forwarded-For": "198.51.100.1"}, {"X-Forwarded-For": "198.51.100.2"}]
-    behind_proxy = create_app(configure(POST_BUDGET="1", TRUSTED_PROXY_HOPS="1")).test_client()
+    behind_proxy = create_app(
+        configure(POST_BUDGET="1", TRUSTED_PROXY_HOPS="1", TRUSTED_PROXY_ADDRESSES="127.0.0.1")
+    ).test_client()
     assert [post_links(behind_proxy, n, headers=h).status_code for n, h in zip((1, 2), forwarded, strict=True)] == [
         202,
         202,
     ]
-    direct = create_app(configure(POST_BUDGET="1", TRUSTED_PROXY_HOPS="0")).test_client()
+    direct = create_app(configure(POST_BUDGET="1", TRUSTED_PROXY_HOPS="0", TRUSTED_PROXY_ADDRESSES="")).test_client()
     assert [post_links(direct, n, headers=h).status_code for n, h in zip((3, 4), forwarded, strict=True)] == [202, 429]
+
+
+def test_forwarded_headers_from_a_peer_that_is_not_a_trusted_proxy_are_ignored(configure):
+    """gunicorn reachable directly: a client forging X-Forwarded-For neither escapes its POST
+    budget nor reaches the loopback-only dashboard as 127.0.0.1."""
+    client = create_app(
+        configure(POST_BUDGET="1", TRUSTED_PROXY_HOPS="1", TRUSTED_PROXY_ADDRESSES="10.0.0.0/8")
+    ).test_client()
+    forged = [{"X-Forwarded-For": f"198.51.100.{n}"} for n in (1, 2)]
+    answers = [post_links(client, n, headers=h, environ_base=OUTSIDE).status_code for n, h in enumerate(forged, 1)]
+    assert answers == [202, 429]
+    as_loopback = client.get("/rqstatus/", headers={"X-Forwarded-For": "127.0.0.1"}, environ_base=OUTSIDE)
+    assert as_loopback.status_code == 403 and as_loopback.json["error"] == "dashboard_local_only"
+    through_proxy = {"REMOTE_ADDR": "10.1.2.3"}
+    assert post_links(client, 3, headers=forged[0], environ_base=through_proxy).status_code == 202
+    outside_via_proxy = client.get("/rqstatus/", headers={"X-Forwarded-For": "203.0.113.5"}, environ_base=through_proxy)
+    assert outside_via_proxy.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded_for", "hops", "trusted"),
+    [
+        ("10.0.0.1", "198.51.100.1", 1, True),
+        ("203.0.113.5", "198.51.100.1", 1, False),
+        ("10.0.0.1", "198.51.100.1, 10.0.0.2", 2, True),
+        ("10.0.0.1", "198.51.100.1, 203.0.113.5", 2, False),  # the first proxy is not one of ours
+        ("10.0.0.1", "", 2, False),
+        ("not-an-address", "198.51.100.1", 1, False),
+        ("10.0.0.1", "198.51.100.1, junk", 2, False),
+    ],
+)
+def test_a_request_is_from_trusted_proxies_when_each_hop_is_one(peer, forwarded_for, hops, trusted):
+    networks = Settings.from_env(
+        {"TRUSTED_PROXY_HOPS": str(hops), "TRUSTED_PROXY_ADDRESSES": "10.0.0.0/8"}
+    ).trusted_proxy_networks
+    assert from_trusted_proxies(peer, forwarded_for, networks, hops) is trusted
 
 
 def test_api_tokens_guard_posts_only(configure):
