@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -415,10 +415,21 @@ def _callback_url(queue: BookQueue) -> str | None:
     url = request.args.get("callback_url")
     if url is None:
         return None
-    reason = refusal(url, queue.settings.callback_hosts)
+    reason = refusal(url, queue.settings.callback_hosts, [*queue.settings.redis_addresses, *_web_addresses()])
     if reason:
         raise ApiError(400, "invalid_callback_url", reason)
     return url
+
+
+def _web_addresses() -> list[tuple[str, int]]:
+    """The address this request reached the web on: the host name it asked for and the one
+    gunicorn listens on, at gunicorn's port (as they were before a proxy's headers)."""
+    environ = request.environ.get("werkzeug.proxy_fix.orig", request.environ)
+    port = str(environ.get("SERVER_PORT", ""))
+    if not port.isdigit():  # a Unix socket
+        return []
+    names = {str(environ.get("SERVER_NAME", "")), urlsplit(f"//{environ.get('HTTP_HOST', '')}").hostname or ""}
+    return [(name.lower(), int(port)) for name in names if name]
 
 
 def _flag(name: str) -> bool:

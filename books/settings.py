@@ -13,13 +13,17 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from http.cookiejar import LoadError, MozillaCookieJar
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 from urllib.parse import urlsplit
 
 
 class ConfigError(ValueError):
     """An environment variable holds a value the service cannot use."""
+
+
+# The ports a CALLBACK_ALLOWED_HOSTS entry without one allows.
+DEFAULT_CALLBACK_PORTS = (80, 443)
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ class Settings:
     record_cache_size: int = 10_000
     rq_dashboard_username: str = ""
     rq_dashboard_password: str = field(default="", repr=False)
-    # Callbacks: off unless hosts are listed (comma-separated host names, matched exactly).
+    # Callbacks: off unless hosts are listed (comma-separated host or host:port, matched exactly).
     callback_allowed_hosts: str = ""
     callback_secret: str = field(default="", repr=False)
     callback_timeout: float = 10.0
@@ -226,9 +230,27 @@ class Settings:
         return bool(self.rq_dashboard_username)
 
     @property
-    def callback_hosts(self) -> frozenset[str]:
-        """The hosts a callback may be sent to; empty: callbacks are off."""
-        return frozenset(host.strip().lower() for host in self.callback_allowed_hosts.split(",") if host.strip())
+    def callback_hosts(self) -> frozenset[tuple[str, int]]:
+        """The (host, port) pairs a callback may be sent to, an entry without a port standing for
+        ports 80 and 443; empty: callbacks are off."""
+        allowed: set[tuple[str, int]] = set()
+        for entry in self.callback_allowed_hosts.split(","):
+            if entry.strip():
+                try:
+                    host, port = _split_address(entry.strip().lower())
+                except ConfigError as error:
+                    raise ConfigError(f"CALLBACK_ALLOWED_HOSTS: {error} (e.g. hooks.example.com:8443)") from None
+                allowed.update((host, each) for each in ((port,) if port else DEFAULT_CALLBACK_PORTS))
+        return frozenset(allowed)
+
+    @property
+    def redis_addresses(self) -> frozenset[tuple[str, int]]:
+        """Where this service's Redis listens (the server, or its sentinels): never a callback's target."""
+        addresses = set(self.sentinel_addresses)
+        if not self.redis_url.startswith("unix://"):
+            url = urlsplit(self.redis_url)
+            addresses.add(((url.hostname or "localhost").lower(), url.port or 6379))
+        return frozenset(addresses)
 
     @property
     def control_queue_name(self) -> str:
@@ -271,11 +293,44 @@ def load_cookies(path: str) -> MozillaCookieJar:
 
 
 def _host_port(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")  # [::1]:26379
-    if not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c.isspace() for c in host):
+    try:
+        host, port = _split_address(address)
+    except ConfigError:
+        port = None
+    if port is None:
         raise ConfigError(f"REDIS_SENTINELS={address!r} is not a host:port address (e.g. 10.0.0.5:26379)")
-    return host, int(port)
+    return host, port
+
+
+def _split_address(address: str) -> tuple[str, int | None]:
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` (a bare IPv6 address has no port) as
+    (host, port or None); ValueError naming the address when it is none of them."""
+    if address.startswith("["):
+        host, _, rest = address[1:].partition("]")
+        port = rest.removeprefix(":") if rest.startswith(":") else None
+        if rest and port is None:
+            host = ""
+    elif address.count(":") == 1:
+        host, port = address.split(":")
+    else:
+        host, port = address, None
+        if ":" in host and not _is_ip(host):
+            host = ""
+    if not host or any(c.isspace() for c in host) or (port is not None and not _valid_port(port)):
+        raise ConfigError(f"{address!r} is not a host or host:port address")
+    return host, int(port) if port is not None else None
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _valid_port(port: str) -> bool:
+    return port.isdigit() and 0 < int(port) < 65536
 
 
 def _convert(name: str, kind: Any, raw: str) -> Any:

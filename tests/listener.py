@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -24,7 +27,8 @@ class Listener:
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> Listener:
@@ -39,6 +43,17 @@ class Listener:
         with self.lock:
             self.received.append(received)
             return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+
+
+def verified(received: Received, secret: str, window: float = 300) -> bool:
+    """A receiver's check, as the README gives it: the signature over the timestamp, a dot and
+    the body, and the timestamp within ``window`` seconds of now (so a recorded delivery
+    cannot be sent again later)."""
+    timestamp = received.headers.get("X-Signature-Timestamp", "")
+    signed = timestamp.encode() + b"." + received.body
+    expected = "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    fresh = timestamp.isdigit() and abs(time.time() - int(timestamp)) <= window
+    return fresh and hmac.compare_digest(received.headers.get("X-Signature-256", ""), expected)
 
 
 def _handler(listener: Listener):

@@ -3,8 +3,13 @@ real processes (gunicorn, rq workers, redis-server, the local origin), and its b
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
+
+from tests.listener import Listener, Received, verified
+from tests.processes import Service, wait_until
 
 pytestmark = pytest.mark.e2e
 LINK = "https://www.goodreads.com/book/show/{}"
@@ -27,3 +32,35 @@ def test_a_forged_x_forwarded_for_is_ignored_unless_a_trusted_proxy_sent_it(make
     assert named == [202, 202]
     dashboard = requests.get(f"{proxied.url}/rqstatus/", headers={"X-Forwarded-For": "203.0.113.5"}, timeout=10)
     assert dashboard.status_code == 403 and dashboard.json()["error"] == "dashboard_local_only"
+
+
+def test_callbacks_reach_only_the_allowed_port_never_the_service_itself_and_are_signed_with_a_time(
+    redis_server, origin, tmp_path
+):
+    """The operator allows the loopback's web and Redis ports along with its receiver's: a
+    callback to the dashboard's requeue or to Redis is refused; the receiver's delivery carries
+    a timestamp under its signature, so a recorded one cannot be sent again later."""
+    secret = "s3cret-callbacks"
+    with Listener() as listener:
+        service = Service(redis_server.url, origin.url, tmp_path, CALLBACK_SECRET=secret, CALLBACK_CHECK_INTERVAL="1")
+        service.env["CALLBACK_ALLOWED_HOSTS"] = (
+            f"127.0.0.1:{listener.port},127.0.0.1:{service.port},127.0.0.1:{redis_server.port}"
+        )
+        try:
+            service.start_web()
+            service.start_workers(1)
+            for port, path in ((service.port, "/rqstatus/requeue/bookInfoParser"), (redis_server.port, "/")):
+                refused = post(service.url, 1, params={"callback_url": f"http://127.0.0.1:{port}{path}"})
+                assert refused.status_code == 400
+                assert refused.json()["message"] == "callbacks never go to this service's own web or Redis address"
+            other_port = post(service.url, 1, params={"callback_url": f"http://127.0.0.1:{listener.port + 1}/"})
+            assert other_port.status_code == 400 and "CALLBACK_ALLOWED_HOSTS" in other_port.json()["message"]
+            accepted = post(service.url, 1, params={"callback_url": f"{listener.url}/done"})
+            assert accepted.status_code == 202
+            wait_until(lambda: listener.received, 30, 0.1, "the callback")
+        finally:
+            service.stop()
+    delivered = listener.received[0]
+    assert verified(delivered, secret)
+    replayed_later = {**delivered.headers, "X-Signature-Timestamp": str(int(time.time()) + 3600)}
+    assert not verified(Received(delivered.path, replayed_later, delivered.body), secret)

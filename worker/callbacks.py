@@ -15,13 +15,22 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import requests
 from redis import Redis
 from rq import get_current_job
 
 from books.batches import Batches
-from books.callbacks import CHECK, SIGNATURE_HEADER, Callbacks, deliver_once, refusal, signature
+from books.callbacks import (
+    CHECK,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Callbacks,
+    deliver_once,
+    refusal,
+    signature,
+)
 from books.control import schedule_next
 from books.queue import BookQueue
 from books.settings import Settings
@@ -87,7 +96,7 @@ def deliver_callback(batch_id: str) -> str:
     if target is None or batch is None:
         return "the batch expired"
     url, batch_url = target
-    reason = refusal(url, config.callback_hosts)
+    reason = refusal(url, config.callback_hosts, config.redis_addresses)
     if reason:
         log.warning("callback refused", extra={"fields": {"batch_id": batch_id, "reason": reason}})
         return f"refused: {reason}"
@@ -115,6 +124,7 @@ def deliver_callback(batch_id: str) -> str:
 def _post(url: str, body: bytes, config: Settings) -> int:
     """POST without following redirects, without proxies from the environment, and without
     reading the answer's body; return its HTTP status."""
+    timestamp = int(time.time())
     with requests.Session() as session:
         session.trust_env = False
         response = session.post(
@@ -123,7 +133,8 @@ def _post(url: str, body: bytes, config: Settings) -> int:
             headers={
                 "Content-Type": "application/json",
                 "User-Agent": config.user_agent,
-                SIGNATURE_HEADER: signature(body, config.callback_secret),
+                TIMESTAMP_HEADER: str(timestamp),
+                SIGNATURE_HEADER: signature(body, config.callback_secret, timestamp),
             },
             timeout=config.callback_timeout,
             allow_redirects=False,
