@@ -10,13 +10,15 @@ Which URLs are allowed (pure), how a body is signed (pure), and what Redis keeps
 - ``<prefix>:callback:<batch_id>:delivered`` set once a delivery was answered with a 2xx
 - ``<prefix>:callbacks:open``               the batches whose callback is not yet claimed
 
-Every key expires with the batch (``BATCH_TTL``).
+Every key expires with the batch (``BATCH_TTL``). Deliveries under way to one host and port
+are leased in ``<prefix>:callback-host:<host>:<port>`` (``HostSlots``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from collections.abc import Iterable
 from ipaddress import ip_address
 from typing import cast
@@ -49,14 +51,14 @@ def refusal(url: str, allowed: frozenset[Address], own: Iterable[Address] = ()) 
         return f"the callback URL must be one line of at most {MAX_URL_LENGTH} characters"
     try:
         parts = urlsplit(url)
-        port = parts.port  # raises on a port that is not a number
+        parts.port  # noqa: B018 (raises on a port that is not a number)
     except ValueError:
         return "the callback URL is not a valid URL"
     if parts.scheme not in ("http", "https"):
         return "the callback URL must start with http:// or https://"
     if parts.username is not None or parts.password is not None:
         return "the callback URL must not hold a user name or password"
-    target = ((parts.hostname or "").lower(), port or DEFAULT_PORTS[parts.scheme])
+    target = target_address(url)
     if any(same_address(target, address) for address in own):
         return "callbacks never go to this service's own web or Redis address"
     if target not in allowed:
@@ -148,6 +150,46 @@ class Callbacks:
         self.redis.set(self.key(batch_id, "delivered"), 1, ex=self.ttl)
 
 
+# Take a slot if fewer than ARGV[2] leases are live: KEYS[1] the host's leases (a sorted set
+# by expiry), ARGV[1] now, ARGV[3] the lease's expiry, ARGV[4] the lease's token.
+_TAKE_SLOT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+redis.call('EXPIREAT', KEYS[1], math.ceil(tonumber(ARGV[3])))
+return 1
+"""
+
+
+class HostSlots:
+    """At most ``limit`` deliveries at once to one host and port, across every worker: each
+    holds a lease that ends when it is given back, or by itself after ``lease`` seconds (a
+    worker killed mid-delivery)."""
+
+    def __init__(self, redis: Redis, prefix: str, limit: int, lease: float) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.limit = limit
+        self.lease = lease
+        self._take = redis.register_script(_TAKE_SLOT)
+
+    def key(self, address: Address) -> str:
+        return f"{self.prefix}:callback-host:{address[0]}:{address[1]}"
+
+    def take(self, address: Address, token: str) -> bool:
+        now = time.time()
+        return bool(self._take(keys=[self.key(address)], args=[now, self.limit, now + self.lease, token]))
+
+    def give_back(self, address: Address, token: str) -> None:
+        self.redis.zrem(self.key(address), token)
+
+
+def target_address(url: str) -> Address:
+    """The host and port a callback URL (one ``refusal`` let through) is sent to."""
+    parts = urlsplit(url)
+    return (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS[parts.scheme]
+
+
 CHECK = "worker.callbacks.check_callbacks"
 DELIVER = "worker.callbacks.deliver_callback"
 
@@ -175,6 +217,7 @@ def deliver_once(callbacks: Callbacks, settings: Settings, batch_id: str) -> boo
         settings,
         DELIVER,
         batch_id,
+        queue_name=settings.callback_queue_name,
         job_id=f"callback-{batch_id}",
         retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
     )

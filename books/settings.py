@@ -72,7 +72,10 @@ class Settings:
     # Callbacks: off unless hosts are listed (comma-separated host or host:port, matched exactly).
     callback_allowed_hosts: str = ""
     callback_secret: str = field(default="", repr=False)
+    # Seconds a delivery may take in all, however slowly the receiver answers.
     callback_timeout: float = 10.0
+    # Deliveries to one host:port at once, across every worker; others wait their turn.
+    callback_host_concurrency: int = 2
     # Seconds between delivery attempts after a failure; the default adds up to under 3 hours.
     callback_retry_intervals: tuple[int, ...] = (10, 30, 60, 300, 900, 1800, 3600, 3600)
     # Seconds between checks of the batches waiting for a callback.
@@ -154,8 +157,10 @@ class Settings:
             raise ConfigError("set both RQ_DASHBOARD_USERNAME and RQ_DASHBOARD_PASSWORD, or neither")
         if self.callback_hosts and not self.callback_secret:
             raise ConfigError("CALLBACK_SECRET must be set when CALLBACK_ALLOWED_HOSTS is (callbacks are signed)")
-        if self.callback_timeout <= 0 or self.callback_check_interval < 1:
-            raise ConfigError("CALLBACK_TIMEOUT and CALLBACK_CHECK_INTERVAL must be positive")
+        if self.callback_timeout <= 0 or self.callback_check_interval < 1 or self.callback_host_concurrency < 1:
+            raise ConfigError(
+                "CALLBACK_TIMEOUT, CALLBACK_CHECK_INTERVAL and CALLBACK_HOST_CONCURRENCY must be positive"
+            )
         if any(interval < 0 for interval in self.callback_retry_intervals):
             raise ConfigError("CALLBACK_RETRY_INTERVALS must not be negative")
         if self.refresh_every < 0 or self.refresh_batch < 1 or self.refresh_after < 0:
@@ -254,9 +259,15 @@ class Settings:
 
     @property
     def control_queue_name(self) -> str:
-        """The queue of the service's own short jobs (callback checks and deliveries, refresh
+        """The queue of the service's own short jobs (callback checks, batch recounts, refresh
         rounds), served before the book queue so a backlog of books never delays them."""
         return f"{self.queue_name}-control"
+
+    @property
+    def callback_queue_name(self) -> str:
+        """The queue of callback deliveries, served after the book queue: a client's receivers,
+        however many and however slow, never hold users' books back."""
+        return f"{self.queue_name}-callbacks"
 
     @property
     def refresh_queue_name(self) -> str:
@@ -266,7 +277,7 @@ class Settings:
     @property
     def worker_queues(self) -> list[str]:
         """The queues a worker serves, in priority order."""
-        return [self.control_queue_name, self.queue_name, self.refresh_queue_name]
+        return [self.control_queue_name, self.queue_name, self.callback_queue_name, self.refresh_queue_name]
 
 
 @contextmanager

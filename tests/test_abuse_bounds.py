@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from tests.listener import Listener, Received, verified
+from tests.listener import DripListener, Listener, Received, verified
 from tests.processes import Service, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -64,3 +64,38 @@ def test_callbacks_reach_only_the_allowed_port_never_the_service_itself_and_are_
     assert verified(delivered, secret)
     replayed_later = {**delivered.headers, "X-Signature-Timestamp": str(int(time.time()) + 3600)}
     assert not verified(Received(delivered.path, replayed_later, delivered.body), secret)
+
+
+def stored(service: Service, book_id: int) -> bool:
+    lookup = requests.get(f"{service.url}/getBookInfo", params={"url": LINK.format(book_id)}, timeout=10)
+    return lookup.status_code == 200
+
+
+@pytest.mark.serial
+def test_callback_receivers_that_drip_their_answer_never_hold_a_user_s_book(make_service):
+    """Six batches called back to a receiver that answers a byte every 0.5 s, and never ends:
+    each delivery is cut at CALLBACK_TIMEOUT (2 s), one at a time to that host, and a user's
+    new book is fetched within 6 s (a delivery in hand ends first; the book goes before the
+    rest). Before, each delivery held a worker for JOB_TIMEOUT."""
+    with DripListener(interval=0.5) as drip:
+        service = make_service(
+            workers=2,
+            CALLBACK_ALLOWED_HOSTS=f"127.0.0.1:{drip.port}",
+            CALLBACK_SECRET="s",
+            CALLBACK_TIMEOUT="2",
+            CALLBACK_HOST_CONCURRENCY="1",
+            CALLBACK_CHECK_INTERVAL="1",
+            CALLBACK_RETRY_INTERVALS="1,1,1",
+        )
+        for n in range(6):
+            assert post(service.url, 900 + n, params={"callback_url": f"{drip.url}/done"}).status_code == 202
+        wait_until(lambda: drip.open_now, 30, 0.05, "the first delivery")
+        started = time.monotonic()
+        assert post(service.url, 999).status_code == 202
+        wait_until(lambda: stored(service, 999), 20, 0.1, "the user's book")
+        took = time.monotonic() - started
+        time.sleep(4)  # more deliveries and retries come and go
+    print(f"the user's book stored {took:.2f} s after its POST; deliveries lasted {sorted(drip.stays)}")
+    assert took < 6, f"the user's book took {took:.1f} s"
+    assert drip.most_at_once == 1
+    assert len(drip.stays) >= 2 and max(drip.stays) < 3, drip.stays

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 from rq import Queue
 from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
+from rq.scheduler import RQScheduler
 
 from app import create_app
-from books.callbacks import Callbacks, deliver_once, refusal, signature
+from books.callbacks import Callbacks, HostSlots, deliver_once, refusal, signature
 from books.settings import ConfigError, Settings
-from tests.listener import Listener, verified
+from tests.listener import DripListener, Listener, verified
+from tests.processes import free_port, wait_until
 
 ALLOWED = frozenset({("127.0.0.1", 9), ("hooks.example.com", 80), ("hooks.example.com", 443)})
 # This service's own addresses: Redis on the loopback, the web on port 5000.
@@ -171,7 +175,7 @@ def test_a_batch_whose_books_settle_is_called_back_once_signed(callback_app, run
     with listener:
         answer = post(client, ["31", "32", "31"], f"{listener.url}/hook?team=data")
         batch_id = answer.json["batch_id"]
-        run_jobs(settings.control_queue_name)
+        run_jobs(settings.control_queue_name, settings.callback_queue_name)
         assert listener.received == []  # the books are still queued: the check waits
         pending = Callbacks(redis, settings.key_prefix, settings.batch_ttl).pending(batch_id, 10)
         assert pending == ["31", "32"]
@@ -179,8 +183,8 @@ def test_a_batch_whose_books_settle_is_called_back_once_signed(callback_app, run
         from worker.callbacks import check_callbacks
 
         Queue(settings.control_queue_name, connection=redis).enqueue(check_callbacks)
-        run_jobs(settings.control_queue_name)
-        run_jobs(settings.control_queue_name)  # a second check finds nothing to do
+        run_jobs(settings.control_queue_name, settings.callback_queue_name)
+        run_jobs(settings.control_queue_name, settings.callback_queue_name)  # a second check finds nothing to do
         assert len(listener.received) == 1
         received = listener.received[0]
     assert received.path == "/hook?team=data"
@@ -198,11 +202,11 @@ def test_a_batch_already_stored_is_called_back_at_once(callback_app, run_jobs, r
     with listener:
         post(client, ["41"], f"{listener.url}/first")
         run_jobs()
-        run_jobs(settings.control_queue_name)
+        run_jobs(settings.control_queue_name, settings.callback_queue_name)
         answer = post(client, ["41"], f"{listener.url}/second")
         assert answer.json["counts"]["stored"] == 1
-        assert Queue(settings.control_queue_name, connection=redis).job_ids == [f"callback-{answer.json['batch_id']}"]
-        run_jobs(settings.control_queue_name)
+        assert Queue(settings.callback_queue_name, connection=redis).job_ids == [f"callback-{answer.json['batch_id']}"]
+        run_jobs(settings.control_queue_name, settings.callback_queue_name)
         # the first batch waits for its scheduled check; the second went at once
         assert [received.path for received in listener.received] == ["/second"]
         scheduled = Queue(settings.control_queue_name, connection=redis).scheduled_job_registry.get_job_ids()
@@ -219,7 +223,7 @@ def test_two_batches_sharing_a_book_are_both_called_back(callback_app, run_jobs)
         from worker.callbacks import check_callbacks
 
         Queue(settings.control_queue_name, connection=create_redis(settings)).enqueue(check_callbacks)
-        run_jobs(settings.control_queue_name)
+        run_jobs(settings.control_queue_name, settings.callback_queue_name)
         batches = sorted(verify(received)["batch_id"] for received in listener.received)
     assert batches == sorted([first, second])
 
@@ -237,7 +241,7 @@ def test_only_one_claim_wins_and_only_one_delivery_job_is_made(settings, redis):
     assert [callbacks.claim("b" * 32) for _ in range(3)] == [True, False, False]
     assert callbacks.open_batches() == []
     assert deliver_once(callbacks, settings, "b" * 32) is False
-    assert Queue(settings.control_queue_name, connection=redis).count == 0
+    assert Queue(settings.callback_queue_name, connection=redis).count == 0
 
 
 def test_a_failed_delivery_is_retried_then_delivered_once(callback_app, run_jobs):
@@ -249,7 +253,7 @@ def test_a_failed_delivery_is_retried_then_delivered_once(callback_app, run_jobs
         from worker.callbacks import check_callbacks
 
         Queue(settings.control_queue_name, connection=create_redis(settings)).enqueue(check_callbacks)
-        run_jobs(settings.control_queue_name)
+        run_jobs(settings.control_queue_name, settings.callback_queue_name)
         bodies = {received.body for received in listener.received}
         assert len(listener.received) == 3 and len(bodies) == 1
 
@@ -263,7 +267,7 @@ def test_a_failed_delivery_waits_for_its_retry_interval(callback_app, run_jobs, 
         from worker.callbacks import check_callbacks
 
         Queue(settings.control_queue_name, connection=redis).enqueue(check_callbacks)
-        run_jobs(settings.control_queue_name)
+        run_jobs(settings.control_queue_name, settings.callback_queue_name)
         assert len(listener.received) == 1
     job = Job.fetch(f"callback-{batch_id}", connection=redis)
     assert job.get_status() == JobStatus.SCHEDULED and job.retries_left == 0
@@ -279,7 +283,7 @@ def test_a_redirect_is_not_followed_and_counts_as_a_failure(callback_app, run_jo
         from worker.callbacks import check_callbacks
 
         Queue(settings.control_queue_name, connection=redis).enqueue(check_callbacks)
-        run_jobs(settings.control_queue_name)
+        run_jobs(settings.control_queue_name, settings.callback_queue_name)
         assert [received.path for received in listener.received] == ["/hook"]
     job = Job.fetch(f"callback-{batch_id}", connection=redis)
     assert job.get_status() == JobStatus.SCHEDULED  # to be tried again, at the same URL
@@ -300,3 +304,66 @@ def test_a_delivered_batch_is_not_sent_again_and_a_host_no_longer_allowed_is_not
         callback_app(CALLBACK_ALLOWED_HOSTS="hooks.example.com")
         assert queue.enqueue(deliver_callback, batch_id).perform().startswith("refused: callbacks may only go")
         assert listener.received == []
+
+
+def test_a_receiver_that_drips_its_answer_is_given_up_on_at_the_total_deadline():
+    """A byte of the status line every 0.2 s would keep a per-read timeout waiting forever."""
+    from worker.callbacks import CallbackFailed, post_within
+
+    with DripListener(interval=0.2) as drip:
+        settings = Settings.from_env(
+            {"CALLBACK_ALLOWED_HOSTS": f"127.0.0.1:{drip.port}", "CALLBACK_SECRET": "s", "CALLBACK_TIMEOUT": "1"}
+        )
+        started = time.monotonic()
+        with pytest.raises(CallbackFailed, match="did not answer within 1 s"):
+            post_within(f"{drip.url}/hook", b"{}", settings)
+        took = time.monotonic() - started
+        wait_until(lambda: drip.stays, 3, message="the receiver to see the caller hang up")
+    assert 1.0 <= took < 1.5, took
+    assert drip.stays[0] < 1.8, drip.stays
+
+
+def test_an_unreachable_receiver_fails_the_attempt_with_its_reason():
+    from worker.callbacks import CallbackFailed, post_within
+
+    port = free_port()  # nothing listens there
+    settings = Settings.from_env({"CALLBACK_ALLOWED_HOSTS": f"127.0.0.1:{port}", "CALLBACK_SECRET": "s"})
+    with pytest.raises(CallbackFailed, match="could not be reached: ConnectionRefusedError"):
+        post_within(f"http://127.0.0.1:{port}/", b"{}", settings)
+
+
+def test_host_slots_are_shared_limited_given_back_and_leased(redis):
+    slots = HostSlots(redis, "goodreads", 2, lease=1)
+    host = ("hooks.example.com", 443)
+    assert [slots.take(host, token) for token in "xyz"] == [True, True, False]
+    assert slots.take(("hooks.example.com", 8443), "z")  # another port has slots of its own
+    slots.give_back(host, "x")
+    assert slots.take(host, "z") and not slots.take(host, "w")
+    time.sleep(1.1)  # the lease of a delivery whose worker was killed ends by itself
+    assert slots.take(host, "w")
+
+
+def test_a_delivery_waits_its_turn_while_its_host_is_busy_without_spending_an_attempt(callback_app, run_jobs, redis):
+    listener = Listener()
+    client, settings = callback_app(listener, CALLBACK_HOST_CONCURRENCY="1", CALLBACK_RETRY_INTERVALS="600")
+    slots = HostSlots(redis, settings.key_prefix, 1, 60)
+    with listener:
+        assert slots.take(("127.0.0.1", listener.port), "another-delivery")
+        post(client, ["41"], f"{listener.url}/hook")
+        run_jobs()
+        batch_id = post(client, ["41"], f"{listener.url}/hook").json["batch_id"]  # stored: delivered at once
+        run_jobs(settings.callback_queue_name)
+        assert listener.received == []
+        job = Job.fetch(f"callback-{batch_id}", connection=redis)
+        assert job.get_status() == JobStatus.SCHEDULED and job.retries_left == 1
+        slots.give_back(("127.0.0.1", listener.port), "another-delivery")
+        registry = ScheduledJobRegistry(settings.callback_queue_name, connection=redis)
+        redis.zadd(registry.key, dict.fromkeys(registry.get_job_ids(), 0))
+        scheduler = RQScheduler([settings.callback_queue_name], connection=redis)
+        scheduler.acquire_locks()
+        scheduler.enqueue_scheduled_jobs()
+        scheduler.release_locks()
+        run_jobs(settings.callback_queue_name)
+        assert [received.path for received in listener.received] == ["/hook"]
+    assert verify(listener.received[0])["batch_id"] == batch_id
+    assert redis.zcard(slots.key(("127.0.0.1", listener.port))) == 0  # its slot given back
