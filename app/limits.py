@@ -95,25 +95,46 @@ class PostBudget:
         return 0 if spent <= self.limit else max(1, math.ceil(left_ms / 1000))
 
 
+# Seconds of the window DASHBOARD_GLOBAL_FAILURES counts in.
+GLOBAL_LOGIN_WINDOW = 60
+
+
 @dataclass(frozen=True)
 class LoginThrottle:
     """Wrong passwords per client: the first ``free_failures`` cost nothing; after that each
     one locks the client out, for twice as long as the one before, up to ``max_lockout`` seconds.
-    While locked out, no password is checked. A right password clears the count."""
+    And from all clients together: past ``global_failures`` in a minute, everyone waits for the
+    minute's end, so guessing from many addresses is bounded too. While locked out, no password
+    is checked (the dashboard lets browsers known from an earlier login through). A right
+    password clears the client's count."""
 
     redis: Redis
     key_prefix: str
     free_failures: int
     max_lockout: int
+    global_failures: int = 0
 
     def _keys(self, client: str) -> tuple[str, str]:
         base = f"{self.key_prefix}:dashboard-login:{client}"
         return f"{base}:failures", f"{base}:locked"
 
+    @property
+    def _global_key(self) -> str:
+        return f"{self.key_prefix}:dashboard-login-failures"
+
     def wait(self, client: str) -> int:
         """Seconds the client must wait before a password is checked again (0: none)."""
-        left_ms = self.redis.pttl(self._keys(client)[1])
-        return math.ceil(left_ms / 1000) if left_ms > 0 else 0
+        return _seconds(self.redis.pttl(self._keys(client)[1]))
+
+    def global_wait(self) -> int:
+        """Seconds every client must wait, once the minute's budget of wrong passwords is spent (0: none)."""
+        if not self.global_failures:
+            return 0
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(self._global_key)
+            pipe.pttl(self._global_key)
+            spent, left_ms = pipe.execute()
+        return _seconds(left_ms) if int(spent or 0) >= self.global_failures else 0
 
     def failed(self, client: str) -> None:
         failures_key, locked_key = self._keys(client)
@@ -121,6 +142,8 @@ class LoginThrottle:
             pipe.incr(failures_key)
             # The count outlives the longest lockout, so waiting one out does not reset it.
             pipe.expire(failures_key, 2 * self.max_lockout)
+            pipe.incr(self._global_key)
+            pipe.expire(self._global_key, GLOBAL_LOGIN_WINDOW, nx=True)
             failures = pipe.execute()[0]
         beyond = failures - self.free_failures
         if beyond > 0:
@@ -129,3 +152,8 @@ class LoginThrottle:
 
     def succeeded(self, client: str) -> None:
         self.redis.delete(self._keys(client)[0])
+
+
+def _seconds(left_ms: int) -> int:
+    """A key's time to live (PTTL) in whole seconds, rounded up; 0 once gone."""
+    return math.ceil(left_ms / 1000) if left_ms > 0 else 0

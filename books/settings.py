@@ -94,6 +94,12 @@ class Settings:
     trusted_proxy_addresses: tuple[str, ...] = ()
     dashboard_login_failures: int = 5
     dashboard_lockout_max: int = 300
+    # Wrong dashboard passwords per minute from all clients together (0: no such budget); past
+    # it, only browsers known from an earlier login have their password checked till the minute ends.
+    dashboard_global_failures: int = 100
+    # Seconds a browser that logged in stays known (a signed cookie): its password is checked
+    # even while its address, or the whole dashboard, is locked out.
+    dashboard_operator_ttl: int = 30 * 24 * 3600
     # Records: what a stored record may hold, checked when it is written and when it is read.
     max_record_bytes: int = 1024 * 1024
     max_record_depth: int = 16
@@ -179,6 +185,10 @@ class Settings:
             )
         if self.dashboard_login_failures < 0 or self.dashboard_lockout_max < 1:
             raise ConfigError("DASHBOARD_LOGIN_FAILURES must be 0 or more, DASHBOARD_LOCKOUT_MAX at least 1")
+        if self.dashboard_global_failures < 0 or self.dashboard_operator_ttl < 1:
+            raise ConfigError(
+                "DASHBOARD_GLOBAL_FAILURES must be 0 (no budget) or more, DASHBOARD_OPERATOR_TTL at least 1"
+            )
         if any(not token.isprintable() or " " in token for token in self.api_tokens):
             raise ConfigError("API_TOKENS must be comma-separated tokens without spaces")
         if self.origin_pause_after < 1:

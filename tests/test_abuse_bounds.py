@@ -3,13 +3,18 @@ real processes (gunicorn, rq workers, redis-server, the local origin), and its b
 
 from __future__ import annotations
 
+import base64
+import http.client
+import pickle
 import time
 
 import pytest
 import requests
+from rq import Queue
 
 from tests.listener import DripListener, Listener, Received, verified
 from tests.processes import Service, wait_until
+from tests.test_abuse_limits import RunsCode
 
 pytestmark = pytest.mark.e2e
 LINK = "https://www.goodreads.com/book/show/{}"
@@ -99,3 +104,52 @@ def test_callback_receivers_that_drip_their_answer_never_hold_a_user_s_book(make
     assert took < 6, f"the user's book took {took:.1f} s"
     assert drip.most_at_once == 1
     assert len(drip.stays) >= 2 and max(drip.stays) < 3, drip.stays
+
+
+def dashboard_get(port: int, source: str, auth: tuple[str, str], cookie: str = "") -> tuple[int, str]:
+    """GET /rqstatus/ from the loopback address ``source`` (every 127.x address is this host's);
+    the status and any cookie set."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
+    token = base64.b64encode(":".join(auth).encode()).decode()
+    headers = {"Authorization": f"Basic {token}", **({"Cookie": cookie} if cookie else {})}
+    try:
+        connection.request("GET", "/rqstatus/", headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status, (response.getheader("Set-Cookie") or "").partition(";")[0]
+    finally:
+        connection.close()
+
+
+def test_password_guesses_from_many_addresses_are_bounded_and_the_operator_stays_in(make_service, redis):
+    """200 guesses from 50 addresses (127.0.0.2–51): at most DASHBOARD_GLOBAL_FAILURES (20) are
+    checked; the operator's browser, which logged in before, still gets in from a locked
+    address; a new browser on that address waits. A job whose data the dashboard refuses is
+    not requeued."""
+    user, password = "operator", "s3cret-for-tests"
+    service = make_service(
+        workers=0,
+        RQ_DASHBOARD_USERNAME=user,
+        RQ_DASHBOARD_PASSWORD=password,
+        DASHBOARD_LOGIN_FAILURES="2",
+        DASHBOARD_GLOBAL_FAILURES="20",
+    )
+    status, cookie = dashboard_get(service.port, "127.0.0.2", (user, password))
+    assert status == 200 and cookie.startswith("rq_dashboard_operator=")
+    guesses = [dashboard_get(service.port, f"127.0.0.{2 + n % 50}", (user, f"guess-{n}"))[0] for n in range(200)]
+    assert guesses.count(401) <= 20 and guesses.count(401) + guesses.count(429) == 200, guesses
+    assert dashboard_get(service.port, "127.0.0.2", (user, password), cookie)[0] == 200
+    assert dashboard_get(service.port, "127.0.0.2", (user, password))[0] == 429
+
+    queue = Queue("bookInfoParser", connection=redis)
+    crafted = queue.enqueue("worker.tasks.parse_book", "5", job_id="book-5")
+    queue.remove(crafted)
+    crafted.set_status("failed")
+    crafted.failed_job_registry.add(crafted, ttl=600)
+    redis.hset(crafted.key, "data", pickle.dumps(RunsCode(str(service.log_dir / "ran"))))
+    requeue = requests.post(
+        f"{service.url}/rqstatus/job/book-5/requeue", auth=(user, password), headers={"Cookie": cookie}, timeout=10
+    )
+    assert requeue.status_code == 422 and requeue.json()["error"] == "unsafe_job_data"
+    assert queue.job_ids == [] and queue.failed_job_registry.get_job_ids() == ["book-5"]
+    assert not (service.log_dir / "ran").exists()

@@ -196,6 +196,72 @@ def test_wrong_dashboard_passwords_slow_down_per_client(configure):
     assert client.get("/rqstatus/", auth=("op", "right"), environ_base=OUTSIDE).status_code == 200
 
 
+def dashboard_app(configure, **env):
+    return create_app(configure(RQ_DASHBOARD_USERNAME="op", RQ_DASHBOARD_PASSWORD="right", **env))
+
+
+def test_wrong_passwords_from_many_clients_spend_a_global_budget(configure):
+    app = dashboard_app(configure, DASHBOARD_GLOBAL_FAILURES="3", DASHBOARD_LOGIN_FAILURES="100")
+    client = app.test_client()
+    guesses = [
+        client.get("/rqstatus/", auth=("op", "guess"), environ_base={"REMOTE_ADDR": f"203.0.113.{n}"}).status_code
+        for n in range(1, 5)
+    ]
+    assert guesses == [401, 401, 401, 429]  # the budget of three spent, the fourth address is not checked
+    elsewhere = client.get("/rqstatus/", auth=("op", "right"), environ_base={"REMOTE_ADDR": "198.51.100.9"})
+    assert elsewhere.status_code == 429 and elsewhere.json["message"].startswith("too many wrong passwords from all")
+    assert 1 <= int(elsewhere.headers["Retry-After"]) <= 60
+
+
+def test_a_browser_that_logged_in_is_not_locked_out_by_its_neighbours_or_the_crowd(configure):
+    app = dashboard_app(configure, DASHBOARD_LOGIN_FAILURES="1", DASHBOARD_GLOBAL_FAILURES="4")
+    operator, neighbour = app.test_client(), app.test_client()  # one address: the same NAT
+    first = operator.get("/rqstatus/", auth=("op", "right"))
+    assert first.status_code == 200 and "HttpOnly" in first.headers["Set-Cookie"]
+    assert "Path=/rqstatus" in first.headers["Set-Cookie"] and "SameSite=Strict" in first.headers["Set-Cookie"]
+    assert [neighbour.get("/rqstatus/", auth=("op", "guess")).status_code for _ in range(3)] == [401, 401, 429]
+    assert neighbour.get("/rqstatus/", auth=("op", "right")).status_code == 429  # a new browser waits
+    assert operator.get("/rqstatus/", auth=("op", "right")).status_code == 200
+    for n in range(1, 4):  # the crowd spends the global budget
+        operator_less = app.test_client()
+        operator_less.get("/rqstatus/", auth=("op", "guess"), environ_base={"REMOTE_ADDR": f"203.0.113.{n}"})
+    assert neighbour.get("/rqstatus/", auth=("op", "right"), environ_base=OUTSIDE).status_code == 429
+    assert operator.get("/rqstatus/", auth=("op", "right")).status_code == 200
+    assert operator.get("/rqstatus/", auth=("op", "guess")).status_code == 401  # the cookie is no password
+
+
+def test_the_operator_cookie_is_signed_dated_and_tied_to_the_password(configure):
+    from app.dashboard import known_operator, operator_token
+
+    settings = configure(RQ_DASHBOARD_USERNAME="op", RQ_DASHBOARD_PASSWORD="right", DASHBOARD_OPERATOR_TTL="100")
+    token = operator_token(settings, 1000)
+    assert known_operator(settings, token, 1050) and known_operator(settings, token, 1100)
+    assert not known_operator(settings, token, 1101)  # too old
+    assert not known_operator(settings, token, 999)  # from the future
+    assert not known_operator(settings, token[:-1] + ("0" if token[-1] != "0" else "1"), 1050)
+    assert not known_operator(settings, f"1050.{token.partition('.')[2]}", 1050)  # re-dated
+    for junk in (None, "", "abc", "1000", "1000.", "٣.x"):
+        assert not known_operator(settings, junk, 1050)
+    new_password = configure(RQ_DASHBOARD_USERNAME="op", RQ_DASHBOARD_PASSWORD="changed")
+    assert not known_operator(new_password, token, 1050)
+
+
+def test_the_dashboard_does_not_requeue_a_job_whose_data_it_refuses(client, redis, tmp_path):
+    marker = tmp_path / "ran"
+    queue = Queue("bookInfoParser", connection=redis)
+    for job_id in ("book-1", "book-2"):
+        job = queue.enqueue("worker.tasks.parse_book", job_id[5:], job_id=job_id)
+        queue.remove(job)
+        job.set_status("failed")
+        job.failed_job_registry.add(job, ttl=600)
+    redis.hset("rq:job:book-1", "data", pickle.dumps(RunsCode(str(marker))))  # its meta stays plain
+    refused = client.post("/rqstatus/job/book-1/requeue")
+    assert refused.status_code == 422 and refused.json["error"] == "unsafe_job_data"
+    assert client.post("/rqstatus/job/book-2/requeue").status_code == 200
+    assert queue.job_ids == ["book-2"]
+    assert queue.failed_job_registry.get_job_ids() == ["book-1"] and not marker.exists()
+
+
 class RunsCode:
     """Unpickling this creates a file: what a crafted job hash could do."""
 
