@@ -86,6 +86,11 @@ class Settings:
     refresh_batch: int = 100
     # Limits of the web side against abuse (app/limits.py), and who a client is.
     post_budget: int = 600
+    # Seconds a request's whole body may take to arrive, however it trickles (then 408).
+    request_body_timeout: float = 10.0
+    # Connections one client address may hold open at once in each web process (0: no cap);
+    # the trusted proxies' own addresses are not capped.
+    max_client_connections: int = 100
     post_budget_window: int = 60
     max_queued_books: int = 1_000_000
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
@@ -175,6 +180,8 @@ class Settings:
             raise ConfigError("REDIS_MIN_REPLICAS must be 0 (none waited for) or more")
         if self.post_budget < 0 or self.post_budget_window < 1:
             raise ConfigError("POST_BUDGET must be 0 (no limit) or more, POST_BUDGET_WINDOW at least 1")
+        if self.request_body_timeout <= 0 or self.max_client_connections < 0:
+            raise ConfigError("REQUEST_BODY_TIMEOUT must be positive, MAX_CLIENT_CONNECTIONS 0 (no cap) or more")
         if self.max_queued_books < 0:
             raise ConfigError("MAX_QUEUED_BOOKS must be 0 (no bound) or more")
         if self.trusted_proxy_hops < 0:

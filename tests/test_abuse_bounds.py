@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import http.client
 import pickle
+import socket
 import time
 
 import pytest
@@ -14,6 +15,7 @@ from rq import Queue
 
 from tests.listener import DripListener, Listener, Received, verified
 from tests.processes import Service, wait_until
+from tests.slow_clients import BODY_HEAD, SlowClients, percentile, timed_gets
 from tests.test_abuse_limits import RunsCode
 
 pytestmark = pytest.mark.e2e
@@ -153,3 +155,41 @@ def test_password_guesses_from_many_addresses_are_bounded_and_the_operator_stays
     assert requeue.status_code == 422 and requeue.json()["error"] == "unsafe_job_data"
     assert queue.job_ids == [] and queue.failed_job_registry.get_job_ids() == ["book-5"]
     assert not (service.log_dir / "ran").exists()
+
+
+def trickled_post(port: int, source: str, interval: float, give_up: float = 30) -> tuple[bytes, float]:
+    """A POST whose body comes a byte every ``interval`` seconds and never ends: the status line
+    the service answers with, and the seconds it took."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=interval, source_address=(source, 0)) as sock:
+        sock.sendall(BODY_HEAD)
+        while time.monotonic() - started < give_up:
+            try:
+                answer = sock.recv(4096)
+                return answer.partition(b"\r\n")[0], time.monotonic() - started
+            except TimeoutError:
+                sock.sendall(b" ")
+    raise AssertionError(f"no answer within {give_up} s")
+
+
+@pytest.mark.serial
+def test_slow_post_bodies_from_two_addresses_leave_lookups_answered(make_service):
+    """1,100 POSTs trickling their body a byte every 0.5 s from two addresses, more than the
+    1,000 connections a gunicorn worker serves: each address holds at most
+    MAX_CLIENT_CONNECTIONS (100) of them, each body is cut at REQUEST_BODY_TIMEOUT (3 s here),
+    and lookups from a third address are all answered, p99 under 1 s."""
+    service = make_service(workers=0, WEB_CONCURRENCY="1", REQUEST_BODY_TIMEOUT="3")
+    storm = SlowClients(service.port, headers=0, bodies=1100, interval=0.5, sources=("127.0.0.2", "127.0.0.3"))
+    with storm:
+        time.sleep(2)  # every socket opened, its POST under way or refused
+        results = timed_gets(f"{service.url}/getBookInfo", 6, {"url": LINK.format(1)})
+        status_line, took = trickled_post(service.port, "127.0.0.4", 0.5)
+        posted = post(service.url, 1)
+    statuses = {status for status, _ in results}
+    p99 = percentile([seconds for _, seconds in results], 0.99)
+    print(f"{len(results)} lookups in 6 s, p99 {p99 * 1000:.0f} ms; a trickled body cut after {took:.1f} s")
+    assert statuses == {404} and len(results) >= 20, (statuses, len(results))
+    assert p99 < 1.0, f"p99 {p99:.3f} s over {len(results)} lookups"
+    assert status_line.startswith(b"HTTP/1.1 408") and 3 <= took < 4.5, (status_line, took)
+    assert posted.status_code == 202
+    assert storm.reconnects >= 900  # the connections past the two addresses' caps, refused and tried again
