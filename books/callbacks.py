@@ -11,14 +11,13 @@ Which URLs are allowed (pure), how a body is signed (pure), and what Redis keeps
 - ``<prefix>:callbacks:open``               the batches whose callback is not yet claimed
 
 Every key expires with the batch (``BATCH_TTL``). Deliveries under way to one host and port
-are leased in ``<prefix>:callback-host:<host>:<port>`` (``HostSlots``).
+hold slots (``books.slots.Slots``) in ``<prefix>:callback-host:<host>:<port>``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 from collections.abc import Iterable
 from ipaddress import ip_address
 from typing import cast
@@ -30,6 +29,7 @@ from rq import Retry
 from books.control import enqueue_control, schedule_next
 from books.links import BookId
 from books.settings import Settings
+from books.slots import Slots
 
 SIGNATURE_HEADER = "X-Signature-256"
 TIMESTAMP_HEADER = "X-Signature-Timestamp"
@@ -39,6 +39,8 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "0.0.0.0", "::"})
 
 Address = tuple[str, int]
+# Seconds a delivery's slot outlives CALLBACK_TIMEOUT.
+LEASE_MARGIN = 5.0
 
 
 def refusal(url: str, allowed: frozenset[Address], own: Iterable[Address] = ()) -> str | None:
@@ -150,38 +152,19 @@ class Callbacks:
         self.redis.set(self.key(batch_id, "delivered"), 1, ex=self.ttl)
 
 
-# Take a slot if fewer than ARGV[2] leases are live: KEYS[1] the host's leases (a sorted set
-# by expiry), ARGV[1] now, ARGV[3] the lease's expiry, ARGV[4] the lease's token.
-_TAKE_SLOT = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
-redis.call('EXPIREAT', KEYS[1], math.ceil(tonumber(ARGV[3])))
-return 1
-"""
+def host_slots(redis: Redis, settings: Settings) -> Slots:
+    """Deliveries at once per host and port: CALLBACK_HOST_CONCURRENCY, each lease outliving
+    CALLBACK_TIMEOUT by a little (a worker killed mid-delivery gives none back)."""
+    return Slots(
+        redis,
+        f"{settings.key_prefix}:callback-host",
+        settings.callback_host_concurrency,
+        settings.callback_timeout + LEASE_MARGIN,
+    )
 
 
-class HostSlots:
-    """At most ``limit`` deliveries at once to one host and port, across every worker: each
-    holds a lease that ends when it is given back, or by itself after ``lease`` seconds (a
-    worker killed mid-delivery)."""
-
-    def __init__(self, redis: Redis, prefix: str, limit: int, lease: float) -> None:
-        self.redis = redis
-        self.prefix = prefix
-        self.limit = limit
-        self.lease = lease
-        self._take = redis.register_script(_TAKE_SLOT)
-
-    def key(self, address: Address) -> str:
-        return f"{self.prefix}:callback-host:{address[0]}:{address[1]}"
-
-    def take(self, address: Address, token: str) -> bool:
-        now = time.time()
-        return bool(self._take(keys=[self.key(address)], args=[now, self.limit, now + self.lease, token]))
-
-    def give_back(self, address: Address, token: str) -> None:
-        self.redis.zrem(self.key(address), token)
+def slot_name(address: Address) -> str:
+    return f"{address[0]}:{address[1]}"
 
 
 def target_address(url: str) -> Address:

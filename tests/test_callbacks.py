@@ -14,8 +14,9 @@ from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
 
 from app import create_app
-from books.callbacks import Callbacks, HostSlots, deliver_once, refusal, signature
+from books.callbacks import Callbacks, deliver_once, host_slots, refusal, signature
 from books.settings import ConfigError, Settings
+from books.slots import Slots
 from tests.listener import DripListener, Listener, verified
 from tests.processes import free_port, wait_until
 
@@ -332,23 +333,23 @@ def test_an_unreachable_receiver_fails_the_attempt_with_its_reason():
         post_within(f"http://127.0.0.1:{port}/", b"{}", settings)
 
 
-def test_host_slots_are_shared_limited_given_back_and_leased(redis):
-    slots = HostSlots(redis, "goodreads", 2, lease=1)
-    host = ("hooks.example.com", 443)
+def test_slots_are_shared_limited_given_back_and_leased(redis):
+    slots = Slots(redis, "goodreads:callback-host", 2, lease=1)
+    host = "hooks.example.com:443"
     assert [slots.take(host, token) for token in "xyz"] == [True, True, False]
-    assert slots.take(("hooks.example.com", 8443), "z")  # another port has slots of its own
+    assert Slots(redis, "goodreads:callback-host", 2, lease=1).take("hooks.example.com:8443", "z")  # its own
     slots.give_back(host, "x")
     assert slots.take(host, "z") and not slots.take(host, "w")
-    time.sleep(1.1)  # the lease of a delivery whose worker was killed ends by itself
+    time.sleep(1.1)  # the lease of a holder that was killed ends by itself
     assert slots.take(host, "w")
 
 
 def test_a_delivery_waits_its_turn_while_its_host_is_busy_without_spending_an_attempt(callback_app, run_jobs, redis):
     listener = Listener()
     client, settings = callback_app(listener, CALLBACK_HOST_CONCURRENCY="1", CALLBACK_RETRY_INTERVALS="600")
-    slots = HostSlots(redis, settings.key_prefix, 1, 60)
+    slots, slot = host_slots(redis, settings), f"127.0.0.1:{listener.port}"
     with listener:
-        assert slots.take(("127.0.0.1", listener.port), "another-delivery")
+        assert slots.take(slot, "another-delivery")
         post(client, ["41"], f"{listener.url}/hook")
         run_jobs()
         batch_id = post(client, ["41"], f"{listener.url}/hook").json["batch_id"]  # stored: delivered at once
@@ -356,7 +357,7 @@ def test_a_delivery_waits_its_turn_while_its_host_is_busy_without_spending_an_at
         assert listener.received == []
         job = Job.fetch(f"callback-{batch_id}", connection=redis)
         assert job.get_status() == JobStatus.SCHEDULED and job.retries_left == 1
-        slots.give_back(("127.0.0.1", listener.port), "another-delivery")
+        slots.give_back(slot, "another-delivery")
         registry = ScheduledJobRegistry(settings.callback_queue_name, connection=redis)
         redis.zadd(registry.key, dict.fromkeys(registry.get_job_ids(), 0))
         scheduler = RQScheduler([settings.callback_queue_name], connection=redis)
@@ -366,4 +367,4 @@ def test_a_delivery_waits_its_turn_while_its_host_is_busy_without_spending_an_at
         run_jobs(settings.callback_queue_name)
         assert [received.path for received in listener.received] == ["/hook"]
     assert verify(listener.received[0])["batch_id"] == batch_id
-    assert redis.zcard(slots.key(("127.0.0.1", listener.port))) == 0  # its slot given back
+    assert redis.zcard(slots.key(slot)) == 0  # its slot given back

@@ -32,10 +32,11 @@ from books.callbacks import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     Callbacks,
-    HostSlots,
     deliver_once,
+    host_slots,
     refusal,
     signature,
+    slot_name,
     target_address,
 )
 from books.control import schedule_next
@@ -48,9 +49,6 @@ log = logging.getLogger(__name__)
 
 # How many pending books of a batch one read takes.
 WINDOW = 500
-# Seconds a delivery's lease on its host's slot outlives CALLBACK_TIMEOUT (a worker killed
-# mid-delivery gives none back).
-LEASE_MARGIN = 5.0
 
 
 class CallbackFailed(Exception):
@@ -112,11 +110,8 @@ def deliver_callback(batch_id: str) -> str | Retry:
     if reason:
         log.warning("callback refused", extra={"fields": {"batch_id": batch_id, "reason": reason}})
         return f"refused: {reason}"
-    slots = HostSlots(
-        redis, config.key_prefix, config.callback_host_concurrency, config.callback_timeout + LEASE_MARGIN
-    )
-    address = target_address(url)
-    if not slots.take(address, batch_id):
+    slots, slot = host_slots(redis, config), slot_name(target_address(url))
+    if not slots.take(slot, batch_id):
         return Retry(max=DEFERRALS_MAX, interval=max(1, math.ceil(config.callback_timeout)))
     try:
         counted = batches.counts(batch, BookQueue(redis, config), exact=True)  # never a large batch's latest
@@ -132,7 +127,7 @@ def deliver_callback(batch_id: str) -> str | Retry:
         ).encode()
         status = post_within(url, body, config)
     finally:
-        slots.give_back(address, batch_id)
+        slots.give_back(slot, batch_id)
     fields = {"batch_id": batch_id, "url": url, "status": status}
     if not 200 <= status < 300:
         log.warning("callback failed", extra={"fields": fields})
