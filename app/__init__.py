@@ -7,7 +7,7 @@ from flask import Flask
 from app.api import bp
 from app.dashboard import mount_dashboard
 from app.errors import JsonRedirectFlask, register_error_handlers
-from app.limits import PostBudget, TrustedProxies
+from app.limits import Gate, LargePostTurns, PostBudget, TrustedProxies
 from app.record_cache import RecordCache
 from books.batches import Batches
 from books.queue import BookQueue
@@ -47,6 +47,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["post_budget"] = PostBudget(
         redis, settings.key_prefix, settings.post_budget, settings.post_budget_window
     )
+    app.extensions["exports"] = Gate(settings.max_exports)
+    app.extensions["large_posts"] = LargePostTurns(redis, settings.key_prefix, settings.large_post_bytes)
     app.extensions["record_cache"] = RecordCache(
         settings,
         queue.store.record_key(""),

@@ -12,7 +12,10 @@ every forwarded header of a client that reaches gunicorn directly).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
@@ -20,6 +23,9 @@ from typing import Any
 from flask import request
 from redis import Redis
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.errors import ApiError
+from books.slots import Slots
 
 Network = IPv4Network | IPv6Network
 
@@ -70,6 +76,63 @@ class TrustedProxies:
         if from_trusted_proxies(peer, forwarded_for, self.networks, self.hops):
             return self.proxied(environ, start_response)
         return self.app(environ, start_response)
+
+
+class Gate:
+    """At most ``limit`` of something at once in this process (0: no limit)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.inside = 0
+        self._lock = threading.Lock()
+
+    def enter(self) -> bool:
+        """Count one more inside; False (nothing counted) when ``limit`` are inside already."""
+        with self._lock:
+            if self.limit and self.inside >= self.limit:
+                return False
+            self.inside += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self.inside -= 1
+
+
+# The longest a client's turn at parsing a large body lasts, should its process die holding it.
+LARGE_POST_LEASE = 60
+
+
+@dataclass(frozen=True)
+class LargePostTurns:
+    """One large POST body (over ``threshold`` bytes, or of unknown length) parsed at a time
+    per client, across every web process: parsing megabytes of JSON takes a process's CPU, and
+    one client's many at once would starve everyone's lookups."""
+
+    redis: Redis
+    key_prefix: str
+    threshold: int
+
+    @contextmanager
+    def turn(self, client: str, length: int | None) -> Iterator[None]:
+        """Go on while the body is small, or while the client's turn is held; 429 while another
+        large POST of the client is being parsed."""
+        if length is not None and length <= self.threshold:
+            yield
+            return
+        slots, token = Slots(self.redis, f"{self.key_prefix}:large-post", 1, LARGE_POST_LEASE), uuid.uuid4().hex
+        if not slots.take(client, token):
+            raise ApiError(
+                429,
+                "large_post_in_progress",
+                f"a POST body over {self.threshold} bytes (LARGE_POST_BYTES) from this client is being parsed; "
+                "send the next when it is answered",
+                {"Retry-After": "1"},
+            )
+        try:
+            yield
+        finally:
+            slots.give_back(client, token)
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,10 @@ class Settings:
     # Connections one client address may hold open at once in each web process (0: no cap);
     # the trusted proxies' own addresses are not capped.
     max_client_connections: int = 100
+    # Exports (GET /books, /batches/<id>/books) streamed at once by each web process (0: no cap).
+    max_exports: int = 2
+    # A POST body larger than this (or of unknown length) is parsed one at a time per client.
+    large_post_bytes: int = 256 * 1024
     post_budget_window: int = 60
     max_queued_books: int = 1_000_000
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
@@ -180,6 +184,8 @@ class Settings:
             raise ConfigError("REDIS_MIN_REPLICAS must be 0 (none waited for) or more")
         if self.post_budget < 0 or self.post_budget_window < 1:
             raise ConfigError("POST_BUDGET must be 0 (no limit) or more, POST_BUDGET_WINDOW at least 1")
+        if self.max_exports < 0 or self.large_post_bytes < 1:
+            raise ConfigError("MAX_EXPORTS must be 0 (no cap) or more, LARGE_POST_BYTES positive")
         if self.request_body_timeout <= 0 or self.max_client_connections < 0:
             raise ConfigError("REQUEST_BODY_TIMEOUT must be positive, MAX_CLIENT_CONNECTIONS 0 (no cap) or more")
         if self.max_queued_books < 0:

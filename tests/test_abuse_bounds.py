@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
 import pickle
 import socket
+import threading
 import time
+from collections import Counter
 
 import pytest
 import requests
 from rq import Queue
 
+from books.links import BookId
+from books.store import BookStore
 from tests.listener import DripListener, Listener, Received, verified
+from tests.origin import book_page
 from tests.processes import Service, wait_until
 from tests.slow_clients import BODY_HEAD, SlowClients, percentile, timed_gets
 from tests.test_abuse_limits import RunsCode
+from worker.parser import parse_book_page
 
 pytestmark = pytest.mark.e2e
 LINK = "https://www.goodreads.com/book/show/{}"
@@ -193,3 +200,80 @@ def test_slow_post_bodies_from_two_addresses_leave_lookups_answered(make_service
     assert status_line.startswith(b"HTTP/1.1 408") and 3 <= took < 4.5, (status_line, took)
     assert posted.status_code == 202
     assert storm.reconnects >= 900  # the connections past the two addresses' caps, refused and tried again
+
+
+class Attackers:
+    """``count`` threads each doing ``attack`` (which returns an HTTP status) over and over, as
+    fast as they are answered, until the ``with`` block ends; the statuses counted."""
+
+    def __init__(self, count: int, attack) -> None:
+        self.attack = attack
+        self.statuses: Counter[int] = Counter()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(count)]
+
+    def __enter__(self) -> Attackers:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(30)
+
+    def _run(self) -> None:
+        with requests.Session() as session:
+            while not self.stop.is_set():
+                try:
+                    status = self.attack(session)
+                except requests.RequestException:
+                    status = 0
+                with self.lock:
+                    self.statuses[status] += 1
+
+
+def store_records(redis, count: int) -> None:
+    template = parse_book_page(book_page("1"), BookId("1"))
+    store = BookStore(redis)
+    for n in range(count):
+        store.save_record(str(800_000 + n), {**template, "book_id": str(800_000 + n)})
+
+
+UNBOUNDED: dict[str, str] = {}
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("attack", ["exports", "large_posts"])
+def test_heavy_anonymous_requests_leave_lookups_answered(make_service, redis, attack):
+    """One gunicorn worker. Eight clients exporting 2,000 records over and over: two streams at a
+    time (MAX_EXPORTS), the rest 429. Or one client sending 3.3 MB POST bodies (10,000 links)
+    from four connections at once: one parsed at a time, the others 429. Lookups meanwhile: all
+    answered, p99 under 1 s."""
+    store_records(redis, 10_000)
+    service = make_service(workers=0, WEB_CONCURRENCY="1", **UNBOUNDED)
+
+    def export(session: requests.Session) -> int:
+        with session.get(f"{service.url}/books", stream=True, timeout=30) as answer:
+            for _ in answer.iter_content(65536):
+                pass
+            return answer.status_code
+
+    body = json.dumps([f"https://www.goodreads.com/book/show/{n}-{'a' * 290}" for n in range(10_000)]).encode()
+
+    def large_post(session: requests.Session) -> int:
+        headers = {"Content-Type": "application/json"}
+        return session.post(f"{service.url}/parseGoodreadsLinks", data=body, headers=headers, timeout=30).status_code
+
+    attackers = Attackers(8, export) if attack == "exports" else Attackers(4, large_post)
+    with attackers:
+        time.sleep(1)
+        results = timed_gets(f"{service.url}/getBookInfo", 6, {"url": LINK.format(800_001)})
+    p99 = percentile([seconds for _, seconds in results], 0.99)
+    print(f"{attack}: {len(results)} lookups in 6 s, p99 {p99 * 1000:.0f} ms; attackers got {dict(attackers.statuses)}")
+    assert {status for status, _ in results} == {200} and len(results) >= 20, len(results)
+    assert p99 < 1.0, f"p99 {p99:.3f} s over {len(results)} lookups"
+    served, refused = (200, 429) if attack == "exports" else (202, 429)
+    assert attackers.statuses[served] >= 1 and attackers.statuses[refused] >= 1, attackers.statuses
+    assert set(attackers.statuses) <= {served, refused}, attackers.statuses

@@ -311,3 +311,45 @@ def test_a_lookup_waits_for_a_redis_connection_when_every_one_is_busy(app):
             pool.release(connection)
     assert response.status_code == 404, response.json
     assert 0.25 <= waited < 3
+
+
+def test_exports_stream_at_most_max_exports_at_once(configure, redis):
+    client = create_app(configure(MAX_EXPORTS="2")).test_client()
+    first, second = client.get("/books"), client.get("/books?format=csv")
+    assert (first.status_code, second.status_code) == (200, 200)
+    refused = client.get("/books")
+    assert refused.status_code == 429 and refused.json["error"] == "too_many_exports"
+    assert refused.headers["Retry-After"] == "10"
+    first.close()  # the stream ended (or its client went away)
+    third = client.get("/books")
+    assert third.status_code == 200
+    for response in (second, third):
+        response.close()
+    missing = client.get("/batches/0123456789abcdef0123456789abcdef/books")
+    assert missing.status_code == 404  # refused before streaming: its place is given back
+    assert [client.get("/books").status_code for _ in range(2)] == [200, 200]
+
+
+def test_one_large_post_is_parsed_at_a_time_per_client(configure, redis):
+    from books.slots import Slots
+
+    client = create_app(configure(LARGE_POST_BYTES="200")).test_client()
+    large = [LINK.format(n) for n in range(1, 11)]  # about 420 bytes of JSON
+    turns = Slots(redis, "goodreads:large-post", 1, 60)
+    assert turns.take("127.0.0.1", "another-post")  # the client's other large POST, being parsed
+    refused = client.post("/parseGoodreadsLinks", json=large)
+    assert refused.status_code == 429 and refused.json["error"] == "large_post_in_progress"
+    assert refused.headers["Retry-After"] == "1"
+    chunked = client.post(
+        "/parseGoodreadsLinks",
+        input_stream=io.BytesIO(json.dumps([LINK.format(1)]).encode()),
+        content_type="application/json",
+        environ_overrides={"CONTENT_LENGTH": "", "HTTP_TRANSFER_ENCODING": "chunked"},
+    )
+    assert chunked.status_code == 429  # a body of unknown length may be large
+    assert post_links(client, 1).status_code == 202  # small bodies go on
+    assert client.post("/parseGoodreadsLinks", json=large, environ_base=OUTSIDE).status_code == 202  # another client
+    turns.give_back("127.0.0.1", "another-post")
+    assert client.post("/parseGoodreadsLinks", json=large).status_code == 202
+    assert redis.zcard(turns.key("127.0.0.1")) == 0  # its turn given back
+    assert redis.llen("rq:queue:bookInfoParser") == 10
