@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.api import bp
 from app.dashboard import mount_dashboard
 from app.errors import JsonRedirectFlask, register_error_handlers
-from app.limits import PostBudget
+from app.limits import Gate, LargePostTurns, PostBudget, TrustedProxies
 from app.record_cache import RecordCache
 from books.batches import Batches
 from books.queue import BookQueue
@@ -29,8 +28,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = JsonRedirectFlask(__name__)
     if settings.trusted_proxy_hops:
         # The client's address, scheme and host as the trusted proxies saw them (app/limits.py).
-        hops = settings.trusted_proxy_hops
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+        app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
+            app.wsgi_app, settings.trusted_proxy_networks, settings.trusted_proxy_hops
+        )
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
@@ -47,6 +47,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["post_budget"] = PostBudget(
         redis, settings.key_prefix, settings.post_budget, settings.post_budget_window
     )
+    app.extensions["exports"] = Gate(settings.max_exports)
+    app.extensions["large_posts"] = LargePostTurns(redis, settings.key_prefix, settings.large_post_bytes)
     app.extensions["record_cache"] = RecordCache(
         settings,
         queue.store.record_key(""),

@@ -10,14 +10,14 @@ from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.errors import ApiError
-from app.limits import PostBudget, client_address
+from app.limits import Gate, LargePostTurns, PostBudget, client_address
 from app.metrics import render_metrics
 from app.record_cache import RecordCache
 from books.batches import Batch, Batches, all_book_ids, counts_from_outcomes, page
@@ -59,6 +59,8 @@ STATUS_MESSAGES = {
 }
 BOOK_OUTCOMES = (Outcome.QUEUED, Outcome.ALREADY_QUEUED, Outcome.STORED, Outcome.NOT_FOUND)
 ECHOED_LINK_LENGTH = 300
+# Seconds an export refused for MAX_EXPORTS is told to wait.
+EXPORT_RETRY_AFTER = 10
 OPENAPI_DOCUMENT = (Path(__file__).parent / "openapi.json").read_bytes()
 
 
@@ -143,18 +145,7 @@ def parse_goodreads_links() -> tuple[Response, int]:
     limit = queue.settings.max_links_per_request
     refresh = _flag("refresh")
     callback_url = _callback_url(queue)
-    try:
-        links = json.loads(_request_body() or b"null")
-    except (ValueError, RecursionError):
-        raise ApiError(400, "invalid_json", "the body must be a JSON array of Goodreads book links") from None
-    if not isinstance(links, list):
-        raise ApiError(400, "not_an_array", "the body must be a JSON array of Goodreads book links")
-    if len(links) > limit:
-        raise ApiError(413, "too_many_links", f"at most {limit} links per request; split the list")
-    if not links:
-        raise ApiError(400, "no_links", "the array holds no links")
-
-    parsed = [parse_link(link) for link in links]
+    links, parsed = _read_links(limit)
     accepted = [result for result in parsed if not isinstance(result, Refusal)]
     enqueued_at = time.time()
     try:
@@ -205,6 +196,24 @@ def parse_goodreads_links() -> tuple[Response, int]:
     return jsonify(message=message, batch_id=batch_id, counts=counts, results=results), 202
 
 
+def _read_links(limit: int) -> tuple[list[Any], list[BookId | Refusal]]:
+    """The body's links and what each is, read and parsed in the client's turn when the body
+    is large (``LargePostTurns``)."""
+    large_posts: LargePostTurns = current_app.extensions["large_posts"]
+    with large_posts.turn(client_address(), request.content_length):
+        try:
+            links = json.loads(_request_body() or b"null")
+        except (ValueError, RecursionError):
+            raise ApiError(400, "invalid_json", "the body must be a JSON array of Goodreads book links") from None
+        if not isinstance(links, list):
+            raise ApiError(400, "not_an_array", "the body must be a JSON array of Goodreads book links")
+        if len(links) > limit:
+            raise ApiError(413, "too_many_links", f"at most {limit} links per request; split the list")
+        if not links:
+            raise ApiError(400, "no_links", "the array holds no links")
+        return links, [parse_link(link) for link in links]
+
+
 @bp.get("/getBookInfo")
 def get_book_info() -> Response | tuple[Response, int]:
     """The stored record of a book, or where the book stands."""
@@ -251,8 +260,10 @@ def batch_progress(batch_id: str) -> tuple[Response, int]:
 def batch_books(batch_id: str) -> Response:
     """The stored records of a batch's books, streamed as JSON Lines or CSV."""
     export_format = _export_format()
-    records = _queue().store.iter_records(all_book_ids(_batches(), _load_batch(batch_id)))
-    return _export(records, export_format, f"batch-{batch_id}")
+    batch = _load_batch(batch_id)
+    return _export(
+        lambda: _queue().store.iter_records(all_book_ids(_batches(), batch)), export_format, f"batch-{batch_id}"
+    )
 
 
 @bp.get("/books")
@@ -260,11 +271,15 @@ def all_books() -> Response:
     """Every stored record, streamed as JSON Lines or CSV (in no particular order)."""
     export_format = _export_format()
     store = _queue().store
-    # Redis is first read while streaming, after the 200 has gone out: ask it now, so that an
-    # unreachable Redis answers 503 instead of an export cut short.
-    store.redis.ping()
-    index_earlier_records(_queue())  # once: records from before the index are listed too
-    return _export(store.iter_records(store.stored_book_ids()), export_format, "books")
+
+    def records() -> Iterable[StoredRecord]:
+        # Redis is first read while streaming, after the 200 has gone out: ask it now, so that
+        # an unreachable Redis answers 503 instead of an export cut short.
+        store.redis.ping()
+        index_earlier_records(_queue())  # once: records from before the index are listed too
+        return store.iter_records(store.stored_book_ids())
+
+    return _export(records, export_format, "books")
 
 
 @bp.get("/openapi.json")
@@ -402,12 +417,28 @@ def _export_format() -> str:
     return export_format
 
 
-def _export(records: Iterable[StoredRecord], export_format: str, name: str) -> Response:
-    return Response(
-        stream_with_context(in_pieces(export_lines(records, export_format))),
-        mimetype=FORMATS[export_format],
-        headers={"Content-Disposition": f'attachment; filename="{name}.{export_format}"'},
-    )
+def _export(records: Callable[[], Iterable[StoredRecord]], export_format: str, name: str) -> Response:
+    """Stream the ``records`` as one of this process's MAX_EXPORTS exports at once (429 past
+    them: streaming thousands of records takes the process's CPU from every lookup)."""
+    exports: Gate = current_app.extensions["exports"]
+    if not exports.enter():
+        raise ApiError(
+            429,
+            "too_many_exports",
+            f"{exports.limit} exports are being streamed (MAX_EXPORTS); try again shortly",
+            {"Retry-After": str(EXPORT_RETRY_AFTER)},
+        )
+    try:
+        response = Response(
+            stream_with_context(in_pieces(export_lines(records(), export_format))),
+            mimetype=FORMATS[export_format],
+            headers={"Content-Disposition": f'attachment; filename="{name}.{export_format}"'},
+        )
+    except BaseException:
+        exports.leave()
+        raise
+    response.call_on_close(exports.leave)
+    return response
 
 
 def _callback_url(queue: BookQueue) -> str | None:
@@ -415,10 +446,21 @@ def _callback_url(queue: BookQueue) -> str | None:
     url = request.args.get("callback_url")
     if url is None:
         return None
-    reason = refusal(url, queue.settings.callback_hosts)
+    reason = refusal(url, queue.settings.callback_hosts, [*queue.settings.redis_addresses, *_web_addresses()])
     if reason:
         raise ApiError(400, "invalid_callback_url", reason)
     return url
+
+
+def _web_addresses() -> list[tuple[str, int]]:
+    """The address this request reached the web on: the host name it asked for and the one
+    gunicorn listens on, at gunicorn's port (as they were before a proxy's headers)."""
+    environ = request.environ.get("werkzeug.proxy_fix.orig", request.environ)
+    port = str(environ.get("SERVER_PORT", ""))
+    if not port.isdigit():  # a Unix socket
+        return []
+    names = {str(environ.get("SERVER_NAME", "")), urlsplit(f"//{environ.get('HTTP_HOST', '')}").hostname or ""}
+    return [(name.lower(), int(port)) for name in names if name]
 
 
 def _flag(name: str) -> bool:

@@ -6,7 +6,12 @@ of its requests:
 - With ``RQ_DASHBOARD_USERNAME`` and ``RQ_DASHBOARD_PASSWORD`` set, every route asks for
   them (HTTP Basic). Wrong passwords slow down per client (``LoginThrottle``: after
   ``DASHBOARD_LOGIN_FAILURES`` of them, the client waits longer after each, up to
-  ``DASHBOARD_LOCKOUT_MAX`` seconds, counted in Redis for every web process).
+  ``DASHBOARD_LOCKOUT_MAX`` seconds, counted in Redis for every web process), and from all
+  clients together (``DASHBOARD_GLOBAL_FAILURES`` a minute). A browser that logged in gets a
+  signed cookie (``DASHBOARD_OPERATOR_TTL``): its password is checked even while its address
+  or everyone is locked out, so a neighbour behind the operator's address, or a crowd of
+  addresses guessing, does not lock the operator out. The cookie proves only an earlier login
+  with the current password; the password is still asked for on every request.
 - Without them, the dashboard answers loopback clients only (an operator on the host, or an
   SSH tunnel); gunicorn's start-up log says so (``gunicorn.conf.py``).
 - Requeueing takes POST only, and a POST from a browser must come from the dashboard's own
@@ -22,15 +27,17 @@ a string, the function named by its dotted path), meta and results are plain val
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import time
 from functools import partial
 from typing import Any
 
 import rq_dashboard
 import rq_dashboard.web
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from redis import Redis
-from rq import Worker, requeue_job
+from rq import Worker
 from rq.exceptions import DeserializationError
 from rq.job import Job
 from rq.serializers import DefaultSerializer
@@ -42,6 +49,8 @@ from books.settings import Settings
 from books.store import PlainValuesUnpickler, RefusedPickle
 
 URL_PREFIX = "/rqstatus"
+# The cookie that marks a browser which logged in before (see the module's docstring).
+OPERATOR_COOKIE = "rq_dashboard_operator"
 # The dashboard's routes that change jobs: POST only, and only from its own pages.
 STATE_CHANGING_ENDPOINTS = frozenset(
     f"{rq_dashboard.blueprint.name}.{name}"
@@ -83,7 +92,16 @@ def _read_jobs_as_plain_values() -> None:
     web.config.serializer = PlainValuesSerializer
     web.Job = _PlainValuesJob
     web.Worker = _PlainValuesWorker
-    web.requeue_job = partial(requeue_job, serializer=PlainValuesSerializer)
+    web.requeue_job = requeue_plain_job
+
+
+def requeue_plain_job(job_id: str, connection: Redis) -> Job:
+    """RQ's ``requeue_job`` for a job whose meta and data (the call a worker would make) read
+    back as plain values; ``RefusedPickle`` (422) for any other, which is left where it is: the
+    dashboard refuses to show it, and a worker would unpickle it."""
+    job = Job.fetch(job_id, connection=connection, serializer=PlainValuesSerializer)  # reads its meta
+    job.args  # noqa: B018 (reads the data: the function's name, its arguments)
+    return job.requeue()
 
 
 def _use_app_client(app: Flask, redis: Redis) -> None:
@@ -114,7 +132,11 @@ def mount_dashboard(app: Flask, settings: Settings, redis: Redis) -> None:
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=URL_PREFIX)
     _use_app_client(app, redis)
     throttle = LoginThrottle(
-        redis, settings.key_prefix, settings.dashboard_login_failures, settings.dashboard_lockout_max
+        redis,
+        settings.key_prefix,
+        settings.dashboard_login_failures,
+        settings.dashboard_lockout_max,
+        settings.dashboard_global_failures,
     )
 
     def guard_dashboard() -> None:
@@ -139,6 +161,7 @@ def mount_dashboard(app: Flask, settings: Settings, redis: Redis) -> None:
 
     # Runs for the dashboard's requests only (first, before its own hooks), not for the API's.
     app.before_request_funcs.setdefault(rq_dashboard.blueprint.name, []).insert(0, guard_dashboard)
+    app.after_request_funcs.setdefault(rq_dashboard.blueprint.name, []).append(partial(_remember_operator, settings))
     app.register_error_handler(RefusedPickle, _refused_job)
     app.register_error_handler(DeserializationError, _refused_job)
 
@@ -154,18 +177,16 @@ def dashboard_access(settings: Settings) -> str:
 
 
 def _check_credentials(settings: Settings, throttle: LoginThrottle, client: str) -> None:
-    wait = throttle.wait(client)
-    if wait:
-        raise ApiError(
-            429,
-            "too_many_failed_logins",
-            f"too many wrong passwords from this client; try again in {wait} s",
-            {"Retry-After": str(wait)},
-        )
+    now = int(time.time())
+    known = known_operator(settings, request.cookies.get(OPERATOR_COOKIE), now)
+    if not known:
+        _refuse_while_locked(throttle, client)
     auth = request.authorization
     if auth is not None and auth.type == "basic":
         if _credentials_match(settings, auth.username or "", auth.password or ""):
             throttle.succeeded(client)
+            if not known:
+                g.operator_cookie = operator_token(settings, now)
             return
         throttle.failed(client)
     raise ApiError(
@@ -174,6 +195,49 @@ def _check_credentials(settings: Settings, throttle: LoginThrottle, client: str)
         "the dashboard needs a user name and password",
         {"WWW-Authenticate": 'Basic realm="rq-dashboard", charset="UTF-8"'},
     )
+
+
+def _refuse_while_locked(throttle: LoginThrottle, client: str) -> None:
+    for wait, whose in ((throttle.wait(client), "this client"), (throttle.global_wait(), "all clients")):
+        if wait:
+            raise ApiError(
+                429,
+                "too_many_failed_logins",
+                f"too many wrong passwords from {whose}; try again in {wait} s",
+                {"Retry-After": str(wait)},
+            )
+
+
+def operator_token(settings: Settings, issued: int) -> str:
+    """The known-operator cookie's value: when it was issued, and an HMAC of that and the user
+    name keyed by the password (a new password makes every earlier cookie worthless)."""
+    key = hashlib.sha256(b"rq-dashboard operator\0" + settings.rq_dashboard_password.encode()).digest()
+    mac = hmac.new(key, f"{settings.rq_dashboard_username}\0{issued}".encode(), hashlib.sha256).hexdigest()
+    return f"{issued}.{mac}"
+
+
+def known_operator(settings: Settings, token: str | None, now: int) -> bool:
+    """Whether ``token`` is a cookie this dashboard issued within DASHBOARD_OPERATOR_TTL."""
+    issued, _, _ = (token or "").partition(".")
+    if not (issued.isascii() and issued.isdigit()) or not 0 <= now - int(issued) <= settings.dashboard_operator_ttl:
+        return False
+    return hmac.compare_digest((token or "").encode(), operator_token(settings, int(issued)).encode())
+
+
+def _remember_operator(settings: Settings, response: Response) -> Response:
+    """Give a browser that just logged in the known-operator cookie, for the dashboard's paths only."""
+    token = g.pop("operator_cookie", None)
+    if token:
+        response.set_cookie(
+            OPERATOR_COOKIE,
+            token,
+            max_age=settings.dashboard_operator_ttl,
+            path=URL_PREFIX,
+            secure=request.is_secure,
+            httponly=True,
+            samesite="Strict",
+        )
+    return response
 
 
 def _credentials_match(settings: Settings, username: str, password: str) -> bool:

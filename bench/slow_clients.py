@@ -55,7 +55,10 @@ def main() -> None:
                 service.start_web(app)
                 try:
                     run_wrk_latencies(service.url, script, args.warmup, args.connections)
-                    with SlowClients(service.port, headers=slow // 2, bodies=slow - slow // 2, interval=2.0):
+                    storm = SlowClients(
+                        service.port, slow // 2, slow - slow // 2, interval=2.0, sources=("127.0.0.2",)
+                    )  # from another address than wrk's: each address holds MAX_CLIENT_CONNECTIONS
+                    with storm:
                         rps, p50, p99, errors = run_wrk_latencies(service.url, script, args.seconds, args.connections)
                     if errors:
                         sys.exit(f"{errors} non-2xx answers from {app}")

@@ -10,7 +10,8 @@ Which URLs are allowed (pure), how a body is signed (pure), and what Redis keeps
 - ``<prefix>:callback:<batch_id>:delivered`` set once a delivery was answered with a 2xx
 - ``<prefix>:callbacks:open``               the batches whose callback is not yet claimed
 
-Every key expires with the batch (``BATCH_TTL``).
+Every key expires with the batch (``BATCH_TTL``). Deliveries under way to one host and port
+hold slots (``books.slots.Slots``) in ``<prefix>:callback-host:<host>:<port>``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable
+from ipaddress import ip_address
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -27,15 +29,25 @@ from rq import Retry
 from books.control import enqueue_control, schedule_next
 from books.links import BookId
 from books.settings import Settings
+from books.slots import Slots
 
 SIGNATURE_HEADER = "X-Signature-256"
+TIMESTAMP_HEADER = "X-Signature-Timestamp"
 MAX_URL_LENGTH = 2000
+DEFAULT_PORTS = {"http": 80, "https": 443}
+# Names that always mean this very host, whatever its addresses.
+LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "0.0.0.0", "::"})
+
+Address = tuple[str, int]
+# Seconds a delivery's slot outlives CALLBACK_TIMEOUT.
+LEASE_MARGIN = 5.0
 
 
-def refusal(url: str, allowed_hosts: frozenset[str]) -> str | None:
-    """Why a callback URL is refused, or None: http(s) only, no user or password, the host
-    exactly one of ``CALLBACK_ALLOWED_HOSTS`` (so a callback cannot reach anything else)."""
-    if not allowed_hosts:
+def refusal(url: str, allowed: frozenset[Address], own: Iterable[Address] = ()) -> str | None:
+    """Why a callback URL is refused, or None: http(s) only, no user or password, its host and
+    port exactly one of ``CALLBACK_ALLOWED_HOSTS``, and never one of ``own`` (this service's web
+    and Redis addresses), so a callback cannot reach anything else."""
+    if not allowed:
         return "callbacks are off on this service (CALLBACK_ALLOWED_HOSTS is not set)"
     if len(url) > MAX_URL_LENGTH or any(char.isspace() or ord(char) < 32 for char in url):
         return f"the callback URL must be one line of at most {MAX_URL_LENGTH} characters"
@@ -48,15 +60,34 @@ def refusal(url: str, allowed_hosts: frozenset[str]) -> str | None:
         return "the callback URL must start with http:// or https://"
     if parts.username is not None or parts.password is not None:
         return "the callback URL must not hold a user name or password"
-    host = (parts.hostname or "").lower()
-    if host not in allowed_hosts:
-        return f"callbacks may only go to the hosts in CALLBACK_ALLOWED_HOSTS, not {host or 'an empty host'!r}"
+    target = target_address(url)
+    if any(same_address(target, address) for address in own):
+        return "callbacks never go to this service's own web or Redis address"
+    if target not in allowed:
+        named = f"{target[0]}:{target[1]}" if target[0] else "an empty host"
+        return f"callbacks may only go to the hosts and ports in CALLBACK_ALLOWED_HOSTS, not {named!r}"
     return None
 
 
-def signature(body: bytes, secret: str) -> str:
-    """The ``X-Signature-256`` value: ``sha256=`` and the HMAC-SHA256 of the body, in hex."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def same_address(one: Address, other: Address) -> bool:
+    """The same port on the same host: the same name, or two names for this host (loopback)."""
+    return one[1] == other[1] and (one[0] == other[0] or (is_local(one[0]) and is_local(other[0])))
+
+
+def is_local(host: str) -> bool:
+    if host in LOCAL_NAMES:
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def signature(body: bytes, secret: str, timestamp: int) -> str:
+    """The ``X-Signature-256`` value: ``sha256=`` and the HMAC-SHA256, in hex, of the
+    timestamp sent in ``X-Signature-Timestamp``, a dot and the body: a receiver that refuses
+    old timestamps cannot be sent a delivery again by whoever recorded it."""
+    return "sha256=" + hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
 class Callbacks:
@@ -121,6 +152,27 @@ class Callbacks:
         self.redis.set(self.key(batch_id, "delivered"), 1, ex=self.ttl)
 
 
+def host_slots(redis: Redis, settings: Settings) -> Slots:
+    """Deliveries at once per host and port: CALLBACK_HOST_CONCURRENCY, each lease outliving
+    CALLBACK_TIMEOUT by a little (a worker killed mid-delivery gives none back)."""
+    return Slots(
+        redis,
+        f"{settings.key_prefix}:callback-host",
+        settings.callback_host_concurrency,
+        settings.callback_timeout + LEASE_MARGIN,
+    )
+
+
+def slot_name(address: Address) -> str:
+    return f"{address[0]}:{address[1]}"
+
+
+def target_address(url: str) -> Address:
+    """The host and port a callback URL (one ``refusal`` let through) is sent to."""
+    parts = urlsplit(url)
+    return (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS[parts.scheme]
+
+
 CHECK = "worker.callbacks.check_callbacks"
 DELIVER = "worker.callbacks.deliver_callback"
 
@@ -148,6 +200,7 @@ def deliver_once(callbacks: Callbacks, settings: Settings, batch_id: str) -> boo
         settings,
         DELIVER,
         batch_id,
+        queue_name=settings.callback_queue_name,
         job_id=f"callback-{batch_id}",
         retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
     )

@@ -1,4 +1,4 @@
-"""The service's own jobs (callback checks and deliveries, refresh rounds) on the control queue.
+"""The service's own jobs (callback checks, batch recounts, refresh rounds) on the control queue.
 
 Workers serve the control queue before the book queue (``Settings.worker_queues``), so a
 backlog of books never delays a callback or a refresh round; these jobs are short.
@@ -48,8 +48,12 @@ def schedule_next(redis: Redis, settings: Settings, name: str, func: str, interv
     return True
 
 
-def enqueue_control(redis: Redis, settings: Settings, func: str, *args: Any, **options: Any) -> None:
-    """Run ``func`` on the control queue as soon as a worker is free; ``options`` go to RQ's
-    ``enqueue`` (and may set their own ``result_ttl`` or ``failure_ttl``)."""
+def enqueue_control(
+    redis: Redis, settings: Settings, func: str, *args: Any, queue_name: str | None = None, **options: Any
+) -> None:
+    """Run ``func`` on the control queue (or the service's queue ``queue_name``) as soon as a
+    worker is free; ``options`` go to RQ's ``enqueue`` (and may set their own ``result_ttl`` or
+    ``failure_ttl``)."""
     defaults = {"result_ttl": RESULT_TTL, "failure_ttl": RESULT_TTL, "job_timeout": settings.job_timeout}
-    control_queue(redis, settings).enqueue(func, *args, **(defaults | options))
+    queue = Queue(queue_name, connection=redis) if queue_name else control_queue(redis, settings)
+    queue.enqueue(func, *args, **(defaults | options))

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from http.cookiejar import LoadError, MozillaCookieJar
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +26,10 @@ _EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\
 
 class ConfigError(ValueError):
     """An environment variable holds a value the service cannot use."""
+
+
+# The ports a CALLBACK_ALLOWED_HOSTS entry without one allows.
+DEFAULT_CALLBACK_PORTS = (80, 443)
 
 
 @dataclass(frozen=True)
@@ -70,10 +75,13 @@ class Settings:
     record_cache_size: int = 10_000
     rq_dashboard_username: str = ""
     rq_dashboard_password: str = field(default="", repr=False)
-    # Callbacks: off unless hosts are listed (comma-separated host names, matched exactly).
+    # Callbacks: off unless hosts are listed (comma-separated host or host:port, matched exactly).
     callback_allowed_hosts: str = ""
     callback_secret: str = field(default="", repr=False)
+    # Seconds a delivery may take in all, however slowly the receiver answers.
     callback_timeout: float = 10.0
+    # Deliveries to one host:port at once, across every worker; others wait their turn.
+    callback_host_concurrency: int = 2
     # Seconds between delivery attempts after a failure; the default adds up to under 3 hours.
     callback_retry_intervals: tuple[int, ...] = (10, 30, 60, 300, 900, 1800, 3600, 3600)
     # Seconds between checks of the batches waiting for a callback.
@@ -84,12 +92,29 @@ class Settings:
     refresh_batch: int = 100
     # Limits of the web side against abuse (app/limits.py), and who a client is.
     post_budget: int = 600
+    # Seconds a request's whole body may take to arrive, however it trickles (then 408).
+    request_body_timeout: float = 10.0
+    # Connections one client address may hold open at once in each web process (0: no cap);
+    # the trusted proxies' own addresses are not capped.
+    max_client_connections: int = 100
+    # Exports (GET /books, /batches/<id>/books) streamed at once by each web process (0: no cap).
+    max_exports: int = 2
+    # A POST body larger than this (or of unknown length) is parsed one at a time per client.
+    large_post_bytes: int = 256 * 1024
     post_budget_window: int = 60
     max_queued_books: int = 1_000_000
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
     trusted_proxy_hops: int = 0
+    # The proxies' own addresses or networks (CIDR): forwarded headers are trusted from these only.
+    trusted_proxy_addresses: tuple[str, ...] = ()
     dashboard_login_failures: int = 5
     dashboard_lockout_max: int = 300
+    # Wrong dashboard passwords per minute from all clients together (0: no such budget); past
+    # it, only browsers known from an earlier login have their password checked till the minute ends.
+    dashboard_global_failures: int = 100
+    # Seconds a browser that logged in stays known (a signed cookie): its password is checked
+    # even while its address, or the whole dashboard, is locked out.
+    dashboard_operator_ttl: int = 30 * 24 * 3600
     # Records: what a stored record may hold, checked when it is written and when it is read.
     max_record_bytes: int = 1024 * 1024
     max_record_depth: int = 16
@@ -160,8 +185,10 @@ class Settings:
             raise ConfigError("set both RQ_DASHBOARD_USERNAME and RQ_DASHBOARD_PASSWORD, or neither")
         if self.callback_hosts and not self.callback_secret:
             raise ConfigError("CALLBACK_SECRET must be set when CALLBACK_ALLOWED_HOSTS is (callbacks are signed)")
-        if self.callback_timeout <= 0 or self.callback_check_interval < 1:
-            raise ConfigError("CALLBACK_TIMEOUT and CALLBACK_CHECK_INTERVAL must be positive")
+        if self.callback_timeout <= 0 or self.callback_check_interval < 1 or self.callback_host_concurrency < 1:
+            raise ConfigError(
+                "CALLBACK_TIMEOUT, CALLBACK_CHECK_INTERVAL and CALLBACK_HOST_CONCURRENCY must be positive"
+            )
         if any(interval < 0 for interval in self.callback_retry_intervals):
             raise ConfigError("CALLBACK_RETRY_INTERVALS must not be negative")
         if self.refresh_every < 0 or self.refresh_batch < 1 or self.refresh_after < 0:
@@ -170,12 +197,24 @@ class Settings:
             raise ConfigError("REDIS_MIN_REPLICAS must be 0 (none waited for) or more")
         if self.post_budget < 0 or self.post_budget_window < 1:
             raise ConfigError("POST_BUDGET must be 0 (no limit) or more, POST_BUDGET_WINDOW at least 1")
+        if self.max_exports < 0 or self.large_post_bytes < 1:
+            raise ConfigError("MAX_EXPORTS must be 0 (no cap) or more, LARGE_POST_BYTES positive")
+        if self.request_body_timeout <= 0 or self.max_client_connections < 0:
+            raise ConfigError("REQUEST_BODY_TIMEOUT must be positive, MAX_CLIENT_CONNECTIONS 0 (no cap) or more")
         if self.max_queued_books < 0:
             raise ConfigError("MAX_QUEUED_BOOKS must be 0 (no bound) or more")
         if self.trusted_proxy_hops < 0:
             raise ConfigError("TRUSTED_PROXY_HOPS must be 0 (no proxy) or more")
+        if bool(self.trusted_proxy_hops) != bool(self.trusted_proxy_networks):
+            raise ConfigError(
+                "set both TRUSTED_PROXY_HOPS and TRUSTED_PROXY_ADDRESSES (the proxies' addresses), or neither"
+            )
         if self.dashboard_login_failures < 0 or self.dashboard_lockout_max < 1:
             raise ConfigError("DASHBOARD_LOGIN_FAILURES must be 0 or more, DASHBOARD_LOCKOUT_MAX at least 1")
+        if self.dashboard_global_failures < 0 or self.dashboard_operator_ttl < 1:
+            raise ConfigError(
+                "DASHBOARD_GLOBAL_FAILURES must be 0 (no budget) or more, DASHBOARD_OPERATOR_TTL at least 1"
+            )
         if any(not token.isprintable() or " " in token for token in self.api_tokens):
             raise ConfigError("API_TOKENS must be comma-separated tokens without spaces")
         if self.origin_pause_after < 1:
@@ -224,6 +263,16 @@ class Settings:
         return [_host_port(part.strip()) for part in self.redis_sentinels.split(",") if part.strip()]
 
     @property
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        """TRUSTED_PROXY_ADDRESSES as networks (an address alone is a network of one)."""
+        try:
+            return tuple(ip_network(address, strict=False) for address in self.trusted_proxy_addresses)
+        except ValueError:
+            raise ConfigError(
+                "TRUSTED_PROXY_ADDRESSES must list IP addresses or networks (CIDR), comma-separated"
+            ) from None
+
+    @property
     def origin(self) -> str:
         """The Goodreads origin pages are fetched from, without a trailing slash."""
         return self.goodreads_base_url.rstrip("/")
@@ -243,15 +292,39 @@ class Settings:
         return bool(self.rq_dashboard_username)
 
     @property
-    def callback_hosts(self) -> frozenset[str]:
-        """The hosts a callback may be sent to; empty: callbacks are off."""
-        return frozenset(host.strip().lower() for host in self.callback_allowed_hosts.split(",") if host.strip())
+    def callback_hosts(self) -> frozenset[tuple[str, int]]:
+        """The (host, port) pairs a callback may be sent to, an entry without a port standing for
+        ports 80 and 443; empty: callbacks are off."""
+        allowed: set[tuple[str, int]] = set()
+        for entry in self.callback_allowed_hosts.split(","):
+            if entry.strip():
+                try:
+                    host, port = _split_address(entry.strip().lower())
+                except ConfigError as error:
+                    raise ConfigError(f"CALLBACK_ALLOWED_HOSTS: {error} (e.g. hooks.example.com:8443)") from None
+                allowed.update((host, each) for each in ((port,) if port else DEFAULT_CALLBACK_PORTS))
+        return frozenset(allowed)
+
+    @property
+    def redis_addresses(self) -> frozenset[tuple[str, int]]:
+        """Where this service's Redis listens (the server, or its sentinels): never a callback's target."""
+        addresses = set(self.sentinel_addresses)
+        if not self.redis_url.startswith("unix://"):
+            url = urlsplit(self.redis_url)
+            addresses.add(((url.hostname or "localhost").lower(), url.port or 6379))
+        return frozenset(addresses)
 
     @property
     def control_queue_name(self) -> str:
-        """The queue of the service's own short jobs (callback checks and deliveries, refresh
+        """The queue of the service's own short jobs (callback checks, batch recounts, refresh
         rounds), served before the book queue so a backlog of books never delays them."""
         return f"{self.queue_name}-control"
+
+    @property
+    def callback_queue_name(self) -> str:
+        """The queue of callback deliveries, served after the book queue: a client's receivers,
+        however many and however slow, never hold users' books back."""
+        return f"{self.queue_name}-callbacks"
 
     @property
     def refresh_queue_name(self) -> str:
@@ -261,7 +334,7 @@ class Settings:
     @property
     def worker_queues(self) -> list[str]:
         """The queues a worker serves, in priority order."""
-        return [self.control_queue_name, self.queue_name, self.refresh_queue_name]
+        return [self.control_queue_name, self.queue_name, self.callback_queue_name, self.refresh_queue_name]
 
 
 @contextmanager
@@ -288,11 +361,44 @@ def load_cookies(path: str) -> MozillaCookieJar:
 
 
 def _host_port(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")  # [::1]:26379
-    if not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c.isspace() for c in host):
+    try:
+        host, port = _split_address(address)
+    except ConfigError:
+        port = None
+    if port is None:
         raise ConfigError(f"REDIS_SENTINELS={address!r} is not a host:port address (e.g. 10.0.0.5:26379)")
-    return host, int(port)
+    return host, port
+
+
+def _split_address(address: str) -> tuple[str, int | None]:
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` (a bare IPv6 address has no port) as
+    (host, port or None); ValueError naming the address when it is none of them."""
+    if address.startswith("["):
+        host, _, rest = address[1:].partition("]")
+        port = rest.removeprefix(":") if rest.startswith(":") else None
+        if rest and port is None:
+            host = ""
+    elif address.count(":") == 1:
+        host, port = address.split(":")
+    else:
+        host, port = address, None
+        if ":" in host and not _is_ip(host):
+            host = ""
+    if not host or any(c.isspace() for c in host) or (port is not None and not _valid_port(port)):
+        raise ConfigError(f"{address!r} is not a host or host:port address")
+    return host, int(port) if port is not None else None
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _valid_port(port: str) -> bool:
+    return port.isdigit() and 0 < int(port) < 65536
 
 
 def _convert(name: str, kind: Any, raw: str) -> Any:

@@ -111,9 +111,9 @@ def run_jobs(redis):
     """Run every queued job in this process, as a worker would (RQ's SimpleWorker, burst mode)."""
     from worker import tasks
 
-    def run(queue_name: str | None = None) -> None:
-        queue_name = queue_name or tasks.settings().queue_name
-        BurstWorker([queue_name], connection=redis).work(burst=True)
+    def run(*queue_names: str) -> None:
+        """The jobs of ``queue_names`` (the book queue when none is named), the first one's first."""
+        BurstWorker(list(queue_names) or [tasks.settings().queue_name], connection=redis).work(burst=True)
 
     return run
 

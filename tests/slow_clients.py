@@ -18,10 +18,14 @@ BODY_HEAD = (
 
 class SlowClients:
     """``headers`` sockets trickling headers and ``bodies`` sockets trickling POST bodies, one
-    byte each every ``interval`` seconds, for as long as the ``with`` block lasts."""
+    byte each every ``interval`` seconds, for as long as the ``with`` block lasts; from the
+    loopback addresses ``sources`` in turn (every 127.x address is this host's)."""
 
-    def __init__(self, port: int, headers: int, bodies: int, interval: float = 0.5) -> None:
+    def __init__(
+        self, port: int, headers: int, bodies: int, interval: float = 0.5, sources: tuple[str, ...] = ("127.0.0.1",)
+    ) -> None:
         self.port = port
+        self.sources = sources
         self.kinds = [HEADER_START] * headers + [BODY_HEAD] * bodies
         self.interval = interval
         self.reconnects = 0
@@ -38,17 +42,18 @@ class SlowClients:
         self._stop.set()
         self._thread.join(10)
 
-    def _open(self, start: bytes) -> socket.socket | None:
+    def _open(self, n: int) -> socket.socket | None:
         try:
-            sock = socket.create_connection(("127.0.0.1", self.port), timeout=2)
-            sock.sendall(start)
+            source = (self.sources[n % len(self.sources)], 0)
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=2, source_address=source)
+            sock.sendall(self.kinds[n])
             sock.setblocking(False)
             return sock
         except OSError:
             return None
 
     def _run(self) -> None:
-        sockets = [self._open(start) for start in self.kinds]
+        sockets = [self._open(n) for n in range(len(self.kinds))]
         try:
             while not self._stop.wait(self.interval):
                 for n, sock in enumerate(sockets):
@@ -59,7 +64,7 @@ class SlowClients:
                         except OSError:  # closed by the server (or its buffer full): open again
                             sock.close()
                     self.reconnects += 1
-                    sockets[n] = self._open(self.kinds[n])
+                    sockets[n] = self._open(n)
         finally:
             for sock in sockets:
                 if sock is not None:

@@ -154,16 +154,18 @@ def test_an_exact_count_reads_every_book_and_a_recount_of_an_expired_batch_write
 
 
 def test_a_large_batch_is_called_back_with_exact_final_counts(configure, run_jobs, redis):
-    settings = configure(BATCH_INLINE_COUNT_BOOKS="0", CALLBACK_ALLOWED_HOSTS="127.0.0.1", CALLBACK_SECRET="s")
+    listener = Listener()
+    allowed = f"127.0.0.1:{listener.port}"
+    settings = configure(BATCH_INLINE_COUNT_BOOKS="0", CALLBACK_ALLOWED_HOSTS=allowed, CALLBACK_SECRET="s")
     app = create_app(settings)
     try:
-        with Listener() as listener:
+        with listener:
             batch_id = post(app.test_client(), [861, 862], query=f"?callback_url={listener.url}/done")
             run_jobs()
             from worker.callbacks import check_callbacks
 
             Queue(settings.control_queue_name, connection=redis).enqueue(check_callbacks)
-            run_jobs(settings.control_queue_name)
+            run_jobs(settings.control_queue_name, settings.callback_queue_name)
             assert len(listener.received) == 1
             payload = json.loads(listener.received[0].body)
     finally:

@@ -155,7 +155,12 @@ def test_the_round_job_schedules_the_next_round_then_queues(configure, redis, ru
 
 def test_refresh_settings_are_checked():
     assert Settings().refresh_every == 0  # off by default
-    assert Settings().worker_queues == ["bookInfoParser-control", "bookInfoParser", "bookInfoParser-refresh"]
+    assert Settings().worker_queues == [
+        "bookInfoParser-control",
+        "bookInfoParser",
+        "bookInfoParser-callbacks",
+        "bookInfoParser-refresh",
+    ]
     with pytest.raises(ConfigError, match="REFRESH_BATCH"):
         Settings.from_env({"REFRESH_BATCH": "0"})
     with pytest.raises(ConfigError, match="REFRESH_EVERY"):

@@ -96,6 +96,40 @@ def test_a_value_that_does_not_convert_is_refused_by_name(variable, value, messa
             {"RQ_DASHBOARD_PASSWORD": "pw"},
             "set both RQ_DASHBOARD_USERNAME and RQ_DASHBOARD_PASSWORD, or neither",
         ),
+        (
+            {"REQUEST_BODY_TIMEOUT": "0"},
+            "REQUEST_BODY_TIMEOUT must be positive, MAX_CLIENT_CONNECTIONS 0 (no cap) or more",
+        ),
+        (
+            {"MAX_CLIENT_CONNECTIONS": "-1"},
+            "REQUEST_BODY_TIMEOUT must be positive, MAX_CLIENT_CONNECTIONS 0 (no cap) or more",
+        ),
+        ({"MAX_EXPORTS": "-1"}, "MAX_EXPORTS must be 0 (no cap) or more, LARGE_POST_BYTES positive"),
+        ({"LARGE_POST_BYTES": "0"}, "MAX_EXPORTS must be 0 (no cap) or more, LARGE_POST_BYTES positive"),
+        (
+            {"CALLBACK_HOST_CONCURRENCY": "0"},
+            "CALLBACK_TIMEOUT, CALLBACK_CHECK_INTERVAL and CALLBACK_HOST_CONCURRENCY must be positive",
+        ),
+        (
+            {"DASHBOARD_GLOBAL_FAILURES": "-1"},
+            "DASHBOARD_GLOBAL_FAILURES must be 0 (no budget) or more, DASHBOARD_OPERATOR_TTL at least 1",
+        ),
+        (
+            {"DASHBOARD_OPERATOR_TTL": "0"},
+            "DASHBOARD_GLOBAL_FAILURES must be 0 (no budget) or more, DASHBOARD_OPERATOR_TTL at least 1",
+        ),
+        (
+            {"TRUSTED_PROXY_HOPS": "1"},
+            "set both TRUSTED_PROXY_HOPS and TRUSTED_PROXY_ADDRESSES (the proxies' addresses), or neither",
+        ),
+        (
+            {"TRUSTED_PROXY_ADDRESSES": "10.0.0.1"},
+            "set both TRUSTED_PROXY_HOPS and TRUSTED_PROXY_ADDRESSES (the proxies' addresses), or neither",
+        ),
+        (
+            {"TRUSTED_PROXY_HOPS": "1", "TRUSTED_PROXY_ADDRESSES": "10.0.0.0/8,proxy.local"},
+            "TRUSTED_PROXY_ADDRESSES must list IP addresses or networks (CIDR), comma-separated",
+        ),
     ],
 )
 def test_a_value_the_service_cannot_use_is_refused_by_name(environment, message):

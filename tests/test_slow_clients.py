@@ -16,7 +16,8 @@ LOOKUP = {"url": "goodreads.com/book/show/1"}
 @pytest.mark.parametrize(("headers", "bodies"), [(100, 0), (0, 100), (50, 50)])
 def test_lookups_are_answered_during_a_slow_client_storm(make_service, headers, bodies):
     service = make_service(workers=0, WEB_CONCURRENCY="1")
-    with SlowClients(service.port, headers=headers, bodies=bodies, interval=0.5):
+    # The storm from another address than the lookups' (each address holds MAX_CLIENT_CONNECTIONS).
+    with SlowClients(service.port, headers=headers, bodies=bodies, interval=0.5, sources=("127.0.0.2",)):
         results = timed_gets(f"{service.url}/getBookInfo", 4, LOOKUP)
         posted = requests.post(f"{service.url}/parseGoodreadsLinks", json=[LOOKUP["url"]], timeout=10)
     statuses = {status for status, _ in results}

@@ -15,6 +15,7 @@ from redis import Redis
 from rq import Queue
 
 from app import REDIS_CONNECTIONS, create_app
+from app.limits import from_trusted_proxies
 from books.settings import ConfigError, Settings
 from tests.processes import RedisServer, free_port
 
@@ -39,13 +40,51 @@ def test_the_post_budget_refuses_with_retry_after_and_counts_per_client(configur
 
 def test_client_addresses_come_from_the_trusted_proxy_hops_only(configure):
     forwarded = [{"X-Forwarded-For": "198.51.100.1"}, {"X-Forwarded-For": "198.51.100.2"}]
-    behind_proxy = create_app(configure(POST_BUDGET="1", TRUSTED_PROXY_HOPS="1")).test_client()
+    behind_proxy = create_app(
+        configure(POST_BUDGET="1", TRUSTED_PROXY_HOPS="1", TRUSTED_PROXY_ADDRESSES="127.0.0.1")
+    ).test_client()
     assert [post_links(behind_proxy, n, headers=h).status_code for n, h in zip((1, 2), forwarded, strict=True)] == [
         202,
         202,
     ]
-    direct = create_app(configure(POST_BUDGET="1", TRUSTED_PROXY_HOPS="0")).test_client()
+    direct = create_app(configure(POST_BUDGET="1", TRUSTED_PROXY_HOPS="0", TRUSTED_PROXY_ADDRESSES="")).test_client()
     assert [post_links(direct, n, headers=h).status_code for n, h in zip((3, 4), forwarded, strict=True)] == [202, 429]
+
+
+def test_forwarded_headers_from_a_peer_that_is_not_a_trusted_proxy_are_ignored(configure):
+    """gunicorn reachable directly: a client forging X-Forwarded-For neither escapes its POST
+    budget nor reaches the loopback-only dashboard as 127.0.0.1."""
+    client = create_app(
+        configure(POST_BUDGET="1", TRUSTED_PROXY_HOPS="1", TRUSTED_PROXY_ADDRESSES="10.0.0.0/8")
+    ).test_client()
+    forged = [{"X-Forwarded-For": f"198.51.100.{n}"} for n in (1, 2)]
+    answers = [post_links(client, n, headers=h, environ_base=OUTSIDE).status_code for n, h in enumerate(forged, 1)]
+    assert answers == [202, 429]
+    as_loopback = client.get("/rqstatus/", headers={"X-Forwarded-For": "127.0.0.1"}, environ_base=OUTSIDE)
+    assert as_loopback.status_code == 403 and as_loopback.json["error"] == "dashboard_local_only"
+    through_proxy = {"REMOTE_ADDR": "10.1.2.3"}
+    assert post_links(client, 3, headers=forged[0], environ_base=through_proxy).status_code == 202
+    outside_via_proxy = client.get("/rqstatus/", headers={"X-Forwarded-For": "203.0.113.5"}, environ_base=through_proxy)
+    assert outside_via_proxy.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded_for", "hops", "trusted"),
+    [
+        ("10.0.0.1", "198.51.100.1", 1, True),
+        ("203.0.113.5", "198.51.100.1", 1, False),
+        ("10.0.0.1", "198.51.100.1, 10.0.0.2", 2, True),
+        ("10.0.0.1", "198.51.100.1, 203.0.113.5", 2, False),  # the first proxy is not one of ours
+        ("10.0.0.1", "", 2, False),
+        ("not-an-address", "198.51.100.1", 1, False),
+        ("10.0.0.1", "198.51.100.1, junk", 2, False),
+    ],
+)
+def test_a_request_is_from_trusted_proxies_when_each_hop_is_one(peer, forwarded_for, hops, trusted):
+    networks = Settings.from_env(
+        {"TRUSTED_PROXY_HOPS": str(hops), "TRUSTED_PROXY_ADDRESSES": "10.0.0.0/8"}
+    ).trusted_proxy_networks
+    assert from_trusted_proxies(peer, forwarded_for, networks, hops) is trusted
 
 
 def test_api_tokens_guard_posts_only(configure):
@@ -157,6 +196,72 @@ def test_wrong_dashboard_passwords_slow_down_per_client(configure):
     assert client.get("/rqstatus/", auth=("op", "right"), environ_base=OUTSIDE).status_code == 200
 
 
+def dashboard_app(configure, **env):
+    return create_app(configure(RQ_DASHBOARD_USERNAME="op", RQ_DASHBOARD_PASSWORD="right", **env))
+
+
+def test_wrong_passwords_from_many_clients_spend_a_global_budget(configure):
+    app = dashboard_app(configure, DASHBOARD_GLOBAL_FAILURES="3", DASHBOARD_LOGIN_FAILURES="100")
+    client = app.test_client()
+    guesses = [
+        client.get("/rqstatus/", auth=("op", "guess"), environ_base={"REMOTE_ADDR": f"203.0.113.{n}"}).status_code
+        for n in range(1, 5)
+    ]
+    assert guesses == [401, 401, 401, 429]  # the budget of three spent, the fourth address is not checked
+    elsewhere = client.get("/rqstatus/", auth=("op", "right"), environ_base={"REMOTE_ADDR": "198.51.100.9"})
+    assert elsewhere.status_code == 429 and elsewhere.json["message"].startswith("too many wrong passwords from all")
+    assert 1 <= int(elsewhere.headers["Retry-After"]) <= 60
+
+
+def test_a_browser_that_logged_in_is_not_locked_out_by_its_neighbours_or_the_crowd(configure):
+    app = dashboard_app(configure, DASHBOARD_LOGIN_FAILURES="1", DASHBOARD_GLOBAL_FAILURES="4")
+    operator, neighbour = app.test_client(), app.test_client()  # one address: the same NAT
+    first = operator.get("/rqstatus/", auth=("op", "right"))
+    assert first.status_code == 200 and "HttpOnly" in first.headers["Set-Cookie"]
+    assert "Path=/rqstatus" in first.headers["Set-Cookie"] and "SameSite=Strict" in first.headers["Set-Cookie"]
+    assert [neighbour.get("/rqstatus/", auth=("op", "guess")).status_code for _ in range(3)] == [401, 401, 429]
+    assert neighbour.get("/rqstatus/", auth=("op", "right")).status_code == 429  # a new browser waits
+    assert operator.get("/rqstatus/", auth=("op", "right")).status_code == 200
+    for n in range(1, 4):  # the crowd spends the global budget
+        operator_less = app.test_client()
+        operator_less.get("/rqstatus/", auth=("op", "guess"), environ_base={"REMOTE_ADDR": f"203.0.113.{n}"})
+    assert neighbour.get("/rqstatus/", auth=("op", "right"), environ_base=OUTSIDE).status_code == 429
+    assert operator.get("/rqstatus/", auth=("op", "right")).status_code == 200
+    assert operator.get("/rqstatus/", auth=("op", "guess")).status_code == 401  # the cookie is no password
+
+
+def test_the_operator_cookie_is_signed_dated_and_tied_to_the_password(configure):
+    from app.dashboard import known_operator, operator_token
+
+    settings = configure(RQ_DASHBOARD_USERNAME="op", RQ_DASHBOARD_PASSWORD="right", DASHBOARD_OPERATOR_TTL="100")
+    token = operator_token(settings, 1000)
+    assert known_operator(settings, token, 1050) and known_operator(settings, token, 1100)
+    assert not known_operator(settings, token, 1101)  # too old
+    assert not known_operator(settings, token, 999)  # from the future
+    assert not known_operator(settings, token[:-1] + ("0" if token[-1] != "0" else "1"), 1050)
+    assert not known_operator(settings, f"1050.{token.partition('.')[2]}", 1050)  # re-dated
+    for junk in (None, "", "abc", "1000", "1000.", "٣.x"):
+        assert not known_operator(settings, junk, 1050)
+    new_password = configure(RQ_DASHBOARD_USERNAME="op", RQ_DASHBOARD_PASSWORD="changed")
+    assert not known_operator(new_password, token, 1050)
+
+
+def test_the_dashboard_does_not_requeue_a_job_whose_data_it_refuses(client, redis, tmp_path):
+    marker = tmp_path / "ran"
+    queue = Queue("bookInfoParser", connection=redis)
+    for job_id in ("book-1", "book-2"):
+        job = queue.enqueue("worker.tasks.parse_book", job_id[5:], job_id=job_id)
+        queue.remove(job)
+        job.set_status("failed")
+        job.failed_job_registry.add(job, ttl=600)
+    redis.hset("rq:job:book-1", "data", pickle.dumps(RunsCode(str(marker))))  # its meta stays plain
+    refused = client.post("/rqstatus/job/book-1/requeue")
+    assert refused.status_code == 422 and refused.json["error"] == "unsafe_job_data"
+    assert client.post("/rqstatus/job/book-2/requeue").status_code == 200
+    assert queue.job_ids == ["book-2"]
+    assert queue.failed_job_registry.get_job_ids() == ["book-1"] and not marker.exists()
+
+
 class RunsCode:
     """Unpickling this creates a file: what a crafted job hash could do."""
 
@@ -206,3 +311,45 @@ def test_a_lookup_waits_for_a_redis_connection_when_every_one_is_busy(app):
             pool.release(connection)
     assert response.status_code == 404, response.json
     assert 0.25 <= waited < 3
+
+
+def test_exports_stream_at_most_max_exports_at_once(configure, redis):
+    client = create_app(configure(MAX_EXPORTS="2")).test_client()
+    first, second = client.get("/books"), client.get("/books?format=csv")
+    assert (first.status_code, second.status_code) == (200, 200)
+    refused = client.get("/books")
+    assert refused.status_code == 429 and refused.json["error"] == "too_many_exports"
+    assert refused.headers["Retry-After"] == "10"
+    first.close()  # the stream ended (or its client went away)
+    third = client.get("/books")
+    assert third.status_code == 200
+    for response in (second, third):
+        response.close()
+    missing = client.get("/batches/0123456789abcdef0123456789abcdef/books")
+    assert missing.status_code == 404  # refused before streaming: its place is given back
+    assert [client.get("/books").status_code for _ in range(2)] == [200, 200]
+
+
+def test_one_large_post_is_parsed_at_a_time_per_client(configure, redis):
+    from books.slots import Slots
+
+    client = create_app(configure(LARGE_POST_BYTES="200")).test_client()
+    large = [LINK.format(n) for n in range(1, 11)]  # about 420 bytes of JSON
+    turns = Slots(redis, "goodreads:large-post", 1, 60)
+    assert turns.take("127.0.0.1", "another-post")  # the client's other large POST, being parsed
+    refused = client.post("/parseGoodreadsLinks", json=large)
+    assert refused.status_code == 429 and refused.json["error"] == "large_post_in_progress"
+    assert refused.headers["Retry-After"] == "1"
+    chunked = client.post(
+        "/parseGoodreadsLinks",
+        input_stream=io.BytesIO(json.dumps([LINK.format(1)]).encode()),
+        content_type="application/json",
+        environ_overrides={"CONTENT_LENGTH": "", "HTTP_TRANSFER_ENCODING": "chunked"},
+    )
+    assert chunked.status_code == 429  # a body of unknown length may be large
+    assert post_links(client, 1).status_code == 202  # small bodies go on
+    assert client.post("/parseGoodreadsLinks", json=large, environ_base=OUTSIDE).status_code == 202  # another client
+    turns.give_back("127.0.0.1", "another-post")
+    assert client.post("/parseGoodreadsLinks", json=large).status_code == 202
+    assert redis.zcard(turns.key("127.0.0.1")) == 0  # its turn given back
+    assert redis.llen("rq:queue:bookInfoParser") == 10

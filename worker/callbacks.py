@@ -15,18 +15,35 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import socket
+import threading
+import time
+from contextlib import suppress
+from http.client import HTTPConnection, HTTPException, HTTPSConnection
+from urllib.parse import urlsplit, urlunsplit
 
-import requests
 from redis import Redis
-from rq import get_current_job
+from rq import Retry, get_current_job
 
 from books.batches import Batches
-from books.callbacks import CHECK, SIGNATURE_HEADER, Callbacks, deliver_once, refusal, signature
+from books.callbacks import (
+    CHECK,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Callbacks,
+    deliver_once,
+    host_slots,
+    refusal,
+    signature,
+    slot_name,
+    target_address,
+)
 from books.control import schedule_next
 from books.queue import BookQueue
 from books.settings import Settings
 from books.status import IN_PROGRESS
-from worker.tasks import settings
+from worker.tasks import DEFERRALS_MAX, settings
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +91,10 @@ def remaining_books(callbacks: Callbacks, queue: BookQueue, batch_id: str) -> in
             return remaining
 
 
-def deliver_callback(batch_id: str) -> str:
-    """POST the batch's summary to its callback URL, signed; raise (so RQ retries) unless a 2xx."""
+def deliver_callback(batch_id: str) -> str | Retry:
+    """POST the batch's summary to its callback URL, signed; raise (so RQ retries) unless a 2xx.
+    While ``CALLBACK_HOST_CONCURRENCY`` deliveries to its host are under way, wait a turn
+    without spending an attempt."""
     config = settings()
     redis = _connection()
     callbacks = Callbacks(redis, config.key_prefix, config.batch_ttl)
@@ -87,22 +106,28 @@ def deliver_callback(batch_id: str) -> str:
     if target is None or batch is None:
         return "the batch expired"
     url, batch_url = target
-    reason = refusal(url, config.callback_hosts)
+    reason = refusal(url, config.callback_hosts, config.redis_addresses)
     if reason:
         log.warning("callback refused", extra={"fields": {"batch_id": batch_id, "reason": reason}})
         return f"refused: {reason}"
-    counted = batches.counts(batch, BookQueue(redis, config), exact=True)  # never a large batch's latest
-    body = json.dumps(
-        {
-            "batch_id": batch_id,
-            "batch_url": batch_url,
-            "created_at": batch.created_at,
-            "finished": counted.finished,
-            "counts": counted.counts,
-        },
-        separators=(",", ":"),
-    ).encode()
-    status = _post(url, body, config)
+    slots, slot = host_slots(redis, config), slot_name(target_address(url))
+    if not slots.take(slot, batch_id):
+        return Retry(max=DEFERRALS_MAX, interval=max(1, math.ceil(config.callback_timeout)))
+    try:
+        counted = batches.counts(batch, BookQueue(redis, config), exact=True)  # never a large batch's latest
+        body = json.dumps(
+            {
+                "batch_id": batch_id,
+                "batch_url": batch_url,
+                "created_at": batch.created_at,
+                "finished": counted.finished,
+                "counts": counted.counts,
+            },
+            separators=(",", ":"),
+        ).encode()
+        status = post_within(url, body, config)
+    finally:
+        slots.give_back(slot, batch_id)
     fields = {"batch_id": batch_id, "url": url, "status": status}
     if not 200 <= status < 300:
         log.warning("callback failed", extra={"fields": fields})
@@ -112,25 +137,47 @@ def deliver_callback(batch_id: str) -> str:
     return f"delivered: HTTP {status}"
 
 
-def _post(url: str, body: bytes, config: Settings) -> int:
-    """POST without following redirects, without proxies from the environment, and without
-    reading the answer's body; return its HTTP status."""
-    with requests.Session() as session:
-        session.trust_env = False
-        response = session.post(
-            url,
-            data=body,
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": config.user_agent,
-                SIGNATURE_HEADER: signature(body, config.callback_secret),
-            },
-            timeout=config.callback_timeout,
-            allow_redirects=False,
-            stream=True,
-        )
-        response.close()
-        return response.status_code
+def post_within(url: str, body: bytes, config: Settings) -> int:
+    """POST ``body`` signed and return the answer's HTTP status, all within CALLBACK_TIMEOUT
+    seconds: connecting, sending, and the status line and headers, however slowly they come
+    (a timeout per read would let a receiver that drips a byte every few seconds hold the
+    worker for the whole job timeout). No redirect followed, no proxy from the environment,
+    the answer's body unread."""
+    parts = urlsplit(url)
+    connection_class = HTTPSConnection if parts.scheme == "https" else HTTPConnection
+    deadline = time.monotonic() + config.callback_timeout
+    connection = connection_class(parts.hostname or "", parts.port, timeout=config.callback_timeout)
+    timestamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": config.user_agent,
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: signature(body, config.callback_secret, timestamp),
+    }
+    try:
+        connection.connect()
+        cut = threading.Timer(max(0.0, deadline - time.monotonic()), _cut, (connection,))
+        cut.start()
+        try:
+            connection.request("POST", urlunsplit(("", "", parts.path or "/", parts.query, "")), body, headers)
+            return connection.getresponse().status
+        finally:
+            cut.cancel()
+    except (OSError, HTTPException) as error:
+        if time.monotonic() >= deadline:
+            raise CallbackFailed(f"{url} did not answer within {config.callback_timeout:g} s") from None
+        raise CallbackFailed(f"{url} could not be reached: {type(error).__name__}") from None
+    finally:
+        connection.close()
+
+
+def _cut(connection: HTTPConnection) -> None:
+    """End the delivery's connection where it stands (the socket itself, under any TLS): the
+    read or write waiting on it returns at once."""
+    sock = connection.sock
+    if sock is not None:
+        with suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def _connection() -> Redis:
