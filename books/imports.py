@@ -26,6 +26,7 @@ from books.links import BookId, Refusal, parse_book_id, parse_link
 BOOK_ID_COLUMN = "Book Id"
 # The hints' fields and the export's columns they come from.
 HINT_COLUMNS = {"title": "Title", "author": "Author", "isbn13": "ISBN13"}
+NO_HINTS = BookHints()
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _ISBN13 = re.compile(r"[0-9]{13}")
 
@@ -48,7 +49,7 @@ class Submitted:
     link: object
     book: BookId | Refusal
     line: int | None = None
-    hints: BookHints = BookHints()
+    hints: BookHints = NO_HINTS
 
 
 def link_lines(data: bytes) -> Iterator[Submitted]:
