@@ -46,9 +46,9 @@ from typing import Any, TextIO
 import requests
 from tqdm import tqdm
 
-from books.status import FINAL_FAILURES, IN_PROGRESS, BookStatus, Outcome
+from client.statuses import FINAL_FAILURES, IN_PROGRESS, REJECTED, RETRYING, STORED, UNKNOWN
 
-SETTLED_BADLY = FINAL_FAILURES | {BookStatus.UNKNOWN, Outcome.REJECTED}
+SETTLED_BADLY = FINAL_FAILURES | {UNKNOWN, REJECTED}
 GAVE_UP = 3
 UNAUTHORIZED = 4
 TOKEN_VARIABLE = "BOOK_INFO_API_TOKEN"
@@ -212,7 +212,7 @@ def follow(api: Api, batch_ids: list[str], interval: float, out: TextIO) -> tupl
     batches = _poll(api, {batch_id: None for batch_id in batch_ids})
     counts = _total_counts(list(batches.values()))
     # Made once the number of books is known: a bar without a total prints a stray "0book" line.
-    books = sum(count for status, count in counts.items() if status != Outcome.REJECTED)
+    books = sum(count for status, count in counts.items() if status != REJECTED)
     with tqdm(total=books, unit="book", file=out, dynamic_ncols=True) as bar:
         while True:
             finished = all(batch["finished"] for batch in batches.values())
@@ -232,7 +232,7 @@ def _poll(api: Api, last: Mapping[str, dict | None]) -> dict[str, dict]:
     for batch_id, known in last.items():
         if known is None or not known["finished"]:
             known = api.call("GET", f"/batches/{batch_id}", params={"limit": 0}).json()
-            if known["counts"][BookStatus.RETRYING]:
+            if known["counts"][RETRYING]:
                 known = _read_batch(api, batch_id)
         batches[batch_id] = known
     return batches
@@ -252,11 +252,11 @@ def _read_batch(api: Api, batch_id: str) -> dict:
 def _show(bar: tqdm, batches: list[dict]) -> None:
     """The books settled, the count of each status and why books are retrying."""
     counts = _total_counts(batches)
-    bar.n = sum(count for status, count in counts.items() if status not in IN_PROGRESS | {Outcome.REJECTED})
+    bar.n = sum(count for status, count in counts.items() if status not in IN_PROGRESS | {REJECTED})
     postfix: dict[str, object] = {status: count for status, count in counts.items() if count}
     reason = retry_reason(batches)
     if reason:
-        postfix[BookStatus.RETRYING] = f"{counts[BookStatus.RETRYING]} ({reason})"
+        postfix[RETRYING] = f"{counts[RETRYING]} ({reason})"
     bar.set_postfix(postfix, refresh=False)
     bar.refresh()
 
@@ -267,7 +267,7 @@ def retry_reason(batches: list[dict]) -> str | None:
         link["reason"]
         for batch in batches
         for link in batch["links"]
-        if link.get("status") == BookStatus.RETRYING and link.get("reason")
+        if link.get("status") == RETRYING and link.get("reason")
     )
     if not reasons:
         return None
@@ -295,7 +295,7 @@ def summary(batches: list[dict], refused: list[dict], finished: bool = True, uns
     """A report of where the links stand (at the end, or when the client gave up waiting, for the
     books or for the server to take ``unsent`` more links), and whether every link ended stored."""
     counts = _total_counts(batches)
-    counts[Outcome.REJECTED] += len(refused)
+    counts[REJECTED] += len(refused)
     counts[NOT_SENT] += unsent
     problems: Counter[tuple[str, str]] = Counter()
     for link in [entry for batch in batches for entry in batch["links"]] + refused:
@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             batches, finished = follow(api, sent.batch_ids, args.interval, sys.stderr) if sent.batch_ids else ([], True)
             if args.out:
                 save(api, sent.batch_ids, args.out)
-                stored = _total_counts(batches)[BookStatus.STORED]
+                stored = _total_counts(batches)[STORED]
                 print(f"Wrote {_count(stored, 'record', 'records')} to {args.out}", file=sys.stderr)
         except Unauthorized as error:
             print(f"error: {error}", file=sys.stderr)

@@ -14,6 +14,9 @@ from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
 from app import create_app
+from app.api import OPENAPI_DOCUMENT
+from books.status import FINAL_FAILURES, IN_PROGRESS, BookStatus, Outcome
+from client import statuses
 from client.cli import GAVE_UP, TOKEN_VARIABLE, UNAUTHORIZED, Api, main, retry_after, retry_reason, submit
 
 BOOK = "https://www.goodreads.com/book/show/{}"
@@ -65,6 +68,17 @@ def posts(seen: list[Answered]) -> list[tuple[int, list[str]]]:
 
 def run_client(server: str, links_file, *options: str) -> int:
     return main(["submit", str(links_file), "--server", server, "--interval", "0.05", *options])
+
+
+def test_the_clients_status_names_are_the_apis():
+    schemas = json.loads(OPENAPI_DOCUMENT)["components"]["schemas"]
+    assert tuple(schemas["BookState"]["properties"]["status"]["enum"]) == statuses.BOOK_STATUSES
+    link_statuses = schemas["BatchProgress"]["properties"]["links"]["items"]["properties"]["status"]["enum"]
+    assert (*statuses.BOOK_STATUSES, statuses.REJECTED) == tuple(link_statuses)
+    assert statuses.REJECTED in schemas["LinkResult"]["properties"]["outcome"]["enum"]
+    assert tuple(BookStatus) == statuses.BOOK_STATUSES
+    assert (statuses.IN_PROGRESS, statuses.FINAL_FAILURES) == (IN_PROGRESS, FINAL_FAILURES)
+    assert statuses.REJECTED == Outcome.REJECTED
 
 
 def test_help_shows_the_defaults_and_the_exit_statuses(capsys):
