@@ -370,25 +370,27 @@ def parser() -> argparse.ArgumentParser:
         help=f"the API token, sent as a Bearer token on every request (default: ${TOKEN_VARIABLE}; "
         "prefer the variable, a command line shows in the process list)",
     )
-    send = commands.add_parser(
-        "submit",
-        parents=[common],
-        help="send links and, with --wait, follow them and save the records",
-        epilog=exit_statuses,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    send.add_argument("links", help="a file of links, one per line, or - for standard input")
-    send.add_argument("--batch-size", type=int, default=1000, help="links per request (default: %(default)s)")
-    export = commands.add_parser(
-        "import",
-        parents=[common],
-        help="send a Goodreads library export (CSV) and, with --wait, follow its books and save the records",
-        epilog=exit_statuses,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    export.add_argument(
-        "export", help="the CSV Goodreads exports (goodreads_library_export.csv), or - for standard input"
-    )
+    for name, about, source, source_about in (
+        ("submit", "send links", "links", "a file of links, one per line, or - for standard input"),
+        (
+            "import",
+            "send a Goodreads library export (CSV)",
+            "export",
+            "the CSV Goodreads exports (goodreads_library_export.csv), or - for standard input",
+        ),
+    ):
+        command = commands.add_parser(
+            name,
+            parents=[common],
+            help=f"{about} and, with --wait, follow their books and save the records",
+            epilog=exit_statuses,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.add_argument(source, help=source_about)
+        if name == "submit":
+            command.add_argument(
+                "--batch-size", type=int, default=1000, help="links per request (default: %(default)s)"
+            )
     return main_parser
 
 
