@@ -357,16 +357,14 @@ def _json_links(body: bytes, limit: int) -> list[Submitted]:
 
 
 def _link_result(item: Submitted, outcomes: dict[BookId, Outcome]) -> dict[str, Any]:
-    result: dict[str, Any] = {} if item.line is None else {"line": item.line}
-    result["link"] = _echo(item.link)
+    link = _echo(item.link)
+    result: dict[str, Any] = {"link": link} if item.line is None else {"line": item.line, "link": link}
     if isinstance(item.book, Refusal):
-        return result | {"outcome": Outcome.REJECTED, "reason": item.book.reason}
-    return result | {
-        "book_id": item.book,
-        "url": canonical_url(item.book),
-        "job_id": job_id(item.book),
-        "outcome": outcomes[item.book],
-    }
+        result.update(outcome=Outcome.REJECTED, reason=item.book.reason)
+    else:
+        book = item.book
+        result.update(book_id=book, url=canonical_url(book), job_id=job_id(book), outcome=outcomes[book])
+    return result
 
 
 def _echo(link: object) -> str | None:

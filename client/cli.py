@@ -382,7 +382,7 @@ def parser() -> argparse.ArgumentParser:
         command = commands.add_parser(
             name,
             parents=[common],
-            help=f"{about} and, with --wait, follow their books and save the records",
+            help=f"{about} and, with --wait, follow the books and save the records",
             epilog=exit_statuses,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
