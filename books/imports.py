@@ -66,7 +66,7 @@ def export_rows(data: bytes) -> Iterator[Submitted]:
     ``Book Id`` column."""
     reader = csv.reader(io.StringIO(_text(data), newline=""), strict=True)
     try:
-        header = next((row for row in reader if any(cell.strip() for cell in row)), None)
+        header = next((row for row in reader if _holds_text(row)), None)
         if header is None:
             raise UnreadableBody("no_links", "the CSV is empty: send a Goodreads library export")
         columns = _columns(header)
@@ -81,7 +81,7 @@ def export_rows(data: bytes) -> Iterator[Submitted]:
         starts = reader.line_num + 1
         for row in reader:
             number, starts = starts, reader.line_num + 1
-            if any(cell.strip() for cell in row):
+            if _holds_text(row):
                 cell = _cell(row, id_column)
                 yield Submitted(cell, _row_book(cell, number), number, _hints(row, hint_columns))
     except csv.Error as error:
@@ -93,6 +93,11 @@ def _text(data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise UnreadableBody("invalid_text", "the body is not UTF-8 text") from None
+
+
+def _holds_text(row: list[str]) -> bool:
+    """Whether any cell of the row holds more than spaces (a blank line is a row of none)."""
+    return bool("".join(row).strip())
 
 
 def _columns(header: list[str]) -> dict[str, int]:
