@@ -324,7 +324,7 @@ def _submitted_links(limit: int) -> list[Submitted]:
         raise ApiError(
             415,
             "unsupported_media_type",
-            f"the body's type {request.mimetype!r} is not taken: send a JSON array of links (application/json), "
+            f"the body's type {request.mimetype[:100]!r} is not taken: send a JSON array of links (application/json), "
             "one link per line (text/plain), or a Goodreads library export (text/csv, the file's bytes as they are)",
         )
     if reader is None:
@@ -338,7 +338,7 @@ def _submitted_links(limit: int) -> list[Submitted]:
             413, "too_many_links", f"at most {limit} links or rows per request (MAX_LINKS_PER_REQUEST); split the file"
         )
     if not submitted:
-        raise ApiError(400, "no_links", "the body holds no links")
+        raise ApiError(400, "no_links", "the body holds no links (nor rows under a CSV's header)")
     return submitted
 
 
