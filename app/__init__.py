@@ -10,6 +10,7 @@ from app.errors import JsonRedirectFlask, register_error_handlers
 from app.limits import Gate, LargePostTurns, PostBudget, TrustedProxies
 from app.record_cache import RecordCache
 from books.batches import Batches
+from books.hints import Hints
 from books.queue import BookQueue
 from books.redis_client import redis_client
 from books.settings import Settings
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     queue = BookQueue(redis, settings)
     app.extensions["book_queue"] = queue
     app.extensions["batches"] = Batches(redis, settings.key_prefix, settings.batch_ttl)
+    app.extensions["hints"] = Hints(redis, settings.key_prefix, settings.batch_ttl)
     app.extensions["post_budget"] = PostBudget(
         redis, settings.key_prefix, settings.post_budget, settings.post_budget_window
     )

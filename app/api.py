@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import wraps
+from itertools import islice
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import unquote_plus, urlsplit
@@ -24,6 +25,8 @@ from books.batches import Batch, Batches, all_book_ids, counts_from_outcomes, pa
 from books.callbacks import refusal, wait_for_batch
 from books.counters import Counters
 from books.export import FORMATS, export_lines, in_pieces
+from books.hints import Hints
+from books.imports import NO_HINTS, Submitted, UnreadableBody, export_rows, link_lines
 from books.links import BookId, Refusal, canonical_url, parse_link
 from books.origin import OriginHealth, iso
 from books.queue import BookQueue, NotReplicated, QueueFull, job_id
@@ -61,6 +64,10 @@ BOOK_OUTCOMES = (Outcome.QUEUED, Outcome.ALREADY_QUEUED, Outcome.STORED, Outcome
 ECHOED_LINK_LENGTH = 300
 # Seconds an export refused for MAX_EXPORTS is told to wait.
 EXPORT_RETRY_AFTER = 10
+# The request bodies read a link per line, or a row per book, by their content type; JSON is
+# read from these types and any "+json" one.
+LINE_READERS = {"text/plain": link_lines, "text/csv": export_rows}
+JSON_TYPES = frozenset({"", "application/json", "application/x-www-form-urlencoded"})
 OPENAPI_DOCUMENT = (Path(__file__).parent / "openapi.json").read_bytes()
 
 
@@ -70,6 +77,10 @@ def _queue() -> BookQueue:
 
 def _batches() -> Batches:
     return current_app.extensions["batches"]
+
+
+def _hints() -> Hints:
+    return current_app.extensions["hints"]
 
 
 def _record_cache() -> RecordCache:
@@ -140,13 +151,20 @@ def _request_body() -> bytes:
 @bp.post("/parseGoodreadsLinks")
 @guarded_write
 def parse_goodreads_links() -> tuple[Response, int]:
-    """Validate a JSON array of links and queue one job per book that needs one."""
+    """Validate links (a JSON array, lines of text, or a Goodreads library export) and queue one
+    job per book that needs one; an export's titles, authors and ISBNs are kept as hints."""
     queue = _queue()
-    limit = queue.settings.max_links_per_request
     refresh = _flag("refresh")
     callback_url = _callback_url(queue)
-    links, parsed = _read_links(limit)
-    accepted = [result for result in parsed if not isinstance(result, Refusal)]
+    large_posts: LargePostTurns = current_app.extensions["large_posts"]
+    with large_posts.turn(client_address(), request.content_length):  # a large body read in the client's turn
+        submitted = _submitted_links(queue.settings.max_links_per_request)
+    accepted = [item.book for item in submitted if not isinstance(item.book, Refusal)]
+    hints = {
+        item.book: item.hints for item in submitted if item.hints != NO_HINTS and not isinstance(item.book, Refusal)
+    }
+    if hints:  # before the jobs: a worker that takes one at once finds them
+        _hints().save(hints)
     enqueued_at = time.time()
     try:
         outcomes = queue.enqueue_books(accepted, refresh=refresh) if accepted else {}
@@ -158,12 +176,12 @@ def parse_goodreads_links() -> tuple[Response, int]:
             f"the {full.adding} books of this request were not queued; send them again later",
             {"Retry-After": "60"},
         ) from None
-    results = [_link_result(link, result, outcomes) for link, result in zip(links, parsed, strict=True)]
+    results = [_link_result(item, outcomes) for item in submitted]
     counts: dict[str, int] = {
-        "links": len(links),
+        "links": len(submitted),
         "books": len(outcomes),
         **dict.fromkeys(BOOK_OUTCOMES, 0),
-        Outcome.REJECTED: len(links) - len(accepted),
+        Outcome.REJECTED: len(submitted) - len(accepted),
     }
     for outcome in outcomes.values():
         counts[outcome] += 1
@@ -194,24 +212,6 @@ def parse_goodreads_links() -> tuple[Response, int]:
     scheduled = counts[Outcome.QUEUED] + counts[Outcome.ALREADY_QUEUED]
     message = f"{scheduled} {'book is' if scheduled == 1 else 'books are'} scheduled for info parsing."
     return jsonify(message=message, batch_id=batch_id, counts=counts, results=results), 202
-
-
-def _read_links(limit: int) -> tuple[list[Any], list[BookId | Refusal]]:
-    """The body's links and what each is, read and parsed in the client's turn when the body
-    is large (``LargePostTurns``)."""
-    large_posts: LargePostTurns = current_app.extensions["large_posts"]
-    with large_posts.turn(client_address(), request.content_length):
-        try:
-            links = json.loads(_request_body() or b"null")
-        except (ValueError, RecursionError):
-            raise ApiError(400, "invalid_json", "the body must be a JSON array of Goodreads book links") from None
-        if not isinstance(links, list):
-            raise ApiError(400, "not_an_array", "the body must be a JSON array of Goodreads book links")
-        if len(links) > limit:
-            raise ApiError(413, "too_many_links", f"at most {limit} links per request; split the list")
-        if not links:
-            raise ApiError(400, "no_links", "the array holds no links")
-        return links, [parse_link(link) for link in links]
 
 
 @bp.get("/getBookInfo")
@@ -325,17 +325,56 @@ def readyz() -> tuple[Response, int]:
     ), 200
 
 
-def _link_result(link: object, result: BookId | Refusal, outcomes: dict[BookId, Outcome]) -> dict[str, Any]:
-    echoed = _echo(link)
-    if isinstance(result, Refusal):
-        return {"link": echoed, "outcome": Outcome.REJECTED, "reason": result.reason}
-    return {
-        "link": echoed,
-        "book_id": result,
-        "url": canonical_url(result),
-        "job_id": job_id(result),
-        "outcome": outcomes[result],
-    }
+def _submitted_links(limit: int) -> list[Submitted]:
+    """The request's links, read by its content type: a JSON array (also without a JSON content
+    type, as ``curl -d`` sends it), ``text/plain`` (a link per line) or ``text/csv`` (a Goodreads
+    library export); 415 for any other type, before the body is read."""
+    reader = LINE_READERS.get(request.mimetype)
+    if reader is None and request.mimetype not in JSON_TYPES and not request.mimetype.endswith("+json"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"the body's type {request.mimetype[:100]!r} is not taken: send a JSON array of links (application/json), "
+            "one link per line (text/plain), or a Goodreads library export (text/csv, the file's bytes as they are)",
+        )
+    if reader is None:
+        return _json_links(_request_body(), limit)
+    try:
+        submitted = list(islice(reader(_request_body()), limit + 1))
+    except UnreadableBody as unreadable:
+        raise ApiError(400, unreadable.code, unreadable.reason) from None
+    if len(submitted) > limit:
+        raise ApiError(
+            413, "too_many_links", f"at most {limit} links or rows per request (MAX_LINKS_PER_REQUEST); split the file"
+        )
+    if not submitted:
+        raise ApiError(400, "no_links", "the body holds no links (nor rows under a CSV's header)")
+    return submitted
+
+
+def _json_links(body: bytes, limit: int) -> list[Submitted]:
+    try:
+        links = json.loads(body or b"null")
+    except (ValueError, RecursionError):
+        raise ApiError(400, "invalid_json", "the body must be a JSON array of Goodreads book links") from None
+    if not isinstance(links, list):
+        raise ApiError(400, "not_an_array", "the body must be a JSON array of Goodreads book links")
+    if len(links) > limit:
+        raise ApiError(413, "too_many_links", f"at most {limit} links per request; split the list")
+    if not links:
+        raise ApiError(400, "no_links", "the array holds no links")
+    return [Submitted(link, parse_link(link)) for link in links]
+
+
+def _link_result(item: Submitted, outcomes: dict[BookId, Outcome]) -> dict[str, Any]:
+    link = _echo(item.link)
+    result: dict[str, Any] = {"link": link} if item.line is None else {"line": item.line, "link": link}
+    if isinstance(item.book, Refusal):
+        result.update(outcome=Outcome.REJECTED, reason=item.book.reason)
+    else:
+        book = item.book
+        result.update(book_id=book, url=canonical_url(book), job_id=job_id(book), outcome=outcomes[book])
+    return result
 
 
 def _echo(link: object) -> str | None:

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import requests
-from redis import Redis
 from rq import Queue
 
-from tests.processes import RedisServer, Service, tree_rss_mb
+from tests.processes import tree_rss_mb, web_alone
 
 
 def main() -> None:
@@ -30,13 +27,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    redis_server = RedisServer()
-    redis_server.start()
-    redis = Redis(port=redis_server.port)
-    logs = tempfile.TemporaryDirectory()
-    service = Service(redis_server.url, "http://127.0.0.1:9", Path(logs.name))
-    service.start_web()
-    try:
+    with web_alone() as (service, redis):
         ours, naive, many = [], [], []
         for round_number in range(args.rounds):
             first = 1_000_000 * (round_number + 1)
@@ -79,10 +70,6 @@ def main() -> None:
             "enqueue_many (which checks no duplicate)"
         )
         print(f"peak RSS of gunicorn (master and worker): {tree_rss_mb(service.web.pid, 'VmHWM'):.0f} MB")
-    finally:
-        service.stop()
-        redis_server.cleanup()
-        logs.cleanup()
 
 
 if __name__ == "__main__":

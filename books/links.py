@@ -72,7 +72,12 @@ def parse_book_path(path: str) -> BookId | Refusal:
     match = _BOOK_PATH.fullmatch(path)
     if not match:
         return Refusal("not a Goodreads book link: the path must be /book/show/<id>")
-    raw_id = match.group("id")
+    return parse_book_id(match.group("id"))
+
+
+def parse_book_id(raw_id: str) -> BookId | Refusal:
+    """A Goodreads book id as written in a link or an export's ``Book Id`` column: a positive
+    number of at most 12 digits, leading zeros dropped."""
     if not _DIGITS.fullmatch(raw_id) or int(raw_id) == 0:
         return Refusal(f"the book id {raw_id[:40]!r} is not a positive number of at most 12 digits")
     return BookId(str(int(raw_id)))

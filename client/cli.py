@@ -2,11 +2,15 @@
 
     python -m client submit links.txt --wait --out books.csv [--server http://localhost:5000]
     cat links.txt | python -m client submit - --wait --out books.jsonl
+    python -m client import goodreads_library_export.csv --wait --out books.csv
 
-One link per line; blank lines and lines starting with # are skipped. Links are sent in
-batches within the server's limit; with --wait a progress bar shows each status as the
-workers go, and at the end the records are written (CSV or JSON Lines, by the file's
-extension) and what did not work out is summed up with the reasons.
+submit: one link per line; blank lines and lines starting with # are skipped. Links are sent
+in batches within the server's limit. import: a Goodreads "Export Library" CSV, sent as it is
+in one request (within the server's MAX_LINKS_PER_REQUEST rows and MAX_REQUEST_BYTES); the
+server reads a book from each row and lists the rows it could not use with their lines. With
+--wait a progress bar shows each status as the workers go, and at the end the records are
+written (CSV or JSON Lines, by the file's extension) and what did not work out is summed up
+with the reasons.
 
 API token: a deployment with API_TOKENS set takes links only with one of its tokens. Give it
 in the environment variable BOOK_INFO_API_TOKEN, or with --token (which other users of the
@@ -46,9 +50,9 @@ from typing import Any, TextIO
 import requests
 from tqdm import tqdm
 
-from books.status import FINAL_FAILURES, IN_PROGRESS, BookStatus, Outcome
+from client.statuses import FINAL_FAILURES, IN_PROGRESS, REJECTED, RETRYING, STORED, UNKNOWN
 
-SETTLED_BADLY = FINAL_FAILURES | {BookStatus.UNKNOWN, Outcome.REJECTED}
+SETTLED_BADLY = FINAL_FAILURES | {UNKNOWN, REJECTED}
 GAVE_UP = 3
 UNAUTHORIZED = 4
 TOKEN_VARIABLE = "BOOK_INFO_API_TOKEN"
@@ -169,6 +173,7 @@ class Sent:
 
     batch_ids: list[str] = field(default_factory=list)
     refused: list[dict] = field(default_factory=list)
+    links: int = 0  # links (or rows) the server took, as it counted them
     unsent: int = 0
     stopped: str | None = None
 
@@ -185,24 +190,35 @@ def submit(api: Api, links: list[str], batch_size: int, refresh: bool) -> Sent:
     for start in range(0, len(links), batch_size):
         chunk = links[start : start + batch_size]
         try:
-            response = api.call(
-                "POST",
-                "/parseGoodreadsLinks",
-                again=f"sending links {start + 1}-{start + len(chunk)} again",
-                json=chunk,
-                params={"refresh": "true"} if refresh else None,
-            )
+            _post(api, sent, f"sending links {start + 1}-{start + len(chunk)} again", refresh, json=chunk)
         except OutOfTime as error:
             sent.unsent, sent.stopped = len(links) - start, str(error)
             return sent
-        body = response.json()
-        if response.status_code == 202:
-            sent.batch_ids.append(body["batch_id"])
-        elif response.status_code == 400 and "results" in body:  # no acceptable link in this chunk
-            sent.refused += body["results"]
-        else:
-            raise ClientError(f"the server refused the links: {body.get('message', response.status_code)}")
     return sent
+
+
+def send_export(api: Api, export: bytes, refresh: bool) -> Sent:
+    """POST a Goodreads library export as it is (``text/csv``), again after each wait the server
+    asks for; the server reads its rows. A wait past the deadline raises ``OutOfTime``: nothing
+    was sent."""
+    sent = Sent()
+    _post(api, sent, "sending the export again", refresh, data=export, headers={"Content-Type": "text/csv"})
+    return sent
+
+
+def _post(api: Api, sent: Sent, again: str, refresh: bool, **body: Any) -> None:
+    """One POST of links: its batch kept, or, when none was acceptable, each link refused."""
+    response = api.call(
+        "POST", "/parseGoodreadsLinks", again=again, params={"refresh": "true"} if refresh else None, **body
+    )
+    answer = response.json() if response.status_code in (202, 400) else {}
+    if response.status_code == 202:
+        sent.batch_ids.append(answer["batch_id"])
+    elif "results" in answer:  # a 400: no acceptable link in this request
+        sent.refused += answer["results"]
+    else:
+        raise ClientError(f"the server refused the links: {_message(response)}")
+    sent.links += answer["counts"]["links"]
 
 
 def follow(api: Api, batch_ids: list[str], interval: float, out: TextIO) -> tuple[list[dict], bool]:
@@ -212,7 +228,7 @@ def follow(api: Api, batch_ids: list[str], interval: float, out: TextIO) -> tupl
     batches = _poll(api, {batch_id: None for batch_id in batch_ids})
     counts = _total_counts(list(batches.values()))
     # Made once the number of books is known: a bar without a total prints a stray "0book" line.
-    books = sum(count for status, count in counts.items() if status != Outcome.REJECTED)
+    books = sum(count for status, count in counts.items() if status != REJECTED)
     with tqdm(total=books, unit="book", file=out, dynamic_ncols=True) as bar:
         while True:
             finished = all(batch["finished"] for batch in batches.values())
@@ -232,7 +248,7 @@ def _poll(api: Api, last: Mapping[str, dict | None]) -> dict[str, dict]:
     for batch_id, known in last.items():
         if known is None or not known["finished"]:
             known = api.call("GET", f"/batches/{batch_id}", params={"limit": 0}).json()
-            if known["counts"][BookStatus.RETRYING]:
+            if known["counts"][RETRYING]:
                 known = _read_batch(api, batch_id)
         batches[batch_id] = known
     return batches
@@ -252,11 +268,11 @@ def _read_batch(api: Api, batch_id: str) -> dict:
 def _show(bar: tqdm, batches: list[dict]) -> None:
     """The books settled, the count of each status and why books are retrying."""
     counts = _total_counts(batches)
-    bar.n = sum(count for status, count in counts.items() if status not in IN_PROGRESS | {Outcome.REJECTED})
+    bar.n = sum(count for status, count in counts.items() if status not in IN_PROGRESS | {REJECTED})
     postfix: dict[str, object] = {status: count for status, count in counts.items() if count}
     reason = retry_reason(batches)
     if reason:
-        postfix[BookStatus.RETRYING] = f"{counts[BookStatus.RETRYING]} ({reason})"
+        postfix[RETRYING] = f"{counts[RETRYING]} ({reason})"
     bar.set_postfix(postfix, refresh=False)
     bar.refresh()
 
@@ -267,7 +283,7 @@ def retry_reason(batches: list[dict]) -> str | None:
         link["reason"]
         for batch in batches
         for link in batch["links"]
-        if link.get("status") == BookStatus.RETRYING and link.get("reason")
+        if link.get("status") == RETRYING and link.get("reason")
     )
     if not reasons:
         return None
@@ -295,7 +311,7 @@ def summary(batches: list[dict], refused: list[dict], finished: bool = True, uns
     """A report of where the links stand (at the end, or when the client gave up waiting, for the
     books or for the server to take ``unsent`` more links), and whether every link ended stored."""
     counts = _total_counts(batches)
-    counts[Outcome.REJECTED] += len(refused)
+    counts[REJECTED] += len(refused)
     counts[NOT_SENT] += unsent
     problems: Counter[tuple[str, str]] = Counter()
     for link in [entry for batch in batches for entry in batch["links"]] + refused:
@@ -332,33 +348,49 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = main_parser.add_subparsers(dest="command", required=True)
-    send = commands.add_parser(
-        "submit",
-        help="send links and, with --wait, follow them and save the records",
-        epilog=exit_statuses,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--server", default="http://localhost:5000", help="the service's base URL (default: %(default)s)"
     )
-    send.add_argument("links", help="a file of links, one per line, or - for standard input")
-    send.add_argument("--server", default="http://localhost:5000", help="the service's base URL (default: %(default)s)")
-    send.add_argument("--wait", action="store_true", help="follow the books until every one has settled")
-    send.add_argument("--out", type=Path, help="with --wait: write the records here (.csv or .jsonl)")
-    send.add_argument("--refresh", action="store_true", help="fetch books again even when a fresh record exists")
-    send.add_argument("--batch-size", type=int, default=1000, help="links per request (default: %(default)s)")
-    send.add_argument(
+    common.add_argument("--wait", action="store_true", help="follow the books until every one has settled")
+    common.add_argument("--out", type=Path, help="with --wait: write the records here (.csv or .jsonl)")
+    common.add_argument("--refresh", action="store_true", help="fetch books again even when a fresh record exists")
+    common.add_argument(
         "--interval", type=float, default=2.0, help="seconds between progress polls (default: %(default)s)"
     )
-    send.add_argument(
+    common.add_argument(
         "--timeout",
         type=float,
         help="give up after this many seconds from the start, the waits the server asks for included: "
         f"stop sending or following, write the records stored so far (--out) and exit with status {GAVE_UP} "
         "(default: wait until every book has settled)",
     )
-    send.add_argument(
+    common.add_argument(
         "--token",
         help=f"the API token, sent as a Bearer token on every request (default: ${TOKEN_VARIABLE}; "
         "prefer the variable, a command line shows in the process list)",
     )
+    for name, about, source, source_about in (
+        ("submit", "send links", "links", "a file of links, one per line, or - for standard input"),
+        (
+            "import",
+            "send a Goodreads library export (CSV)",
+            "export",
+            "the CSV Goodreads exports (goodreads_library_export.csv), or - for standard input",
+        ),
+    ):
+        command = commands.add_parser(
+            name,
+            parents=[common],
+            help=f"{about} and, with --wait, follow the books and save the records",
+            epilog=exit_statuses,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.add_argument(source, help=source_about)
+        if name == "submit":
+            command.add_argument(
+                "--batch-size", type=int, default=1000, help="links per request (default: %(default)s)"
+            )
     return main_parser
 
 
@@ -368,16 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out and not args.wait:
         command_line.error("--out needs --wait")
 
-    try:
-        if args.links == "-":
-            links = read_links(sys.stdin)
-        else:
-            with open(args.links, encoding="utf-8") as stream:
-                links = read_links(stream)
-    except OSError as error:
-        command_line.error(f"cannot read {args.links}: {error.strerror}")
-    if not links:
-        command_line.error("no links to send")
+    send = _sender(command_line, args)
 
     token, token_source = args.token, "--token"
     if token is None:
@@ -391,8 +414,8 @@ def main(argv: list[str] | None = None) -> int:
             session.auth = BearerToken(token)
         api = Api(session, args.server.rstrip("/"), deadline, token_source if token is not None else None)
         try:
-            sent = submit(api, links, max(1, args.batch_size), args.refresh)
-            print(_sent_line(len(links), sent), file=sys.stderr)
+            sent = send(api)
+            print(_sent_line(sent, "row" if args.command == "import" else "link"), file=sys.stderr)
             if sent.stopped:
                 print(f"Stopped sending: {sent.stopped}; send the links not sent again later.", file=sys.stderr)
             if not args.wait:
@@ -400,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
             batches, finished = follow(api, sent.batch_ids, args.interval, sys.stderr) if sent.batch_ids else ([], True)
             if args.out:
                 save(api, sent.batch_ids, args.out)
-                stored = _total_counts(batches)[BookStatus.STORED]
+                stored = _total_counts(batches)[STORED]
                 print(f"Wrote {_count(stored, 'record', 'records')} to {args.out}", file=sys.stderr)
         except Unauthorized as error:
             print(f"error: {error}", file=sys.stderr)
@@ -423,8 +446,31 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all_stored else 1
 
 
-def _sent_line(links: int, sent: Sent) -> str:
-    """How many links went in how many batches, with the batches' ids."""
-    of = f"{links - sent.unsent} of {links} links" if sent.unsent else _count(links, "link", "links")
+def _sender(command_line: argparse.ArgumentParser, args: argparse.Namespace) -> Callable[[Api], Sent]:
+    """What the command sends, read from its file (or standard input) before anything is sent."""
+    source = args.links if args.command == "submit" else args.export
+    try:
+        if args.command == "import":
+            export = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+        elif source == "-":
+            links = read_links(sys.stdin)
+        else:
+            with open(source, encoding="utf-8") as stream:
+                links = read_links(stream)
+    except OSError as error:
+        command_line.error(f"cannot read {source}: {error.strerror}")
+    if args.command == "import":
+        if not export.strip():
+            command_line.error(f"{source} is empty")
+        return lambda api: send_export(api, export, args.refresh)
+    if not links:
+        command_line.error("no links to send")
+    return lambda api: submit(api, links, max(1, args.batch_size), args.refresh)
+
+
+def _sent_line(sent: Sent, noun: str) -> str:
+    """How many links (or rows) went in how many batches, with the batches' ids."""
+    total = sent.links + sent.unsent
+    of = f"{sent.links} of {total} {noun}s" if sent.unsent else _count(total, noun, f"{noun}s")
     line = f"Sent {of} in {_count(len(sent.batch_ids), 'batch', 'batches')}"
     return line + (f": {' '.join(sent.batch_ids)}" if sent.batch_ids else "")

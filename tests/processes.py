@@ -12,6 +12,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -181,6 +183,23 @@ def tree_rss_kb(pid: int, field: str = "VmRSS") -> dict[int, int]:
 def tree_rss_mb(pid: int, field: str = "VmRSS") -> float:
     """Memory of a process and all its descendants, in MB."""
     return sum(tree_rss_kb(pid, field).values()) / 1024
+
+
+@contextmanager
+def web_alone(**settings: str) -> Iterator[tuple[Service, Redis]]:
+    """A redis-server of its own and the Procfile's web command against it, with no worker and no
+    origin, so every job stays queued: what the enqueue benchmarks time."""
+    redis_server = RedisServer()
+    redis_server.start()
+    logs = tempfile.TemporaryDirectory()
+    service = Service(redis_server.url, "http://127.0.0.1:9", Path(logs.name), **settings)
+    try:
+        service.start_web()
+        yield service, Redis(port=redis_server.port)
+    finally:
+        service.stop()
+        redis_server.cleanup()
+        logs.cleanup()
 
 
 def procfile_command(name: str) -> list[str]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +17,11 @@ from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
 from app import create_app
+from app.api import OPENAPI_DOCUMENT
+from books.status import FINAL_FAILURES, IN_PROGRESS, BookStatus, Outcome
+from client import statuses
 from client.cli import GAVE_UP, TOKEN_VARIABLE, UNAUTHORIZED, Api, main, retry_after, retry_reason, submit
+from tests.test_imports import EXPORT
 
 BOOK = "https://www.goodreads.com/book/show/{}"
 TOKEN = "t0ken-of-the-tests"
@@ -65,6 +72,17 @@ def posts(seen: list[Answered]) -> list[tuple[int, list[str]]]:
 
 def run_client(server: str, links_file, *options: str) -> int:
     return main(["submit", str(links_file), "--server", server, "--interval", "0.05", *options])
+
+
+def test_the_clients_status_names_are_the_apis():
+    schemas = json.loads(OPENAPI_DOCUMENT)["components"]["schemas"]
+    assert tuple(schemas["BookState"]["properties"]["status"]["enum"]) == statuses.BOOK_STATUSES
+    link_statuses = schemas["BatchProgress"]["properties"]["links"]["items"]["properties"]["status"]["enum"]
+    assert (*statuses.BOOK_STATUSES, statuses.REJECTED) == tuple(link_statuses)
+    assert statuses.REJECTED in schemas["LinkResult"]["properties"]["outcome"]["enum"]
+    assert tuple(BookStatus) == statuses.BOOK_STATUSES
+    assert (statuses.IN_PROGRESS, statuses.FINAL_FAILURES) == (IN_PROGRESS, FINAL_FAILURES)
+    assert statuses.REJECTED == Outcome.REJECTED
 
 
 def test_help_shows_the_defaults_and_the_exit_statuses(capsys):
@@ -261,7 +279,9 @@ def test_retry_after_reads_seconds_and_dates(header, seconds):
 
 def test_a_wait_past_the_timeout_while_following_is_giving_up_not_an_error(tmp_path, capsys):
     proxy = Flask("proxy")  # the links taken, then the storage unreachable for a minute
-    proxy.post("/parseGoodreadsLinks", endpoint="post")(lambda: ({"batch_id": "b1", "results": []}, 202))
+    proxy.post("/parseGoodreadsLinks", endpoint="post")(
+        lambda: ({"batch_id": "b1", "counts": {"links": 1}, "results": []}, 202)
+    )
     proxy.get("/batches/b1", endpoint="batch")(
         lambda: ({"message": "the storage is unreachable"}, 503, {"Retry-After": "60"})
     )
@@ -275,3 +295,54 @@ def test_a_wait_past_the_timeout_while_following_is_giving_up_not_an_error(tmp_p
         "60 s, past --timeout" in printed
     )
     assert "error:" not in printed
+
+
+def test_import_sends_the_export_as_it_is_and_reports_each_row_it_could_not_use(
+    server, client, run_jobs, tmp_path, capsys
+):
+    stored = client.post("/parseGoodreadsLinks", data=EXPORT.read_bytes(), content_type="text/csv")
+    assert stored.status_code == 202
+    run_jobs()  # its five books stored, so that the import below finishes at once
+    out = tmp_path / "books.csv"
+    assert main(["import", str(EXPORT), "--server", server, "--wait", "--out", str(out), "--interval", "0.05"]) == 1
+    printed = capsys.readouterr()
+    assert "Sent 7 rows in 1 batch: " in printed.err
+    assert "Wrote 5 records to" in printed.err
+    assert printed.out.splitlines() == [
+        "Done: 5 stored, 2 rejected",
+        "      1 rejected: line 6: the row has no Book Id",
+        "      1 rejected: line 10: the book id 'n/a' is not a positive number of at most 12 digits",
+    ]
+    books = sorted(row["book_id"] for row in csv.DictReader(io.StringIO(out.read_text())))
+    assert books == sorted(["44767458", "5907", "18144590", "13079982", "2767052"])
+
+
+def test_import_reads_standard_input(server, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"Book Id,Title\r\n971,Dune\r\n")))
+    assert main(["import", "-", "--server", server]) == 0
+    assert "Sent 1 row in 1 batch: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "said"),
+    [
+        (b"Title,Author\nDune,Frank Herbert\n", 2, "error: the server refused the links: the CSV has no 'Book Id'"),
+        (b"Book Id\n" + b"1\n" * 3, 2, "error: the server refused the links: at most 2 links or rows per request"),
+        (b"Book Id\nabc\n", 1, "1 rejected: line 2: the book id 'abc' is not a positive number"),
+        (b" \n", 2, "is empty"),
+        (None, 2, "cannot read"),
+    ],
+    ids=["no Book Id column", "too many rows", "no usable row", "empty", "missing"],
+)
+def test_import_of_a_file_the_server_cannot_take_says_why(configure, tmp_path, capsys, content, status, said):
+    app = create_app(configure(MAX_LINKS_PER_REQUEST="2"))
+    export = tmp_path / "export.csv"
+    if content is not None:
+        export.write_bytes(content)
+    with served(app) as server:
+        try:
+            ended = main(["import", str(export), "--server", server, "--wait"])
+        except SystemExit as usage_error:  # argparse's own exit
+            ended = usage_error.code
+    printed = capsys.readouterr()
+    assert (ended, said in printed.out + printed.err) == (status, True), printed

@@ -27,3 +27,20 @@ def test_long_values_are_cut(redis):
     hints.save({BookId("3"): BookHints(title="x" * 10_000)})
     loaded = hints.load(BookId("3"))
     assert loaded is not None and len(loaded.title) == MAX_HINT_CHARS
+
+
+def test_books_past_one_script_call_are_all_kept_each_with_its_own_fields(redis):
+    hints = Hints(redis, "t", ttl=100)
+    books = {BookId(str(n)): BookHints(title=f"T{n}", isbn13="9780441172719" if n % 2 else "") for n in range(2_500)}
+    books[BookId("7")] = BookHints()  # nothing to keep, between books that have
+    hints.save(books)
+    assert [hints.load(BookId(str(n))) for n in (0, 1, 999, 1000, 2499)] == [
+        BookHints(title="T0"),
+        BookHints(title="T1", isbn13="9780441172719"),
+        BookHints(title="T999", isbn13="9780441172719"),
+        BookHints(title="T1000"),
+        BookHints(title="T2499", isbn13="9780441172719"),
+    ]
+    assert hints.load(BookId("7")) is None
+    assert len(redis.keys("t:hints:*")) == 2_499
+    assert all(0 < redis.ttl(key) <= 100 for key in redis.keys("t:hints:*"))
