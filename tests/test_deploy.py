@@ -75,7 +75,19 @@ def test_the_image_runs_the_procfile_web_command_as_a_non_root_user():
     cmd = json.loads(re.search(r"^CMD (\[.*\])$", dockerfile, re.M).group(1))
     assert cmd == procfile_command("web")
     assert re.search(r"^USER [1-9][0-9]*$", dockerfile, re.M)
-    assert "pipenv install --system --deploy" in dockerfile
+
+
+def test_the_image_installs_the_locked_default_packages_alone_without_pipenv():
+    """The final stage installs the lock's export with --no-deps and never pipenv, whose own
+    dependencies would otherwise stand in for a package the lock lacks."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    export_stage, final_stage = re.split(r"^FROM .*$", dockerfile, flags=re.M)[1:]
+    assert "pipenv requirements --hash > requirements.txt" in export_stage
+    installs = [line for line in final_stage.splitlines() if "pip install" in line]
+    assert installs == ["RUN pip install --no-cache-dir --no-deps --require-hashes -r /tmp/requirements.txt \\"], (
+        installs
+    )
+    assert "pipenv" not in final_stage.replace("pipenv requirements", "")
 
 
 def test_no_secrets_in_the_example_environment():
