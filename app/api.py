@@ -267,6 +267,17 @@ def all_books() -> Response:
     return _export(store.iter_records(store.stored_book_ids()), export_format, "books")
 
 
+@bp.get("/")
+def index() -> tuple[Response, int]:
+    """Where a visitor of the bare address finds the API's description, the dashboard and the
+    health checks, instead of a 404 that says nothing."""
+    return jsonify(
+        service="goodreads-book-info",
+        message="POST Goodreads book links to /parseGoodreadsLinks; /openapi.json describes every endpoint",
+        links={"openapi": "/openapi.json", "dashboard": "/rqstatus", "health": "/healthz", "ready": "/readyz"},
+    ), 200
+
+
 @bp.get("/openapi.json")
 def openapi() -> Response:
     """The OpenAPI 3.1 description of this API."""

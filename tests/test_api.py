@@ -587,6 +587,19 @@ def test_healthz_answers_without_asking_anything(client):
     assert (response.status_code, response.json) == (200, {"status": "ok"})
 
 
+def test_the_bare_address_points_to_the_description_the_dashboard_and_the_health_checks(client):
+    response = client.get("/")
+    assert (response.status_code, response.mimetype) == (200, "application/json")
+    assert response.json["links"] == {
+        "openapi": "/openapi.json",
+        "dashboard": "/rqstatus",
+        "health": "/healthz",
+        "ready": "/readyz",
+    }
+    for path in response.json["links"].values():  # each one answers (the dashboard with its redirect)
+        assert client.get(path).status_code in (200, 308), path
+
+
 def test_readyz_reports_workers_and_queue_depth(client):
     post_links(client, [BOOK, book_link("43")])
     response = client.get("/readyz")
@@ -606,6 +619,7 @@ def test_the_openapi_document_describes_every_json_route(client):
     assert (response.status_code, response.mimetype) == (200, "application/json")
     assert response.json["openapi"] == "3.1.0"
     assert set(response.json["paths"]) == {
+        "/",
         "/parseGoodreadsLinks",
         "/getBookInfo",
         "/healthz",
