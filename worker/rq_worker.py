@@ -46,10 +46,12 @@ import signal
 import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
+from typing import Any
 
 from redis.client import Pipeline
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.job import Job
+from rq.job_lifecycle import call_exception_handlers, format_exc_info
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
 from rq.worker import Worker
@@ -57,6 +59,7 @@ from rq.worker import Worker
 from books.queue import BookQueue, scheduler_name
 from books.redis_client import master_address
 from worker import tasks
+from worker.fetch import AttemptFailed
 from worker.ratelimit import FetchRateLimiter
 from worker.supervisor import PREDECESSOR_VARIABLE
 
@@ -128,6 +131,17 @@ class BookWorker(Worker):
         is only noticed between two waits, as a blocking wait stays on the master it began on."""
         timeout = int(super().dequeue_timeout)
         return min(timeout, SENTINEL_DEQUEUE_TIMEOUT) if tasks.settings().redis_sentinels else timeout
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """RQ logs every failed job as an ERROR with its traceback: for a book that failed as
+        pages do (an ``AttemptFailed`` of its own, already logged as the one ``book attempt``
+        line, a WARNING), the traceback only at DEBUG; an unexpected error (an ``AttemptFailed``
+        caused by another) stays RQ's ERROR."""
+        failure = exc_info[1] if len(exc_info) > 1 else None
+        if not isinstance(failure, AttemptFailed) or failure.__cause__ is not None:
+            return super().handle_exception(job, *exc_info)
+        self.log.debug("Worker %s: job %s: %s\n%s", self.name, job.id, failure, format_exc_info(exc_info))
+        call_exception_handlers(self._exc_handlers, job, *exc_info)
 
     def register_birth(self) -> None:
         """RQ's registration; then the jobs of the worker the supervisor ran before this one,

@@ -148,7 +148,8 @@ def parse_book(book_id: str) -> str | Retry:
         )
         outcome = _record_failure(job, store, book_id, failure)
         _report(attempt, outcome, started, store, failure.reason)
-        raise failure from None
+        # An unexpected error keeps its own traceback as the cause (the worker logs it as an error).
+        raise failure from (None if failure is error else error)
     _report(attempt, outcome, started, store)
     return outcome
 
