@@ -163,6 +163,19 @@ def _pings(client: Redis) -> bool:
         return False
 
 
+def stop_group(process: subprocess.Popen, grace: float = 15) -> None:
+    """SIGTERM to the process's group (a process started with ``start_new_session``: honcho and
+    everything it runs; honcho itself SIGKILLs its processes 5 s after); SIGKILL to what is left
+    after ``grace`` seconds."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
 def tree_rss_kb(pid: int, field: str = "VmRSS") -> dict[int, int]:
     """Memory of a process and each of its descendants, in kB by pid: resident now (VmRSS)
     or at its peak (VmHWM)."""

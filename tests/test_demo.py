@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import time
 import pytest
 import requests
 
-from tests.processes import BIN, ROOT, free_port, wait_until
+from tests.processes import BIN, ROOT, free_port, stop_group, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -74,13 +73,7 @@ def test_the_demo_and_the_clients_example_answer_as_the_readme_shows(redis, redi
         lookup = requests.get(f"{server}/getBookInfo", params={"url": LINKS[41]}, timeout=10)
         assert (lookup.status_code, lookup.json()["status"]) == (404, "not_found")
     finally:
-        if demo.poll() is None:
-            os.killpg(demo.pid, signal.SIGTERM)
-        try:
-            demo.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(demo.pid, signal.SIGKILL)
-            demo.wait(5)
+        stop_group(demo)
         log.close()
 
 
