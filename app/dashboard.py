@@ -31,11 +31,12 @@ import rq_dashboard.web
 from flask import Flask, Response, request
 from redis import Redis
 from rq import Worker, requeue_job
-from rq.exceptions import DeserializationError
+from rq.exceptions import DeserializationError, NoSuchJobError
 from rq.job import Job
 from rq.serializers import DefaultSerializer
 from rq_dashboard.web import push_rq_connection
 
+from app.dashboard_escaping import escape_dashboard_values
 from app.errors import ApiError
 from app.limits import LoginThrottle, client_address, is_loopback
 from books.settings import Settings
@@ -112,6 +113,7 @@ def mount_dashboard(app: Flask, settings: Settings, redis: Redis) -> None:
     app.config["RQ_DASHBOARD_DISABLE_DELETE"] = True
     _read_jobs_as_plain_values()
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=URL_PREFIX)
+    escape_dashboard_values(app, rq_dashboard.blueprint.jinja_loader)
     _use_app_client(app, redis)
     throttle = LoginThrottle(
         redis, settings.key_prefix, settings.dashboard_login_failures, settings.dashboard_lockout_max
@@ -141,6 +143,7 @@ def mount_dashboard(app: Flask, settings: Settings, redis: Redis) -> None:
     app.before_request_funcs.setdefault(rq_dashboard.blueprint.name, []).insert(0, guard_dashboard)
     app.register_error_handler(RefusedPickle, _refused_job)
     app.register_error_handler(DeserializationError, _refused_job)
+    app.register_error_handler(NoSuchJobError, _unknown_job)
 
 
 def dashboard_access(settings: Settings) -> str:
@@ -192,6 +195,10 @@ def _from_own_origin() -> bool:
     if origin is not None:
         return origin == request.host_url.rstrip("/")
     return True
+
+
+def _unknown_job(error: Exception) -> tuple[Response, int]:
+    return ApiError(404, "unknown_job", "no such job (finished book jobs are deleted at once)").response()
 
 
 def _refused_job(error: Exception) -> tuple[Response, int]:
