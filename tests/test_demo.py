@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from tests.processes import BIN, ROOT, free_port, stop_group, wait_until
+from tests.processes import Honcho, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -25,27 +25,11 @@ LINKS = [f"https://www.goodreads.com/book/show/{n}" for n in range(1, 42)] + [
 
 
 def test_the_demo_and_the_clients_example_answer_as_the_readme_shows(redis, redis_server, tmp_path):
-    port = free_port()
-    server = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONUNBUFFERED": "1",
-        "REDIS_URL": redis_server.url,
-        "PORT": str(port),
-    }
-    log = open(tmp_path / "demo.log", "wb")  # noqa: SIM115 (the demo writes to it until stopped)
     # The README's demo command; honcho told to read no .env, as on a fresh clone.
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "tests.origin", "--port", str(free_port()), "honcho", "start", "-e", os.devnull],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_until(lambda: _answers(f"{server}/healthz"), 60, 0.2, "the demo's web process")
+    command = [sys.executable, "-m", "tests.origin", "--port", str(free_port()), "honcho", "start", "-e", os.devnull]
+    with Honcho(command, redis_server.url, tmp_path / "demo.log") as demo:
+        demo.wait_for_web()
+        server, env = demo.url, demo.env
         links = tmp_path / "links.txt"
         links.write_text("\n".join(LINKS) + "\n")
         began = time.monotonic()
@@ -72,13 +56,3 @@ def test_the_demo_and_the_clients_example_answer_as_the_readme_shows(redis, redi
         assert rates[-1] >= 4
         lookup = requests.get(f"{server}/getBookInfo", params={"url": LINKS[41]}, timeout=10)
         assert (lookup.status_code, lookup.json()["status"]) == (404, "not_found")
-    finally:
-        stop_group(demo)
-        log.close()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).status_code == 200
-    except requests.RequestException:
-        return False

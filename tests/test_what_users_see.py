@@ -5,8 +5,6 @@ comes, a retried failure is one log line, and ``.env.example`` copied as it is s
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import time
 from datetime import datetime
@@ -14,7 +12,7 @@ from datetime import datetime
 import pytest
 import requests
 
-from tests.processes import BIN, ROOT, free_port, stop_group, wait_until
+from tests.processes import Honcho, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -51,32 +49,7 @@ def test_the_answers_and_the_logs_are_the_ones_the_readme_shows(make_service, or
 def test_the_example_environment_copied_as_it_is_starts_under_honcho(redis_server, tmp_path):
     """``cp .env.example .env`` and ``honcho start``: the web answers (a dashboard user without
     a password stopped both processes at once)."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "REDIS_URL": redis_server.url,
-        "PORT": str(port),
-    }
-    with open(tmp_path / "honcho.log", "wb") as log:
-        honcho = subprocess.Popen(
-            [sys.executable, "-m", "honcho", "start", "-e", ".env.example"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            wait_until(lambda: _answers(f"http://127.0.0.1:{port}/healthz", honcho), 60, 0.2, "the web under honcho")
-        finally:
-            stop_group(honcho)
+    command = [sys.executable, "-m", "honcho", "start", "-e", ".env.example"]
+    with Honcho(command, redis_server.url, tmp_path / "honcho.log") as honcho:
+        honcho.wait_for_web()
     assert b"configuration error" not in (tmp_path / "honcho.log").read_bytes()
-
-
-def _answers(url: str, honcho: subprocess.Popen) -> bool:
-    assert honcho.poll() is None, "honcho stopped"
-    try:
-        return requests.get(url, timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
