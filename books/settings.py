@@ -254,9 +254,10 @@ def stop_on_config_error() -> Iterator[None]:
 
 
 def where_set(message: str, environ: Mapping[str, str] | None = None, dotenv: Path = Path(".env")) -> str:
-    """Where the variables ``message`` names got their values: ``.env`` (which honcho and docker
-    compose read, so the fix goes there) only when it holds that value, else the environment
-    (a shell's export wins over nothing the operator would look for in ``.env``)."""
+    """Where the variables ``message`` names got their values, so the operator fixes the right
+    place: ``.env`` (which honcho and docker compose read) only when it holds that same value,
+    else the environment (a shell's export, a container's settings); nothing for a variable
+    left unset."""
     environ = os.environ if environ is None else environ
     named = [
         name for name in (setting.name.upper() for setting in fields(Settings)) if re.search(rf"\b{name}\b", message)
