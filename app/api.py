@@ -282,6 +282,17 @@ def all_books() -> Response:
     return _export(records, export_format, "books")
 
 
+@bp.get("/")
+def index() -> tuple[Response, int]:
+    """Where a visitor of the bare address finds the API's description, the dashboard and the
+    health checks, instead of a 404 that says nothing."""
+    return jsonify(
+        service="goodreads-book-info",
+        message="POST Goodreads book links to /parseGoodreadsLinks; /openapi.json describes every endpoint",
+        links={"openapi": "/openapi.json", "dashboard": "/rqstatus", "health": "/healthz", "ready": "/readyz"},
+    ), 200
+
+
 @bp.get("/openapi.json")
 def openapi() -> Response:
     """The OpenAPI 3.1 description of this API."""
@@ -413,12 +424,15 @@ def _state_response(book_id: BookId, state: BookState) -> tuple[Response, int]:
     }
     if state.reason:
         body["reason"] = state.reason
-    if state.attempts:
+    # A retrying book always says how many attempts it spent (0: the last one was given back).
+    if state.attempts or (state.status == BookStatus.RETRYING and state.attempts is not None):
         body["attempts"] = state.attempts
     if state.last_attempt_at:
         body["last_attempt_at"] = datetime.fromtimestamp(state.last_attempt_at, tz=UTC).isoformat()
     if state.next_attempt_at:
-        body["next_attempt_at"] = datetime.fromtimestamp(state.next_attempt_at, tz=UTC).isoformat()
+        # Once that time has passed the attempt is due, waiting for RQ's scheduler or a worker: now at the earliest.
+        next_attempt_at = max(state.next_attempt_at, time.time())
+        body["next_attempt_at"] = datetime.fromtimestamp(next_attempt_at, tz=UTC).isoformat()
     return jsonify(body), STATUS_HTTP[state.status]
 
 

@@ -38,11 +38,12 @@ import rq_dashboard.web
 from flask import Flask, Response, g, request
 from redis import Redis
 from rq import Worker
-from rq.exceptions import DeserializationError
+from rq.exceptions import DeserializationError, NoSuchJobError
 from rq.job import Job
 from rq.serializers import DefaultSerializer
 from rq_dashboard.web import push_rq_connection
 
+from app.dashboard_escaping import escape_dashboard_values
 from app.errors import ApiError
 from app.limits import LoginThrottle, client_address, is_loopback
 from books.settings import Settings
@@ -130,6 +131,7 @@ def mount_dashboard(app: Flask, settings: Settings, redis: Redis) -> None:
     app.config["RQ_DASHBOARD_DISABLE_DELETE"] = True
     _read_jobs_as_plain_values()
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=URL_PREFIX)
+    escape_dashboard_values(app, rq_dashboard.blueprint.jinja_loader)
     _use_app_client(app, redis)
     throttle = LoginThrottle(
         redis,
@@ -164,6 +166,7 @@ def mount_dashboard(app: Flask, settings: Settings, redis: Redis) -> None:
     app.after_request_funcs.setdefault(rq_dashboard.blueprint.name, []).append(partial(_remember_operator, settings))
     app.register_error_handler(RefusedPickle, _refused_job)
     app.register_error_handler(DeserializationError, _refused_job)
+    app.register_error_handler(NoSuchJobError, _unknown_job)
 
 
 def dashboard_access(settings: Settings) -> str:
@@ -256,6 +259,10 @@ def _from_own_origin() -> bool:
     if origin is not None:
         return origin == request.host_url.rstrip("/")
     return True
+
+
+def _unknown_job(error: Exception) -> tuple[Response, int]:
+    return ApiError(404, "unknown_job", "no such job (finished book jobs are deleted at once)").response()
 
 
 def _refused_job(error: Exception) -> tuple[Response, int]:

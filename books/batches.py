@@ -300,7 +300,7 @@ def page(batches: Batches, batch: Batch, queue: BookQueue, cursor: int, limit: i
     """A page of the batch's links from ``cursor`` with each book's status, the batch's counts,
     when they were counted and whether it is finished (by those counts: a large batch's can
     lag by the recount interval, see ``Batches.counts``); ``next_cursor`` is where the next
-    page starts (None: the end)."""
+    page starts (None: the end, and with ``limit`` 0, the counts alone, which have no next page)."""
     counted = batches.counts(batch, queue)
     entries = batches.entries(batch, cursor, limit)
     states = queue.states(list(dict.fromkeys(book_id for _link, book_id, _reason in entries if book_id)))
@@ -323,7 +323,7 @@ def page(batches: Batches, batch: Batch, queue: BookQueue, cursor: int, limit: i
         "sources": counted.sources,
         "counts_at": iso(counted.counted_at),
         "links": links,
-        "next_cursor": str(end) if end < batch.links else None,
+        "next_cursor": str(end) if limit and end < batch.links else None,
     }
 
 

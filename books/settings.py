@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from http.cookiejar import LoadError, MozillaCookieJar
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,7 +53,8 @@ class Settings:
     max_request_bytes: int = 8 * 1024 * 1024
     fetch_rate: float = 1.0
     # The longest a job sleeps for its request slot; a job whose slot is further away is put
-    # aside (RQ's scheduler) without spending an attempt. At most a quarter of JOB_TIMEOUT.
+    # aside (RQ's scheduler) without spending an attempt. At most a quarter of JOB_TIMEOUT; left
+    # unset, 5 s or that quarter if less (DERIVED_DEFAULTS).
     fetch_wait_max: float = 5.0
     fetch_connect_timeout: float = 5.0
     fetch_read_timeout: float = 20.0
@@ -151,6 +153,9 @@ class Settings:
                 continue
             values[setting.name] = _convert(setting.name, setting.type, raw.strip())
         settings = cls(**values)
+        # A setting left unset follows the ones it depends on; only a value the operator set is refused.
+        derived = {name: default(settings) for name, default in DERIVED_DEFAULTS.items() if name not in values}
+        settings = replace(settings, **derived)
         settings.validate()
         return settings
 
@@ -337,6 +342,13 @@ class Settings:
         return [self.control_queue_name, self.queue_name, self.callback_queue_name, self.refresh_queue_name]
 
 
+# The defaults that depend on other settings, each made from the settings as read; used only when
+# the variable is unset, so moving one setting never makes another's default refused.
+DERIVED_DEFAULTS: dict[str, Callable[[Settings], Any]] = {
+    "fetch_wait_max": lambda settings: min(Settings.fetch_wait_max, settings.job_timeout / 4),
+}
+
+
 @contextmanager
 def stop_on_config_error() -> Iterator[None]:
     """Turn a ``ConfigError`` into the process's exit with one line (status 1): a setting to
@@ -344,7 +356,44 @@ def stop_on_config_error() -> Iterator[None]:
     try:
         yield
     except ConfigError as error:
-        raise SystemExit(f"configuration error: {error} (honcho and docker compose read .env)") from None
+        raise SystemExit(f"configuration error: {error}{where_set(str(error))}") from None
+
+
+def where_set(message: str, environ: Mapping[str, str] | None = None, dotenv: Path = Path(".env")) -> str:
+    """Where the variables ``message`` names got their values, so the operator fixes the right
+    place: ``.env`` (which honcho and docker compose read) only when it holds that same value,
+    else the environment (a shell's export, a container's settings); nothing for a variable
+    left unset."""
+    environ = os.environ if environ is None else environ
+    named = [
+        name for name in (setting.name.upper() for setting in fields(Settings)) if re.search(rf"\b{name}\b", message)
+    ]
+    set_here = [name for name in named if environ.get(name, "").strip()]
+    if not set_here:
+        return ""
+    in_file = _dotenv_values(dotenv)
+    from_file = [name for name in set_here if in_file.get(name) == environ[name]]
+    from_environment = [name for name in set_here if name not in from_file]
+    sources = []
+    if from_file:
+        sources.append(f"{', '.join(from_file)} set in .env, which honcho and docker compose read")
+    if from_environment:
+        sources.append(f"{', '.join(from_environment)} set in the environment")
+    return f" ({'; '.join(sources)})"
+
+
+def _dotenv_values(path: Path) -> dict[str, str]:
+    """The ``NAME=value`` lines of a ``.env`` file (none when there is no such file)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return {}
+    values = {}
+    for line in lines:
+        name, equals, value = line.strip().removeprefix("export ").partition("=")
+        if equals and not name.startswith("#"):
+            values[name.strip()] = value.strip().strip("'\"")
+    return values
 
 
 def load_cookies(path: str) -> MozillaCookieJar:

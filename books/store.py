@@ -44,6 +44,7 @@ from itertools import islice
 from typing import Any, cast
 
 from redis import Redis
+from redis.typing import EncodableT, FieldT
 
 from books.record import GOODREADS, Record, StoredRecord
 from books.settings import Settings
@@ -340,9 +341,15 @@ class BookStore:
         data = self.redis.get(self.record_key(book_id))
         return None if data is None else with_source(loads_record(cast(bytes, data), self.limits))
 
-    def record_outcome(self, book_id: str, state: BookStatus, reason: str) -> None:
-        """Remember how the last attempt at a book ended (a stored record is kept)."""
-        self.redis.hset(self.status_key(book_id), mapping={"state": state, "reason": reason, "at": time.time()})
+    def record_outcome(
+        self, book_id: str, state: BookStatus, reason: str, next_attempt_at: float | None = None
+    ) -> None:
+        """Remember how the last attempt at a book ended (a stored record is kept), and, for a
+        book to be tried again, when."""
+        outcome: dict[FieldT, EncodableT] = {"state": state, "reason": reason, "at": time.time()}
+        if next_attempt_at is not None:
+            outcome["next_attempt_at"] = next_attempt_at
+        self.redis.hset(self.status_key(book_id), mapping=outcome)
 
     def count_attempt(self, book_id: str) -> int:
         """Count an attempt at the book; return how many there have been since it was queued."""

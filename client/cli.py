@@ -45,10 +45,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import requests
 from tqdm import tqdm
+from urllib3.exceptions import NameResolutionError
 
 from client.statuses import FINAL_FAILURES, IN_PROGRESS, REJECTED, RETRYING, STORED, UNKNOWN
 
@@ -63,6 +64,10 @@ NOT_SENT = "not_sent"
 # The progress bar shows the most common reason books are retrying, cut to this length
 # (enough for "failed: Goodreads failed to answer (HTTP 503)").
 REASON_LENGTH = 50
+# Seconds a request may take to be answered.
+REQUEST_TIMEOUT = 60
+# What --out writes, by the file's extension.
+EXPORT_FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
 
 
 class ClientError(Exception):
@@ -110,6 +115,21 @@ def retry_after(value: str | None, now: datetime) -> float | None:
     return max(1.0, (when - now).total_seconds())
 
 
+def unreachable(server: str, error: requests.RequestException) -> str:
+    """Why the server could not be reached, in one plain line: urllib3's own message runs to a
+    paragraph of pool, object and retry names that say less than this."""
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    if isinstance(error, requests.exceptions.SSLError):
+        return f"cannot reach the server at {server}: the TLS handshake failed (a certificate not trusted, or not TLS)"
+    if isinstance(error, requests.Timeout):
+        return f"the server at {server} did not answer within {REQUEST_TIMEOUT} s"
+    if isinstance(reason, NameResolutionError):
+        return f"cannot reach the server at {server}: its host name does not resolve (check --server)"
+    if isinstance(error, requests.ConnectionError):
+        return f"cannot reach the server at {server}: nothing answers there (is the service running, --server right?)"
+    return f"cannot reach the server at {server}: {type(error).__name__}"
+
+
 def valid_token(token: str) -> bool:
     """A token an HTTP header can carry as given: printable ASCII, no spaces (as API_TOKENS's)."""
     return bool(token) and token.isascii() and token.isprintable() and " " not in token
@@ -132,9 +152,9 @@ class Api:
         url = f"{self.server}{path}"
         while True:
             try:
-                response = self.session.request(method, url, timeout=60, **kwargs)
+                response = self.session.request(method, url, timeout=REQUEST_TIMEOUT, **kwargs)
             except requests.RequestException as error:
-                raise ClientError(f"cannot reach the server at {url}: {error}") from None
+                raise ClientError(unreachable(self.server, error)) from None
             if response.status_code == 401:
                 raise Unauthorized(self._unauthorized())
             if response.status_code not in WAIT_STATUSES:
@@ -292,8 +312,8 @@ def retry_reason(batches: list[dict]) -> str | None:
 
 
 def save(api: Api, batch_ids: list[str], path: Path) -> None:
-    """Stream the batches' stored records into ``path``: CSV for .csv (one header row), else JSON Lines."""
-    export_format = "csv" if path.suffix.lower() == ".csv" else "jsonl"
+    """Stream the batches' stored records into ``path``: CSV for .csv (one header row), JSON Lines for .jsonl."""
+    export_format = EXPORT_FORMATS[path.suffix.lower()]
     with path.open("wb") as target:
         for number, batch_id in enumerate(batch_ids):
             response = api.call("GET", f"/batches/{batch_id}/books", params={"format": export_format}, stream=True)
@@ -353,7 +373,9 @@ def parser() -> argparse.ArgumentParser:
         "--server", default="http://localhost:5000", help="the service's base URL (default: %(default)s)"
     )
     common.add_argument("--wait", action="store_true", help="follow the books until every one has settled")
-    common.add_argument("--out", type=Path, help="with --wait: write the records here (.csv or .jsonl)")
+    common.add_argument(
+        "--out", type=Path, help="with --wait: write the records here, as CSV (.csv) or JSON Lines (.jsonl)"
+    )
     common.add_argument("--refresh", action="store_true", help="fetch books again even when a fresh record exists")
     common.add_argument(
         "--interval", type=float, default=2.0, help="seconds between progress polls (default: %(default)s)"
@@ -386,6 +408,8 @@ def parser() -> argparse.ArgumentParser:
             epilog=exit_statuses,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        # A usage error of a command shows that command's usage, not the top-level one.
+        command.set_defaults(usage_error=command.error)
         command.add_argument(source, help=source_about)
         if name == "submit":
             command.add_argument(
@@ -395,18 +419,20 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    command_line = parser()
-    args = command_line.parse_args(argv)
+    args = parser().parse_args(argv)
+    usage_error = args.usage_error
     if args.out and not args.wait:
-        command_line.error("--out needs --wait")
+        usage_error("--out needs --wait")
+    if args.out and args.out.suffix.lower() not in EXPORT_FORMATS:
+        usage_error(f"--out writes .csv or .jsonl files, by the extension; {str(args.out)!r} has neither")
 
-    send = _sender(command_line, args)
+    send = _sender(usage_error, args)
 
     token, token_source = args.token, "--token"
     if token is None:
         token, token_source = os.environ.get(TOKEN_VARIABLE) or None, TOKEN_VARIABLE
     if token is not None and not valid_token(token):
-        command_line.error(f"the API token in {token_source} must be printable ASCII without spaces")
+        usage_error(f"the API token in {token_source} must be printable ASCII without spaces")
 
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     with requests.Session() as session:
@@ -446,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all_stored else 1
 
 
-def _sender(command_line: argparse.ArgumentParser, args: argparse.Namespace) -> Callable[[Api], Sent]:
+def _sender(usage_error: Callable[[str], NoReturn], args: argparse.Namespace) -> Callable[[Api], Sent]:
     """What the command sends, read from its file (or standard input) before anything is sent."""
     source = args.links if args.command == "submit" else args.export
     try:
@@ -458,13 +484,13 @@ def _sender(command_line: argparse.ArgumentParser, args: argparse.Namespace) -> 
             with open(source, encoding="utf-8") as stream:
                 links = read_links(stream)
     except OSError as error:
-        command_line.error(f"cannot read {source}: {error.strerror}")
+        usage_error(f"cannot read {source}: {error.strerror}")
     if args.command == "import":
         if not export.strip():
-            command_line.error(f"{source} is empty")
+            usage_error(f"{source} is empty")
         return lambda api: send_export(api, export, args.refresh)
     if not links:
-        command_line.error("no links to send")
+        usage_error("no links to send")
     return lambda api: submit(api, links, max(1, args.batch_size), args.refresh)
 
 

@@ -3,7 +3,9 @@ process (the fast layer), and the service's real processes (the ``e2e`` layer)."
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from dataclasses import fields
 
 import pytest
 from flask import Flask
@@ -18,6 +20,17 @@ from books.settings import Settings
 from tests.openlibrary import FakeOpenLibrary
 from tests.origin import Origin
 from tests.processes import RedisServer, Service
+
+# What the service and its client read from the environment: the settings, gunicorn's number of
+# workers, the client's token.
+SERVICE_VARIABLES = {setting.name.upper() for setting in fields(Settings)} | {"WEB_CONCURRENCY", "BOOK_INFO_API_TOKEN"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The tests give every setting they depend on: none comes from the developer's shell or
+    ``.env`` (which ``pipenv run`` loads), here or in the processes the tests start."""
+    for name in SERVICE_VARIABLES:
+        os.environ.pop(name, None)
 
 
 @pytest.fixture(scope="session")

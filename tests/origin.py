@@ -13,7 +13,9 @@ and measure their spacing.
 
 ``python -m tests.origin [--port N] [command ...]`` serves these pages on 127.0.0.1 (port
 8081 by default); with a command (``honcho start``), it runs it with ``GOODREADS_BASE_URL``
-pointing at the pages and stops when it ends: the service without goodreads.com.
+pointing at the pages and stops when it ends: the service without goodreads.com. There, as in
+the README's examples, book ``404404`` is one Goodreads does not have (HTTP 404), and the
+command gets ``FETCH_RATE=0`` (no limit: the pages are on this machine) unless it sets one.
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ WAF_SCRIPT = (
 )
 ROBOTS = "robots.txt"
 _BOOK = re.compile(r"^/book/show/(\d+)")
+# The book the README's examples show as not_found.
+MISSING_BOOK = "404404"
+# The demo's request rate to its own pages (FETCH_RATE), unless the command's environment sets one.
+DEMO_FETCH_RATE = "0"
 # How often the server looks for a shutdown request: ``stop`` waits up to this long, once per test.
 
 
@@ -282,11 +288,16 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--port"]:
         port, argv = int(argv[1]), argv[2:]
     origin = Origin(port=port)
+    origin.behave(MISSING_BOOK, "404")
     origin.start()
-    print(f"sample origin on {origin.url} (every /book/show/<id> is a made-up book)", flush=True)
+    print(
+        f"sample origin on {origin.url} (every /book/show/<id> is a made-up book, but {MISSING_BOOK}: HTTP 404)",
+        flush=True,
+    )
     try:
         if argv:
-            return subprocess.call(argv, env={**os.environ, "GOODREADS_BASE_URL": origin.url})
+            rate = os.environ.get("FETCH_RATE") or DEMO_FETCH_RATE
+            return subprocess.call(argv, env={**os.environ, "GOODREADS_BASE_URL": origin.url, "FETCH_RATE": rate})
         origin.thread.join()
         return 0
     except KeyboardInterrupt:

@@ -165,6 +165,59 @@ def _pings(client: Redis) -> bool:
         return False
 
 
+def stop_group(process: subprocess.Popen, grace: float = 15) -> None:
+    """SIGTERM to the process's group (a process started with ``start_new_session``: honcho and
+    everything it runs; honcho itself SIGKILLs its processes 5 s after); SIGKILL to what is left
+    after ``grace`` seconds."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
+class Honcho:
+    """A command that runs the Procfile under honcho (``honcho start …``, or the demo's ``python
+    -m tests.origin … honcho start``) as a user would, in its own process group, pointed at a
+    test Redis on a free PORT; ``with`` it to stop it all."""
+
+    def __init__(self, command: list[str], redis_url: str, log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONUNBUFFERED": "1",
+            "REDIS_URL": redis_url,
+            "PORT": str(self.port),
+        }
+        self.log_path = log_path
+        self.log = open(log_path, "wb")  # noqa: SIM115 (honcho writes to it until stopped)
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def wait_for_web(self, timeout: float = 60) -> None:
+        """Until the web process answers ``/healthz``; fails at once if honcho stops."""
+        wait_until(self._web_answers, timeout, 0.2, message="the web process under honcho")
+
+    def _web_answers(self) -> bool:
+        assert self.process.poll() is None, f"honcho stopped: {self.log_path.read_text(errors='replace')[-3000:]}"
+        try:
+            return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def __enter__(self) -> Honcho:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        stop_group(self.process)
+        self.log.close()
+
+
 def tree_rss_kb(pid: int, field: str = "VmRSS") -> dict[int, int]:
     """Memory of a process and each of its descendants, in kB by pid: resident now (VmRSS)
     or at its peak (VmHWM)."""

@@ -99,6 +99,10 @@ def recent(iso_time: str) -> bool:
     return abs(datetime.fromisoformat(iso_time).timestamp() - time.time()) < 60
 
 
+def future(iso_time: str) -> bool:
+    return datetime.fromisoformat(iso_time).timestamp() > time.time()
+
+
 # POST /parseGoodreadsLinks
 
 
@@ -362,7 +366,8 @@ def test_a_book_that_keeps_failing_ends_in_a_final_state_and_can_be_sent_again(
         deferred = book_info(client)
         assert deferred.status_code == 202
         assert (deferred.json["status"], deferred.json["reason"]) == ("retrying", reason)
-        assert deferred.json["next_attempt_at"] and "attempts" not in deferred.json  # none spent
+        assert deferred.json["attempts"] == 0  # none spent: the refusal's attempt was given back
+        assert recent(deferred.json["last_attempt_at"]) and future(deferred.json["next_attempt_at"])
         assert len(origin.fetches("42")) == 1
         run_due_jobs()  # the deferral's wait is over: the three attempts
     response = book_info(client)
@@ -386,7 +391,21 @@ def test_a_book_waiting_for_its_retry_says_why(client_with, origin, run_jobs):
         "failed: Goodreads failed to answer (HTTP 503)",
         1,
     )
+    assert recent(body["last_attempt_at"])
+    next_attempt_in = datetime.fromisoformat(body["next_attempt_at"]).timestamp() - time.time()
+    assert 595 < next_attempt_in <= 600  # when RQ's scheduler is to put it back (RETRY_INTERVALS)
     assert outcome_of(client, BOOK) == "already_queued"
+
+
+def test_a_retry_that_is_due_but_not_yet_taken_is_due_now_not_in_the_past(client_with, origin, run_jobs, redis):
+    """No worker (so no RQ scheduler) runs when the retry falls due: the answer says now, not a past time."""
+    client = client_with(RETRY_INTERVALS="600")
+    origin.behave("42", "503")
+    fetch_books(client, run_jobs, "42")
+    redis.hset("goodreads:status:42", "next_attempt_at", time.time() - 300)  # as if 600 s had passed
+    body = book_info(client).json
+    assert body["status"] == "retrying"
+    assert abs(datetime.fromisoformat(body["next_attempt_at"]).timestamp() - time.time()) < 5
 
 
 class RunsCode:
@@ -588,6 +607,19 @@ def test_healthz_answers_without_asking_anything(client):
     assert (response.status_code, response.json) == (200, {"status": "ok"})
 
 
+def test_the_bare_address_points_to_the_description_the_dashboard_and_the_health_checks(client):
+    response = client.get("/")
+    assert (response.status_code, response.mimetype) == (200, "application/json")
+    assert response.json["links"] == {
+        "openapi": "/openapi.json",
+        "dashboard": "/rqstatus",
+        "health": "/healthz",
+        "ready": "/readyz",
+    }
+    for path in response.json["links"].values():  # each one answers (the dashboard with its redirect)
+        assert client.get(path).status_code in (200, 308), path
+
+
 def test_readyz_reports_workers_and_queue_depth(client):
     post_links(client, [BOOK, book_link("43")])
     response = client.get("/readyz")
@@ -607,6 +639,7 @@ def test_the_openapi_document_describes_every_json_route(client):
     assert (response.status_code, response.mimetype) == (200, "application/json")
     assert response.json["openapi"] == "3.1.0"
     assert set(response.json["paths"]) == {
+        "/",
         "/parseGoodreadsLinks",
         "/getBookInfo",
         "/healthz",

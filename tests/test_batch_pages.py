@@ -59,7 +59,9 @@ def test_a_limit_and_a_cursor_choose_the_page_and_limit_0_answers_the_counts_onl
     body = paged.get(f"/batches/{batch_id}?cursor=3&limit=1").json
     assert ([link["link"] for link in body["links"]], body["next_cursor"]) == ([LINKS[3]], "4")
     body = paged.get(f"/batches/{batch_id}?limit=0").json
-    assert (body["links"], body["next_cursor"], body["finished"]) == ([], "0", False)
+    # The counts alone: no page follows (a cursor here would send a pager round the same page forever).
+    assert (body["links"], body["next_cursor"], body["finished"]) == ([], None, False)
+    assert paged.get(f"/batches/{batch_id}?cursor=2&limit=0").json["next_cursor"] is None
     assert body["counts"]["queued"] == 3 and body["counts"]["rejected"] == 1
     assert paged.get(f"/batches/{batch_id}?cursor=5").json["links"] == []
     assert paged.get(f"/batches/{batch_id}?cursor=5").json["next_cursor"] is None

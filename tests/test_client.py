@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -14,12 +15,15 @@ from datetime import UTC, datetime
 import pytest
 import requests
 from flask import Flask, Response, request
+from urllib3 import HTTPConnectionPool
+from urllib3.connection import HTTPConnection
+from urllib3.exceptions import MaxRetryError, NameResolutionError
 from werkzeug.serving import make_server
 
 from app import create_app
 from app.api import OPENAPI_DOCUMENT
 from books.status import FINAL_FAILURES, IN_PROGRESS, BookStatus, Outcome
-from client import statuses
+from client import cli, statuses
 from client.cli import GAVE_UP, TOKEN_VARIABLE, UNAUTHORIZED, Api, main, retry_after, retry_reason, submit
 from tests.test_imports import EXPORT
 
@@ -346,3 +350,58 @@ def test_import_of_a_file_the_server_cannot_take_says_why(configure, tmp_path, c
             ended = usage_error.code
     printed = capsys.readouterr()
     assert (ended, said in printed.out + printed.err) == (status, True), printed
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--out", "books.csv"], "--out needs --wait"),
+        (
+            ["--wait", "--out", "books.txt"],
+            "--out writes .csv or .jsonl files, by the extension; 'books.txt' has neither",
+        ),
+        (["--wait", "--out", "books"], "--out writes .csv or .jsonl files, by the extension; 'books' has neither"),
+    ],
+)
+def test_a_misused_out_shows_the_usage_of_submit_and_writes_nothing(options, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "links.txt").write_text(BOOK.format(1) + "\n")
+    with pytest.raises(SystemExit) as exit:
+        main(["submit", "links.txt", "--server", "http://127.0.0.1:9", *options])
+    assert exit.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("usage: python -m client submit [-h]"), error
+    assert error.rstrip().endswith(f"python -m client submit: error: {message}")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["links.txt"]
+
+
+def test_a_server_that_cannot_be_reached_is_said_plainly_in_one_line(tmp_path, capsys):
+    links = tmp_path / "links.txt"
+    links.write_text(BOOK.format(1) + "\n")
+    assert run_client("http://127.0.0.1:9", links) == 2  # nothing listens on port 9
+    error = capsys.readouterr().err
+    assert error == (
+        "error: cannot reach the server at http://127.0.0.1:9: nothing answers there "
+        "(is the service running, --server right?)\n"
+    )
+
+
+def test_a_server_that_does_not_answer_in_time_is_said_plainly(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "REQUEST_TIMEOUT", 0.3)
+    links = tmp_path / "links.txt"
+    links.write_text(BOOK.format(1) + "\n")
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        server = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        assert run_client(server, links) == 2
+    assert capsys.readouterr().err == f"error: the server at {server} did not answer within 0.3 s\n"
+
+
+def test_a_host_name_that_does_not_resolve_is_said_plainly():
+    pool = HTTPConnectionPool("books.invalid", 80)
+    cause = NameResolutionError("books.invalid", HTTPConnection("books.invalid"), socket.gaierror(-2, "unknown"))
+    error = requests.ConnectionError(MaxRetryError(pool, "/parseGoodreadsLinks", cause))
+    assert cli.unreachable("http://books.invalid", error) == (
+        "cannot reach the server at http://books.invalid: its host name does not resolve (check --server)"
+    )

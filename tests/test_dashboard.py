@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import base64
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
+from rq.job import Job
+from rq.registry import FailedJobRegistry
 
+from books.settings import Settings
+from tests.listener import Listener
 from tests.processes import wait_until
 
 pytestmark = [pytest.mark.e2e]
@@ -52,14 +60,14 @@ def test_destructive_actions_are_disabled_even_for_operators(service, redis):
     assert redis.exists("rq:job:book-1")
 
 
-@pytest.mark.browser
-def test_the_dashboard_renders_in_headless_chromium(service, tmp_path):
+@contextmanager
+def chromium(tmp_path: Path) -> Iterator[Any]:
+    """Headless Chromium, logged in to the dashboard (HTTP Basic on every request)."""
     if not shutil.which("chromedriver"):
         pytest.fail("chromedriver is not installed: apt-get install chromium chromium-driver (done by .ci/run)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service as DriverService
 
-    requests.post(f"{service.url}/parseGoodreadsLinks", json=["goodreads.com/book/show/1"], timeout=10)
     options = webdriver.ChromeOptions()
     for flag in (
         "--headless",
@@ -77,6 +85,15 @@ def test_the_dashboard_renders_in_headless_chromium(service, tmp_path):
         token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
         driver.execute_cdp_cmd("Network.enable", {})
         driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.mark.browser
+def test_the_dashboard_renders_in_headless_chromium(service, tmp_path):
+    requests.post(f"{service.url}/parseGoodreadsLinks", json=["goodreads.com/book/show/1"], timeout=10)
+    with chromium(tmp_path) as driver:
         driver.get(f"{service.url}/rqstatus/")
         wait_until(
             lambda: "bookInfoParser" in driver.find_element("tag name", "body").text,
@@ -91,5 +108,57 @@ def test_the_dashboard_renders_in_headless_chromium(service, tmp_path):
         assert all(status == 200 for _, status in static), static
         assert driver.title
         driver.save_screenshot(str(tmp_path / "dashboard.png"))
-    finally:
-        driver.quit()
+
+
+# Markup that runs script once a page inserts it as HTML (no spaces: a callback URL may hold none).
+MARKUP = "<img/src='x'/onerror='window.injected=1'>"
+
+
+@pytest.mark.browser
+def test_markup_in_a_jobs_description_meta_or_error_shows_as_text_in_the_dashboard(make_service, redis, tmp_path):
+    """A callback URL holding markup, whose delivery fails (its error names the URL), and a job
+    whose description and meta hold markup: the dashboard's job pages and lists show the
+    markup as text, and no script of it runs."""
+    with Listener(500) as listener:
+        service = make_service(
+            RQ_DASHBOARD_USERNAME=USER,
+            RQ_DASHBOARD_PASSWORD=PASSWORD,
+            CALLBACK_ALLOWED_HOSTS="127.0.0.1",
+            CALLBACK_SECRET="a-callback-secret",
+            CALLBACK_CHECK_INTERVAL="1",
+            CALLBACK_RETRY_INTERVALS="1",
+        )
+        answer = requests.post(
+            f"{service.url}/parseGoodreadsLinks",
+            params={"callback_url": f"{listener.url}/done?{MARKUP}"},
+            json=["goodreads.com/book/show/1"],
+            timeout=10,
+        )
+        assert answer.status_code == 202
+        control = Settings().control_queue_name
+        failed = wait_until(
+            lambda: FailedJobRegistry(control, connection=redis).get_job_ids(), 60, 0.2, "the callback to fail"
+        )
+    crafted = Job.create(
+        "worker.tasks.parse_book",
+        args=("1",),
+        id="crafted",
+        description=f"parse book {MARKUP}",
+        meta={"title": MARKUP},
+        connection=redis,
+    )
+    crafted.save()
+    pages = [
+        f"/rqstatus/0/view/job/{failed[0]}",
+        "/rqstatus/0/view/job/crafted",
+        f"/rqstatus/0/view/jobs/{control}/failed/8/asc/1",
+    ]
+    with chromium(tmp_path) as driver:
+        for page in pages:
+            driver.get(f"{service.url}{page}")
+            shown = wait_until(
+                lambda: MARKUP in driver.find_element("tag name", "body").text, 20, 0.2, f"{page} to show the markup"
+            )
+            assert shown and driver.execute_script("return window.injected") is None, page
+            assert driver.find_elements("css selector", "img[onerror]") == [], page
+        assert "answered HTTP 500" in driver.find_element("tag name", "body").text

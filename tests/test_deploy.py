@@ -9,6 +9,8 @@ import re
 import runpy
 import subprocess
 
+from honcho import environ as honcho_environ
+
 from books.settings import Settings
 from tests.processes import BIN, ROOT, procfile_command
 
@@ -18,7 +20,8 @@ CREDENTIALS = {"RQ_DASHBOARD_USERNAME": "operator", "RQ_DASHBOARD_PASSWORD": "no
 def compose_config(**env: str) -> subprocess.CompletedProcess:
     clean = {key: value for key, value in os.environ.items() if not key.startswith("RQ_DASHBOARD_")}
     return subprocess.run(
-        [str(BIN / "docker-compose"), "config", "--format", "json"],
+        # The variables given here, never a developer's .env, which Compose would read too.
+        [str(BIN / "docker-compose"), "--env-file", os.devnull, "config", "--format", "json"],
         cwd=ROOT,
         env={**clean, **env},
         capture_output=True,
@@ -75,16 +78,66 @@ def test_the_image_runs_the_procfile_web_command_as_a_non_root_user():
     cmd = json.loads(re.search(r"^CMD (\[.*\])$", dockerfile, re.M).group(1))
     assert cmd == procfile_command("web")
     assert re.search(r"^USER [1-9][0-9]*$", dockerfile, re.M)
-    assert "pipenv install --system --deploy" in dockerfile
 
 
-def test_no_secrets_in_the_example_environment():
-    example = dict(
-        line.split("=", 1)
-        for line in (ROOT / ".env.example").read_text().splitlines()
-        if line and not line.startswith("#")
+def test_the_image_installs_the_locked_default_packages_alone_without_pipenv():
+    """The final stage installs the lock's export with --no-deps and never pipenv, whose own
+    dependencies would otherwise stand in for a package the lock lacks."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    export_stage, final_stage = re.split(r"^FROM .*$", dockerfile, flags=re.M)[1:]
+    assert "pipenv requirements --hash > requirements.txt" in export_stage
+    installs = [line for line in final_stage.splitlines() if "pip install" in line]
+    assert installs == ["RUN pip install --no-cache-dir --no-deps --require-hashes -r /tmp/requirements.txt \\"], (
+        installs
     )
-    assert example["RQ_DASHBOARD_PASSWORD"] == ""
+    assert "pipenv" not in final_stage.replace("pipenv requirements", "")
+
+
+def test_the_example_environment_copied_as_it_is_starts_the_service_and_holds_no_secret():
+    """``cp .env.example .env``: honcho's processes start (a dashboard user without a password
+    would stop them); Compose still asks for both credentials."""
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    assert {line.split("=")[0] for line in lines if line and not line.startswith("#")} == {
+        "RQ_DASHBOARD_USERNAME",
+        "RQ_DASHBOARD_PASSWORD",
+    }
+    assert all(line.endswith("=") for line in lines if line and not line.startswith("#"))
+    as_honcho_reads_it = honcho_environ.parse((ROOT / ".env.example").read_text())
+    assert not Settings.from_env(as_honcho_reads_it).dashboard_auth_enabled  # no ConfigError
+    assert "required variable RQ_DASHBOARD_" in compose_config(**as_honcho_reads_it).stderr
+
+
+def test_compose_passes_the_remedies_from_dotenv_and_mounts_the_cookies_file(tmp_path):
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text("# Netscape HTTP Cookie File\n")
+    remedies = {
+        "API_TOKENS": "t1,t2",
+        "FETCH_PROXY": "http://proxy.example:3128",
+        "GOODREADS_COOKIES_FILE": str(cookies),
+    }
+    result = compose_config(**CREDENTIALS, **remedies)
+    assert result.returncode == 0, result.stderr
+    for name, service in json.loads(result.stdout)["services"].items():
+        if name == "redis":
+            continue
+        environment = service["environment"]
+        assert (environment["API_TOKENS"], environment["FETCH_PROXY"]) == ("t1,t2", "http://proxy.example:3128")
+        [mount] = service["volumes"]
+        assert (mount["source"], mount["target"], mount["read_only"]) == (
+            str(cookies),
+            environment["GOODREADS_COOKIES_FILE"],
+            True,
+        )
+
+
+def test_compose_without_the_remedies_gives_settings_the_service_accepts():
+    services = json.loads(compose_config(**CREDENTIALS).stdout)["services"]
+    for name in ("web", "worker"):
+        environment = services[name]["environment"]
+        assert environment["GOODREADS_COOKIES_FILE"] == environment["API_TOKENS"] == environment["FETCH_PROXY"] == ""
+        settings = Settings.from_env(environment)  # the file is not read: none is named
+        assert (settings.goodreads_cookies_file, settings.api_tokens, settings.fetch_proxy) == ("", (), "")
+        assert services[name]["volumes"][0]["source"] == "/dev/null"
 
 
 def test_a_web_worker_keeps_what_it_loaded_out_of_the_garbage_collectors_walks():

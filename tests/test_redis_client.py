@@ -18,6 +18,7 @@ from books.settings import ConfigError, Settings
 from tests.conftest import BurstWorker
 from tests.processes import SentinelGroup, wait_until
 from worker.connection import PatientRetry, WorkerRedis
+from worker.rq_worker import SENTINEL_DEQUEUE_TIMEOUT, BookWorker
 
 SENTINEL = {"REDIS_SENTINELS": "10.0.0.5:26379, sentinel-2:26380,[::1]:26381", "REDIS_SENTINEL_MASTER": "books"}
 
@@ -90,6 +91,15 @@ def test_the_worker_connection_class_uses_the_sentinels_and_keeps_its_patience(c
     client = WorkerRedis.from_url("redis://127.0.0.1:6379/0")
     assert isinstance(client, WorkerRedis) and isinstance(client.connection_pool, FollowingSentinelPool)
     assert isinstance(client.connection_pool.connection_kwargs["retry"], PatientRetry)
+
+
+def test_with_sentinels_an_idle_worker_waits_for_a_job_at_most_a_few_seconds_on_one_master(configure, redis):
+    """A blocking dequeue stays on the master it began on: with Sentinel it ends after
+    SENTINEL_DEQUEUE_TIMEOUT, so the worker asks the sentinels again; without, RQ's wait."""
+    configure(WORKER_TTL="60")
+    assert BookWorker(["books"], connection=redis, worker_ttl=60).dequeue_timeout == 45
+    configure(**SENTINEL)
+    assert BookWorker(["books"], connection=redis, worker_ttl=60).dequeue_timeout == SENTINEL_DEQUEUE_TIMEOUT
 
 
 @pytest.fixture(scope="module")

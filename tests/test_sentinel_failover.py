@@ -10,8 +10,10 @@ from collections.abc import Iterator
 import pytest
 import requests
 from redis import Redis
+from rq import Worker
 from rq.registry import StartedJobRegistry
 
+from books.redis_client import MASTER_CHECK_INTERVAL
 from books.settings import Settings
 from tests.processes import SentinelGroup, Service, wait_until
 from tests.test_restarts import get, post
@@ -34,12 +36,17 @@ def stored_records(redis: Redis, book_ids: list[str]) -> dict[str, bytes]:
     return {book_id: value for book_id, value in zip(book_ids, values, strict=True) if value is not None}
 
 
-def accepted_on(master: Redis, service: Service, book_id: str) -> bool:
+def posted_and_accepted_on(master: Redis, service: Service, book_id: str) -> bool:
     """POST the book; whether its job (or already its record) is on ``master``."""
     try:
         post(service, book_id)
     except requests.RequestException:
         return False
+    return accepted_on(master, book_id)
+
+
+def accepted_on(master: Redis, book_id: str) -> bool:
+    """Whether the book's job (or already its record) is on ``master``."""
     return bool(master.exists(f"rq:job:book-{book_id}", RECORD_KEY.format(book_id)))
 
 
@@ -75,7 +82,9 @@ def test_a_forced_failover_keeps_every_record_and_the_service_answers_on_the_new
         switched_at = group.failover()
         new_master = Redis(port=group.master_port())
         assert group.master_port() == group.replica.port
-        wait_until(lambda: accepted_on(new_master, service, late_id), 30, 0.5, "a book accepted on the new master")
+        wait_until(
+            lambda: posted_and_accepted_on(new_master, service, late_id), 30, 0.5, "a book accepted on the new master"
+        )
         wait_until(lambda: new_master.exists(RECORD_KEY.format(late_id)), 30, 0.1, "the new book stored")
         lookup = get(service, next(iter(before)))
         answered_after = time.monotonic() - switched_at
@@ -93,5 +102,58 @@ def test_a_forced_failover_keeps_every_record_and_the_service_answers_on_the_new
             f"records before the failover: {len(before)}; a new book accepted, stored and looked up "
             f"{answered_after:.1f} s after the switch; all {len(book_ids)} books stored {all_stored_after:.1f} s after"
         )
+    finally:
+        service.stop()
+
+
+def jobs_done_by_worker(redis: Redis) -> dict[str, int]:
+    """Each registered worker's count of finished jobs, as ``redis`` holds it."""
+    return {worker.name: worker.successful_job_count for worker in Worker.all(connection=redis)}
+
+
+def test_idle_workers_serve_the_new_master_within_10_s_of_a_failover(sentinel_group, origin, tmp_path):
+    """Two workers, idle (each waiting for a job in a blocking dequeue on the master), then
+    ``SENTINEL FAILOVER`` and, once the web writes to the new master, a POST of 20 new books:
+    each worker takes books from the new master within 10 s of the switch (not once the old
+    master is demoted, or its 45 s wait ends), and all 20 are stored; no worker restarts."""
+    group = sentinel_group
+    first = [str(8000 + n) for n in range(20)]
+    late = [str(8100 + n) for n in range(20)]
+    for book_id in first:
+        origin.behave(book_id, "slow:0.2")
+    for book_id in late:  # 10 s of fetching for one worker: the other has books left to take
+        origin.behave(book_id, "slow:0.5")
+    service = Service(f"redis://127.0.0.1:{group.master.port}/0", origin.url, tmp_path, **group.env, FETCH_RATE="0")
+    try:
+        service.start_web()
+        service.start_workers(2)
+        old_master = Redis(port=group.master.port)
+        assert post(service, *first).status_code == 202
+        wait_until(lambda: len(stored_records(old_master, first)) == len(first), 60, 0.1, "the first 20 books stored")
+        done_before = jobs_done_by_worker(old_master)
+        assert len(done_before) == 2 and all(done_before.values()), done_before
+        time.sleep(2)  # both workers back in their blocking dequeue, idle
+
+        switched_at = group.failover()
+        new_master = Redis(port=group.master_port())
+        # The web asks the sentinels at most once a second: past that, its writes go to the new master.
+        time.sleep(MASTER_CHECK_INTERVAL + 0.5)
+        assert post(service, *late).status_code == 202
+        assert all(accepted_on(new_master, book_id) for book_id in late)
+
+        def both_took_books() -> bool:
+            done = jobs_done_by_worker(new_master)
+            return all(done.get(name, 0) > count for name, count in done_before.items())
+
+        wait_until(both_took_books, 30, 0.1, "each worker to finish a book on the new master")
+        served_after = time.monotonic() - switched_at
+        wait_until(lambda: len(stored_records(new_master, late)) == len(late), 30, 0.1, "the 20 new books stored")
+        stored_after = time.monotonic() - switched_at
+        print(
+            f"both idle workers took books on the new master {served_after:.1f} s after the switch; "
+            f"the 20 new books all stored {stored_after:.1f} s after it"
+        )
+        assert served_after < 10
+        assert all(worker.poll() is None for worker in service.workers)  # no restart was needed
     finally:
         service.stop()

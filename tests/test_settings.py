@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from books.settings import ConfigError, Settings
+from books.settings import DERIVED_DEFAULTS, ConfigError, Settings, where_set
 
 
 def test_no_variables_give_the_defaults():
@@ -136,3 +136,48 @@ def test_a_value_the_service_cannot_use_is_refused_by_name(environment, message)
     with pytest.raises(ConfigError) as refused:
         Settings.from_env(environment)
     assert str(refused.value) == message
+
+
+def test_a_default_left_unset_follows_the_setting_it_depends_on():
+    """FETCH_WAIT_MAX left unset is 5 s, or a quarter of JOB_TIMEOUT when that is less: JOB_TIMEOUT=3
+    alone is accepted; only a FETCH_WAIT_MAX the operator set is held to the bound."""
+    assert Settings.from_env({"JOB_TIMEOUT": "3"}).fetch_wait_max == 0.75
+    assert Settings.from_env({"JOB_TIMEOUT": "600"}).fetch_wait_max == 5.0
+    assert Settings.from_env({"JOB_TIMEOUT": "3", "FETCH_WAIT_MAX": "0.5"}).fetch_wait_max == 0.5
+    with pytest.raises(ConfigError, match="FETCH_WAIT_MAX must be 0 or more and at most a quarter of JOB_TIMEOUT"):
+        Settings.from_env({"JOB_TIMEOUT": "3", "FETCH_WAIT_MAX": "5"})
+
+
+def test_every_derived_default_is_the_plain_default_with_the_plain_defaults():
+    """Nothing set: each derived default is the dataclass's own default, so ``Settings()`` and
+    ``Settings.from_env({})`` agree, and every one of them passes the checks."""
+    derived = Settings.from_env({})
+    assert all(default(derived) == getattr(Settings(), name) for name, default in DERIVED_DEFAULTS.items())
+
+
+@pytest.mark.parametrize("job_timeout", ["1", "2", "3", "7", "19", "40"])
+def test_any_job_timeout_alone_is_accepted(job_timeout):
+    settings = Settings.from_env({"JOB_TIMEOUT": job_timeout})  # raises ConfigError if refused
+    assert settings.fetch_wait_max == min(5, int(job_timeout) / 4)
+
+
+def test_a_config_error_says_where_each_named_value_was_set(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(
+        "# copied from .env.example\nRQ_DASHBOARD_USERNAME=operator\nRQ_DASHBOARD_PASSWORD=\nFETCH_RATE='2'\n"
+    )
+    message = "set both RQ_DASHBOARD_USERNAME and RQ_DASHBOARD_PASSWORD, or neither"
+    from_file = {"RQ_DASHBOARD_USERNAME": "operator", "RQ_DASHBOARD_PASSWORD": ""}
+    assert (
+        where_set(message, from_file, dotenv)
+        == " (RQ_DASHBOARD_USERNAME set in .env, which honcho and docker compose read)"
+    )
+    from_shell = {"RQ_DASHBOARD_USERNAME": "someone-else"}
+    assert where_set(message, from_shell, dotenv) == " (RQ_DASHBOARD_USERNAME set in the environment)"
+    assert where_set(message, from_shell, tmp_path / "missing") == " (RQ_DASHBOARD_USERNAME set in the environment)"
+    both = {"FETCH_RATE": "2", "JOB_TIMEOUT": "3", "FETCH_WAIT_MAX": "5"}
+    assert where_set("FETCH_RATE and FETCH_WAIT_MAX and JOB_TIMEOUT", both, dotenv) == (
+        " (FETCH_RATE set in .env, which honcho and docker compose read;"
+        " FETCH_WAIT_MAX, JOB_TIMEOUT set in the environment)"
+    )
+    assert where_set("FETCH_WAIT_MAX must be at most a quarter of JOB_TIMEOUT", {}, dotenv) == ""

@@ -10,21 +10,29 @@ from tests.processes import ROOT, Service, procfile_command
 
 pytestmark = pytest.mark.e2e
 
-HINT = " (honcho and docker compose read .env)"
-
 
 @pytest.mark.parametrize("process", ["web", "worker"])
 @pytest.mark.parametrize(
     ("settings", "line"),
     [
-        # .env.example copied as it is: the password left empty
+        # A user name and an empty password, from the shell (no .env of the project holds this name)
         (
-            {"RQ_DASHBOARD_USERNAME": "operator", "RQ_DASHBOARD_PASSWORD": ""},
-            "configuration error: set both RQ_DASHBOARD_USERNAME and RQ_DASHBOARD_PASSWORD, or neither" + HINT,
+            {"RQ_DASHBOARD_USERNAME": "operator-from-the-shell", "RQ_DASHBOARD_PASSWORD": ""},
+            "configuration error: set both RQ_DASHBOARD_USERNAME and RQ_DASHBOARD_PASSWORD, or neither"
+            " (RQ_DASHBOARD_USERNAME set in the environment)",
         ),
-        ({"FETCH_RATE": "fast"}, "configuration error: FETCH_RATE='fast' is not a valid float" + HINT),
+        (
+            {"FETCH_RATE": "fast"},
+            "configuration error: FETCH_RATE='fast' is not a valid float (FETCH_RATE set in the environment)",
+        ),
+        # JOB_TIMEOUT alone moves FETCH_WAIT_MAX's default with it; FETCH_WAIT_MAX set too is refused
+        (
+            {"JOB_TIMEOUT": "3", "FETCH_WAIT_MAX": "5", "FETCH_RATE": "1"},
+            "configuration error: FETCH_WAIT_MAX must be 0 or more and at most a quarter of JOB_TIMEOUT"
+            " (FETCH_WAIT_MAX, JOB_TIMEOUT set in the environment)",
+        ),
     ],
-    ids=["half-of-a-pair", "not-a-number"],
+    ids=["half-of-a-pair", "not-a-number", "fetch-wait-past-job-timeout"],
 )
 def test_a_setting_to_fix_stops_the_process_with_one_line(process, settings, line, tmp_path):
     # Nothing listens on port 9: the process must stop before it connects to anything.
@@ -36,3 +44,9 @@ def test_a_setting_to_fix_stops_the_process_with_one_line(process, settings, lin
     assert result.returncode == 1, output
     assert output.splitlines() == [line]
     assert "Traceback" not in output
+
+
+def test_job_timeout_alone_starts_the_web_and_the_worker(make_service):
+    """JOB_TIMEOUT=3 and nothing else: FETCH_WAIT_MAX, left unset, follows it (a quarter of it)."""
+    service = make_service(JOB_TIMEOUT="3")  # waits for /healthz and the worker's registration
+    assert service.web.poll() is None and all(worker.poll() is None for worker in service.workers)

@@ -5,6 +5,8 @@ through real processes, with real waits between retries."""
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from datetime import UTC, datetime
 
@@ -19,6 +21,8 @@ from books.settings import Settings
 from books.status import BookState, BookStatus, Outcome
 from tests.origin import Origin
 from worker import tasks
+from worker.fetch import AttemptFailed
+from worker.rq_worker import BookWorker
 
 BOOK = BookId("42")
 
@@ -304,3 +308,39 @@ def test_a_retry_after_stretches_only_the_next_retry_when_intervals_are_fewer_th
     assert (state.status, state.attempts) == (BookStatus.RETRYING, 1)
     assert job.retry_intervals == [6, 1]
     assert 4 <= scheduled_in(BookQueue(redis, settings), job) <= 6
+
+
+FAILURE = AttemptFailed(BookStatus.FAILED, "Goodreads failed to answer (HTTP 503)")
+
+
+def test_a_failed_attempt_leaves_its_traceback_at_debug_and_a_bug_stays_an_error(redis, configure, caplog):
+    """A page that fails is one WARNING line (the attempt's event, from the job); the worker adds
+    its traceback at DEBUG only, not an ERROR per retry. An unexpected error stays an ERROR,
+    with the traceback of its cause. Either way the worker's exception handlers run."""
+    configure()
+    worker = BookWorker(["books"], connection=redis)
+    handled: list[type] = []
+    worker.push_exc_handler(lambda job, kind, value, traceback: handled.append(kind))
+    job = Job.create("worker.tasks.parse_book", args=("42",), id="book-42", connection=redis)
+    caplog.set_level(logging.DEBUG, logger="rq.worker")
+
+    try:
+        raise FAILURE
+    except AttemptFailed:
+        worker.handle_exception(job, *sys.exc_info())
+    records = [r for r in caplog.records if "job book-42" in r.getMessage()]
+    assert [r.levelno for r in records] == [logging.DEBUG]
+    assert "Traceback" in records[0].getMessage()
+
+    caplog.clear()
+    try:
+        try:
+            {}["title"]
+        except KeyError as bug:
+            raise AttemptFailed(BookStatus.FAILED, "unexpected error: KeyError: 'title'") from bug
+    except AttemptFailed:
+        worker.handle_exception(job, *sys.exc_info())
+    records = [r for r in caplog.records if "job book-42" in r.getMessage()]
+    assert [r.levelno for r in records] == [logging.ERROR]
+    assert "KeyError: 'title'" in records[0].getMessage()
+    assert handled == [AttemptFailed, AttemptFailed]

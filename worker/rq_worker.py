@@ -19,7 +19,13 @@ them at a time take a book they must put aside.
 With Sentinel, at each heartbeat between jobs the worker also looks whether its client
 moved to a new master since the last one; if so, it puts back the jobs the new master says
 it is running but it is not (``BookQueue.requeue_stranded``): the end of a job it finished
-as the failover happened went to the old master and was lost with it.
+as the failover happened went to the old master and was lost with it. An idle worker waits
+for a job in a blocking dequeue (BLPOP) that holds its connection to the master it began on,
+and RQ's wait is ``WORKER_TTL - 15`` s: after a failover it would go on waiting there, on a
+master the web no longer writes to, until the wait ended or the sentinels demoted it. With
+Sentinel the wait is at most ``SENTINEL_DEQUEUE_TIMEOUT``, after which the worker's next
+command asks the sentinels (``books.redis_client``): every worker, busy or idle, serves the
+new master a few seconds after the switch.
 
 A worker killed outright (SIGKILL, the OOM killer) leaves its job ``started`` until its
 heartbeat expires, a minute or more, before RQ retries it. The supervisor knows better: it
@@ -40,10 +46,12 @@ import signal
 import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
+from typing import Any
 
 from redis.client import Pipeline
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.job import Job
+from rq.job_lifecycle import call_exception_handlers, format_exc_info
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
 from rq.worker import Worker
@@ -51,12 +59,17 @@ from rq.worker import Worker
 from books.queue import BookQueue, scheduler_name
 from books.redis_client import master_address
 from worker import tasks
+from worker.fetch import AttemptFailed
 from worker.ratelimit import FetchRateLimiter
 from worker.supervisor import PREDECESSOR_VARIABLE
 
 # The longest a worker waits between books for the request rate, well inside its heartbeat's
 # time to live (WORKER_TTL + 60 s): it waits outside any job, and heartbeats first.
 PACING_BACKOFF_MAX = 30.0
+
+# With Sentinel, the longest an idle worker waits for a job on one master before it asks the
+# sentinels again (one BLPOP round trip per idle worker this often; RQ's own wait is 45 s).
+SENTINEL_DEQUEUE_TIMEOUT = 5
 
 PR_SET_PDEATHSIG = 1
 
@@ -111,6 +124,24 @@ class BookWorker(Worker):
         config = tasks.settings()
         if queue.name in (config.queue_name, config.refresh_queue_name):
             self.pace(FetchRateLimiter.for_settings(self.connection, config))
+
+    @property
+    def dequeue_timeout(self) -> int:
+        """RQ's wait for a job, but at most ``SENTINEL_DEQUEUE_TIMEOUT`` with Sentinel: a failover
+        is only noticed between two waits, as a blocking wait stays on the master it began on."""
+        timeout = int(super().dequeue_timeout)
+        return min(timeout, SENTINEL_DEQUEUE_TIMEOUT) if tasks.settings().redis_sentinels else timeout
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """RQ logs every failed job as an ERROR with its traceback: for a book that failed as
+        pages do (an ``AttemptFailed`` of its own, already logged as the one ``book attempt``
+        line, a WARNING), the traceback only at DEBUG; an unexpected error (an ``AttemptFailed``
+        caused by another) stays RQ's ERROR."""
+        failure = exc_info[1] if len(exc_info) > 1 else None
+        if not isinstance(failure, AttemptFailed) or failure.__cause__ is not None:
+            return super().handle_exception(job, *exc_info)
+        self.log.debug("Worker %s: job %s: %s\n%s", self.name, job.id, failure, format_exc_info(exc_info))
+        call_exception_handlers(self._exc_handlers, job, *exc_info)
 
     def register_birth(self) -> None:
         """RQ's registration; then the jobs of the worker the supervisor ran before this one,

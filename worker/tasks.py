@@ -163,7 +163,8 @@ def _attempt(job: Job, book_id: str) -> str | Retry:
         )
         outcome = _record_failure(job, store, book_id, failure)
         _report(attempt, outcome, started, store, failure.reason)
-        raise failure from None
+        # An unexpected error keeps its own traceback as the cause (the worker logs it as an error).
+        raise failure from (None if failure is error else error)
     _report(attempt, outcome, started, store)
     return outcome
 
@@ -223,9 +224,7 @@ def _defer(
             return Retry(max=DEFERRALS_MAX, interval=1)
         # RQ's scheduler keeps whole seconds and may run a job up to a second early: add one.
         wait = math.ceil(max((config.retry_intervals or (1,))[0], trouble.retry_after or 0, 1)) + 1
-        store.redis.hset(
-            key, mapping={"state": BookStatus.RETRYING, "reason": reason or "", "next_attempt_at": now + wait}
-        )
+        store.record_outcome(book_id, BookStatus.RETRYING, reason or "", now + wait)
         return Retry(max=DEFERRALS_MAX, interval=wait)
     store.redis.hsetnx(key, "paused_since", now)
     paused_since = float(store.redis.hget(key, "paused_since") or now)
@@ -371,7 +370,6 @@ def _record_failure(job: Job, store: BookStore, book_id: str, failure: AttemptFa
     if not job.retries_left:
         store.record_outcome(book_id, failure.status, failure.reason)
         return failure.status
-    store.record_outcome(book_id, BookStatus.RETRYING, f"{failure.status}: {failure.reason}")
     if failure.retry_after:
         # RQ's scheduler keeps whole seconds and may run a retry up to a second early: add one.
         # RQ reuses the first interval while more retries are left than intervals: spell those
@@ -381,4 +379,8 @@ def _record_failure(job: Job, store: BookStore, book_id: str, failure: AttemptFa
         index = len(intervals) - job.retries_left
         intervals[index] = max(intervals[index], math.ceil(failure.retry_after) + 1)
         job.retry_intervals = intervals
+    # When RQ will try again (job.retry schedules it this far ahead), replacing the time an
+    # earlier deferral left, which would otherwise be answered once it has passed.
+    next_attempt_at = time.time() + job.get_retry_interval()
+    store.record_outcome(book_id, BookStatus.RETRYING, f"{failure.status}: {failure.reason}", next_attempt_at)
     return BookStatus.RETRYING
