@@ -98,6 +98,9 @@ class Settings:
     origin_probe_intervals: tuple[int, ...] = (30, 60, 120, 300, 900)
     origin_pause_max: int = 24 * 3600
     robots_max_age: int = 24 * 3600
+    # The longest wait the origin may impose (Retry-After, robots.txt's Crawl-delay): one odd
+    # answer must not hold the fleet for days.
+    origin_wait_max: int = 3600
     # The operator's HTTP-client levers; kept out of repr so they never reach a log line.
     fetch_proxy: str = field(default="", repr=False)
     goodreads_cookies_file: str = field(default="", repr=False)
@@ -171,6 +174,8 @@ class Settings:
             raise ConfigError("ORIGIN_PROBE_INTERVALS must be one or more whole seconds, each 1 or more")
         if self.origin_pause_max < 0 or self.robots_max_age < 1:
             raise ConfigError("ORIGIN_PAUSE_MAX must not be negative and ROBOTS_MAX_AGE must be 1 or more")
+        if self.origin_wait_max < 1:
+            raise ConfigError("ORIGIN_WAIT_MAX must be 1 or more (seconds)")
         if self.fetch_proxy:
             proxy = urlsplit(self.fetch_proxy)
             if proxy.scheme not in ("http", "https") or not proxy.hostname:
