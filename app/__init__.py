@@ -8,7 +8,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app.api import bp
 from app.dashboard import mount_dashboard
 from app.errors import JsonRedirectFlask, register_error_handlers
-from app.limits import PostBudget
+from app.limits import BatchSpace, PostBudget, QueueShare
 from app.record_cache import RecordCache
 from books.batches import Batches
 from books.queue import BookQueue
@@ -46,6 +46,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["batches"] = Batches(redis, settings.key_prefix, settings.batch_ttl)
     app.extensions["post_budget"] = PostBudget(
         redis, settings.key_prefix, settings.post_budget, settings.post_budget_window
+    )
+    app.extensions["batch_space"] = BatchSpace(
+        redis, settings.key_prefix, settings.client_batch_bytes, settings.max_batch_bytes, settings.batch_ttl
+    )
+    app.extensions["queue_share"] = QueueShare(
+        redis, settings.key_prefix, settings.client_queued_books, settings.batch_ttl
     )
     app.extensions["record_cache"] = RecordCache(
         settings,

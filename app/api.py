@@ -17,10 +17,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.errors import ApiError
-from app.limits import PostBudget, client_address
+from app.limits import BatchSpace, PostBudget, QueueShare, client_address
 from app.metrics import render_metrics
 from app.record_cache import RecordCache
-from books.batches import Batch, Batches, all_book_ids, counts_from_outcomes, page
+from books.batches import Batch, Batches, NewBatch, all_book_ids, counts_from_outcomes, page
 from books.callbacks import refusal, wait_for_batch
 from books.counters import Counters
 from books.export import FORMATS, export_lines, in_pieces
@@ -156,6 +156,17 @@ def parse_goodreads_links() -> tuple[Response, int]:
 
     parsed = [parse_link(link) for link in links]
     accepted = [result for result in parsed if not isinstance(result, Refusal)]
+    client = client_address()
+    echoes = [_echo(link) for link in links]
+    new_batch = NewBatch.of(
+        [
+            (echo, None, result.reason) if isinstance(result, Refusal) else (echo, result, None)
+            for echo, result in zip(echoes, parsed, strict=True)
+        ]
+    )
+    if accepted:
+        _check_client_share(client, len(new_batch.books))
+        _check_batch_space(client, new_batch.size)
     enqueued_at = time.time()
     try:
         outcomes = queue.enqueue_books(accepted, refresh=refresh) if accepted else {}
@@ -167,7 +178,7 @@ def parse_goodreads_links() -> tuple[Response, int]:
             f"the {full.adding} books of this request were not queued; send them again later",
             {"Retry-After": "60"},
         ) from None
-    results = [_link_result(link, result, outcomes) for link, result in zip(links, parsed, strict=True)]
+    results = [_link_result(echo, result, outcomes) for echo, result in zip(echoes, parsed, strict=True)]
     counts: dict[str, int] = {
         "links": len(links),
         "books": len(outcomes),
@@ -180,10 +191,12 @@ def parse_goodreads_links() -> tuple[Response, int]:
         raise ApiError(
             400, "no_valid_links", "none of the links is a Goodreads book link", counts=counts, results=results
         )
+    queued = [book_id for book_id, outcome in outcomes.items() if outcome == Outcome.QUEUED]
+    current_app.extensions["queue_share"].add(client, queued)
     batch_id = _batches().create(
-        [(r["link"], r.get("book_id"), r.get("reason")) for r in results],
-        counts_from_outcomes(outcomes.values(), counts[Outcome.REJECTED], enqueued_at),
+        new_batch, counts_from_outcomes(outcomes.values(), counts[Outcome.REJECTED], enqueued_at)
     )
+    current_app.extensions["batch_space"].charge(client, new_batch.size)
     if callback_url:
         pending = [
             book_id for book_id, outcome in outcomes.items() if outcome in (Outcome.QUEUED, Outcome.ALREADY_QUEUED)
@@ -310,8 +323,45 @@ def readyz() -> tuple[Response, int]:
     ), 200
 
 
-def _link_result(link: object, result: BookId | Refusal, outcomes: dict[BookId, Outcome]) -> dict[str, Any]:
-    echoed = _echo(link)
+def _check_client_share(client: str, adding: int) -> None:
+    """429 when the books could take the client past its ``CLIENT_QUEUED_BOOKS`` waiting."""
+    share: QueueShare = current_app.extensions["queue_share"]
+    waiting = share.waiting(client, adding)
+    if share.share and waiting + adding > share.share:
+        raise ApiError(
+            429,
+            "client_queue_full",
+            f"{waiting} books of this client are waiting, and at most {share.share} may (CLIENT_QUEUED_BOOKS): "
+            f"the {adding} books of this request were not queued; send them again once some are fetched",
+            {"Retry-After": "60"},
+        )
+
+
+def _check_batch_space(client: str, size: int) -> None:
+    """429 past the client's ``CLIENT_BATCH_BYTES`` of batches kept, 503 past ``MAX_BATCH_BYTES``."""
+    space: BatchSpace = current_app.extensions["batch_space"]
+    refused = space.refusal(client, size)
+    if refused is None:
+        return
+    scope, wait = refused
+    if scope == "client":
+        raise ApiError(
+            429,
+            "client_batches_full",
+            f"this client's batches kept (BATCH_TTL) hold at most {space.client_bound} bytes (CLIENT_BATCH_BYTES), "
+            f"and this request's would pass it; nothing was queued; room comes back in {wait} s",
+            {"Retry-After": str(wait)},
+        )
+    raise ApiError(
+        503,
+        "batches_full",
+        f"the batches kept (BATCH_TTL) hold at most {space.total_bound} bytes (MAX_BATCH_BYTES), and this "
+        f"request's would pass it; nothing was queued; room comes back in {wait} s",
+        {"Retry-After": str(wait)},
+    )
+
+
+def _link_result(echoed: str | None, result: BookId | Refusal, outcomes: dict[BookId, Outcome]) -> dict[str, Any]:
     if isinstance(result, Refusal):
         return {"link": echoed, "outcome": Outcome.REJECTED, "reason": result.reason}
     return {

@@ -80,6 +80,11 @@ class Settings:
     post_budget: int = 600
     post_budget_window: int = 60
     max_queued_books: int = 1_000_000
+    # Books one client may have waiting at once (0: no share of MAX_QUEUED_BOOKS).
+    client_queued_books: int = 50_000
+    # Bytes of batch data (links, reasons, book ids) kept for BATCH_TTL, per client and in all (0: no bound).
+    client_batch_bytes: int = 16 * 1024 * 1024
+    max_batch_bytes: int = 128 * 1024 * 1024
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
     trusted_proxy_hops: int = 0
     dashboard_login_failures: int = 5
@@ -160,8 +165,10 @@ class Settings:
             raise ConfigError("REDIS_MIN_REPLICAS must be 0 (none waited for) or more")
         if self.post_budget < 0 or self.post_budget_window < 1:
             raise ConfigError("POST_BUDGET must be 0 (no limit) or more, POST_BUDGET_WINDOW at least 1")
-        if self.max_queued_books < 0:
-            raise ConfigError("MAX_QUEUED_BOOKS must be 0 (no bound) or more")
+        if self.max_queued_books < 0 or self.client_queued_books < 0:
+            raise ConfigError("MAX_QUEUED_BOOKS and CLIENT_QUEUED_BOOKS must be 0 (no bound) or more")
+        if self.client_batch_bytes < 0 or self.max_batch_bytes < 0:
+            raise ConfigError("CLIENT_BATCH_BYTES and MAX_BATCH_BYTES must be 0 (no bound) or more")
         if self.trusted_proxy_hops < 0:
             raise ConfigError("TRUSTED_PROXY_HOPS must be 0 (no proxy) or more")
         if self.dashboard_login_failures < 0 or self.dashboard_lockout_max < 1:
