@@ -115,6 +115,7 @@ class NewBatch:
 
     @classmethod
     def of(cls, entries: Sequence[Entry]) -> NewBatch:
+        """The entries as stored (``_stored_entry``), the distinct books in the order sent."""
         accepted = [book_id for _link, book_id, _reason in entries if book_id]
         return cls(
             [_stored_entry(entry) for entry in entries], list(dict.fromkeys(accepted)), len(entries) - len(accepted)
@@ -122,12 +123,15 @@ class NewBatch:
 
     @property
     def size(self) -> int:
+        """What the batch costs Redis, at or a little above what it will hold (its bytes charged)."""
         elements = len(self.lines) + len(self.books)
         stored = sum(map(len, self.lines)) + sum(map(len, self.books)) + ELEMENT_OVERHEAD * elements
         return math.ceil(stored * (1 + NODE_OVERHEAD)) + BATCH_OVERHEAD
 
 
 def _stored_entry(entry: Entry) -> str:
+    """A link that is just its book's canonical link as the book id alone, a JSON string (read
+    back by ``_read_entry`` as that link); any other as ``[link, book_id, reason]``."""
     link, book_id, _reason = entry
     if book_id is not None and link == canonical_url(book_id):
         return json.dumps(book_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 
 import pytest
 
@@ -221,6 +222,20 @@ def test_a_failing_robots_txt_pauses_like_the_origin(configure, client, origin, 
     assert not origin.fetches("15")
     snapshot = OriginHealth(redis, settings).snapshot()
     assert snapshot.state == OriginState.UNREACHABLE and "robots.txt answered HTTP 503" in snapshot.reason
+
+
+def test_a_paused_fleets_next_probe_waits_a_capped_retry_after(configure, client, origin, run_jobs, redis):
+    settings = configure(ORIGIN_PAUSE_AFTER="1", ORIGIN_PROBE_INTERVALS="10", ORIGIN_WAIT_MAX="50", FETCH_RATE="1000")
+    origin.everyone("429:99999999")
+    client.post("/parseGoodreadsLinks", json=[link("19")])
+    before = time.time()
+    run_jobs()
+    snapshot = OriginHealth(redis, settings).snapshot()
+    assert snapshot.state == OriginState.RATE_LIMIT and "Retry-After 50 s" in snapshot.reason
+    assert before + 50 <= snapshot.next_probe_at <= time.time() + 50
+    state = client.get(f"/getBookInfo?url={link('19')}").get_json()
+    assert state["status"] == "paused"
+    assert datetime.fromisoformat(state["next_attempt_at"]).timestamp() <= time.time() + 50
 
 
 def test_a_trickling_robots_txt_is_given_up_at_the_pages_deadline(configure, client, origin, run_jobs, redis):
