@@ -237,6 +237,12 @@ def test_a_pause_and_a_crawl_delay_are_capped_and_a_slot_kept_too_far_is_brought
     assert FetchRateLimiter(redis, LIMITER_KEY, 1000, min_interval=100_000, pause_max=5).interval_us == 5_000_000
 
 
+def test_slots_taken_within_a_wait_longer_than_the_pause_cap_are_not_pulled_back(redis):
+    limiter = FetchRateLimiter(redis, LIMITER_KEY, 10, wait_max=0.6, pause_max=0.1)
+    redis.set(LIMITER_KEY, int((redis_now(redis) + 0.5) * 1_000_000))  # slots other workers took
+    assert 0.45 <= limiter.wait_for_slot() <= 0.5
+
+
 def test_a_pause_holds_the_next_request_back(redis):
     limiter = FetchRateLimiter(redis, LIMITER_KEY, 1000)
     limiter.pause(30)

@@ -147,5 +147,6 @@ class FetchRateLimiter:
 
     @property
     def _ahead_max(self) -> int:
-        """The furthest ahead (µs) a free slot may lie: the longest pause, then one interval."""
-        return self.pause_max_us + self.interval_us
+        """The furthest ahead (µs) a free slot may lie: the longest pause or the longest wait for
+        a slot, whichever is longer (slots taken are never pulled back), then one interval."""
+        return max(self.pause_max_us, self.wait_max_us) + self.interval_us
