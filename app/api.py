@@ -338,12 +338,20 @@ def _check_client_share(client: str, adding: int) -> None:
 
 
 def _check_batch_space(client: str, size: int) -> None:
-    """429 past the client's ``CLIENT_BATCH_BYTES`` of batches kept, 503 past ``MAX_BATCH_BYTES``."""
+    """429 past the client's ``CLIENT_BATCH_BYTES`` of batches kept, 503 past ``MAX_BATCH_BYTES``,
+    413 for a request that alone would pass either."""
     space: BatchSpace = current_app.extensions["batch_space"]
     refused = space.refusal(client, size)
     if refused is None:
         return
     scope, wait = refused
+    bound, name = (
+        (space.client_bound, "CLIENT_BATCH_BYTES") if scope == "client" else (space.total_bound, "MAX_BATCH_BYTES")
+    )
+    if size > bound:  # no wait would make room
+        raise ApiError(
+            413, "batch_too_large", f"this request's links take {size} bytes kept, more than {name} ({bound}); split it"
+        )
     if scope == "client":
         raise ApiError(
             429,

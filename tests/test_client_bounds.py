@@ -96,6 +96,14 @@ def test_batches_of_every_client_together_are_bounded_with_503(configure, redis)
     assert int(refused.headers["Retry-After"]) > 0 and not redis.exists("rq:job:book-9")
 
 
+@pytest.mark.parametrize("bound", ["CLIENT_BATCH_BYTES", "MAX_BATCH_BYTES"])
+def test_a_request_whose_batch_alone_passes_a_bound_is_413(configure, redis, bound):
+    client = create_app(configure(**{bound: "100000"})).test_client()
+    refused = client.post("/parseGoodreadsLinks", json=attack_body(1, 300))  # about 118 KB
+    assert refused.status_code == 413 and refused.json["error"] == "batch_too_large"
+    assert bound in refused.json["message"] and not redis.exists("rq:job:book-1")
+
+
 def test_batch_bytes_counted_in_windows_expire_with_the_batches(configure, redis):
     client = create_app(configure(CLIENT_BATCH_BYTES="200000", BATCH_TTL="2")).test_client()  # a POST: 156 KB
     assert client.post("/parseGoodreadsLinks", json=attack_body(1, 400)).status_code == 202
