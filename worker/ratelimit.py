@@ -33,12 +33,16 @@ from books.settings import Settings
 # KEYS[1]: the next free slot (µs, Redis clock). ARGV[1]: µs between requests;
 # ARGV[2]: µs the caller must wait at least (a pause asked by the origin, or 0);
 # ARGV[3]: the most µs the caller will wait (-1: any); ARGV[4]: the most µs ahead a free slot
-# may lie (a pause the origin asked for, capped, and an interval). Returns {1, µs to wait} for
-# a slot taken, {0, µs until the first free slot} for one too far to take.
+# may lie (a slot kept further is brought back there, and kept so). Returns {1, µs to wait}
+# for a slot taken, {0, µs until the first free slot} for one too far to take.
 _RESERVE_SCRIPT = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local next_free = math.min(tonumber(redis.call('GET', KEYS[1]) or '0'), now + tonumber(ARGV[4]))
+local next_free = tonumber(redis.call('GET', KEYS[1]) or '0')
+if next_free > now + tonumber(ARGV[4]) then
+    next_free = now + tonumber(ARGV[4])
+    redis.call('SET', KEYS[1], string.format('%d', next_free), 'PX', math.ceil(tonumber(ARGV[4]) / 1000) + 60000)
+end
 local slot = math.max(now + tonumber(ARGV[2]), next_free)
 local wait_max = tonumber(ARGV[3])
 if wait_max >= 0 and slot - now > wait_max then return {0, slot - now} end
