@@ -55,7 +55,6 @@ def test_answers_about_the_book(response):
         ({"ORIGIN_PROBE_INTERVALS": "30,-1"}, "ORIGIN_PROBE_INTERVALS"),
         ({"ORIGIN_PAUSE_MAX": "-5"}, "ORIGIN_PAUSE_MAX"),
         ({"ORIGIN_PAUSE_AFTER": "0"}, "ORIGIN_PAUSE_AFTER"),
-        ({"ORIGIN_WAIT_MAX": "0"}, "ORIGIN_WAIT_MAX"),
         ({"GOODREADS_COOKIES_FILE": "/nonexistent/cookies.txt"}, "GOODREADS_COOKIES_FILE"),
     ],
 )
