@@ -7,7 +7,7 @@ from flask import Flask
 from app.api import bp
 from app.dashboard import mount_dashboard
 from app.errors import JsonRedirectFlask, register_error_handlers
-from app.limits import Gate, LargePostTurns, PostBudget, TrustedProxies
+from app.limits import BatchSpace, Gate, LargePostTurns, PostBudget, QueueShare, TrustedProxies
 from app.record_cache import RecordCache
 from books.batches import Batches
 from books.hints import Hints
@@ -51,6 +51,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.extensions["exports"] = Gate(settings.max_exports)
     app.extensions["large_posts"] = LargePostTurns(redis, settings.key_prefix, settings.large_post_bytes)
+    app.extensions["batch_space"] = BatchSpace(
+        redis, settings.key_prefix, settings.client_batch_bytes, settings.max_batch_bytes, settings.batch_ttl
+    )
+    app.extensions["queue_share"] = QueueShare(
+        redis, settings.key_prefix, settings.client_queued_books, settings.batch_ttl
+    )
     app.extensions["record_cache"] = RecordCache(
         settings,
         queue.store.record_key(""),

@@ -18,10 +18,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.errors import ApiError
-from app.limits import Gate, LargePostTurns, PostBudget, client_address
+from app.limits import BatchSpace, Gate, LargePostTurns, PostBudget, QueueShare, client_address
 from app.metrics import render_metrics
 from app.record_cache import RecordCache
-from books.batches import Batch, Batches, all_book_ids, counts_from_outcomes, page
+from books.batches import Batch, Batches, NewBatch, all_book_ids, counts_from_outcomes, page
 from books.callbacks import refusal, wait_for_batch
 from books.counters import Counters
 from books.export import FORMATS, export_lines, in_pieces
@@ -160,6 +160,17 @@ def parse_goodreads_links() -> tuple[Response, int]:
     with large_posts.turn(client_address(), request.content_length):  # a large body read in the client's turn
         submitted = _submitted_links(queue.settings.max_links_per_request)
     accepted = [item.book for item in submitted if not isinstance(item.book, Refusal)]
+    client = client_address()
+    echoes = [_echo(item.link) for item in submitted]
+    new_batch = NewBatch.of(
+        [
+            (echo, None, item.book.reason) if isinstance(item.book, Refusal) else (echo, item.book, None)
+            for echo, item in zip(echoes, submitted, strict=True)
+        ]
+    )
+    if accepted:
+        _check_client_share(client, len(new_batch.books))
+        _check_batch_space(client, new_batch.size)
     hints = {
         item.book: item.hints for item in submitted if item.hints != NO_HINTS and not isinstance(item.book, Refusal)
     }
@@ -176,7 +187,7 @@ def parse_goodreads_links() -> tuple[Response, int]:
             f"the {full.adding} books of this request were not queued; send them again later",
             {"Retry-After": "60"},
         ) from None
-    results = [_link_result(item, outcomes) for item in submitted]
+    results = [_link_result(item, echo, outcomes) for item, echo in zip(submitted, echoes, strict=True)]
     counts: dict[str, int] = {
         "links": len(submitted),
         "books": len(outcomes),
@@ -189,10 +200,12 @@ def parse_goodreads_links() -> tuple[Response, int]:
         raise ApiError(
             400, "no_valid_links", "none of the links is a Goodreads book link", counts=counts, results=results
         )
+    queued = [book_id for book_id, outcome in outcomes.items() if outcome == Outcome.QUEUED]
+    current_app.extensions["queue_share"].add(client, queued)
     batch_id = _batches().create(
-        [(r["link"], r.get("book_id"), r.get("reason")) for r in results],
-        counts_from_outcomes(outcomes.values(), counts[Outcome.REJECTED], enqueued_at),
+        new_batch, counts_from_outcomes(outcomes.values(), counts[Outcome.REJECTED], enqueued_at)
     )
+    current_app.extensions["batch_space"].charge(client, new_batch.size)
     if callback_url:
         pending = [
             book_id for book_id, outcome in outcomes.items() if outcome in (Outcome.QUEUED, Outcome.ALREADY_QUEUED)
@@ -377,8 +390,8 @@ def _json_links(body: bytes, limit: int) -> list[Submitted]:
     return [Submitted(link, parse_link(link)) for link in links]
 
 
-def _link_result(item: Submitted, outcomes: dict[BookId, Outcome]) -> dict[str, Any]:
-    link = _echo(item.link)
+def _link_result(item: Submitted, link: str | None, outcomes: dict[BookId, Outcome]) -> dict[str, Any]:
+    """What the POST did with one link (or row), sent back as ``link``."""
     result: dict[str, Any] = {"link": link} if item.line is None else {"line": item.line, "link": link}
     if isinstance(item.book, Refusal):
         result.update(outcome=Outcome.REJECTED, reason=item.book.reason)
@@ -386,6 +399,52 @@ def _link_result(item: Submitted, outcomes: dict[BookId, Outcome]) -> dict[str, 
         book = item.book
         result.update(book_id=book, url=canonical_url(book), job_id=job_id(book), outcome=outcomes[book])
     return result
+
+
+def _check_client_share(client: str, adding: int) -> None:
+    """429 when the books could take the client past its ``CLIENT_QUEUED_BOOKS`` waiting."""
+    share: QueueShare = current_app.extensions["queue_share"]
+    waiting = share.waiting(client, adding)
+    if share.share and waiting + adding > share.share:
+        raise ApiError(
+            429,
+            "client_queue_full",
+            f"{waiting} books of this client are waiting, and at most {share.share} may (CLIENT_QUEUED_BOOKS): "
+            f"the {adding} books of this request were not queued; send them again once some are fetched",
+            {"Retry-After": "60"},
+        )
+
+
+def _check_batch_space(client: str, size: int) -> None:
+    """429 past the client's ``CLIENT_BATCH_BYTES`` of batches kept, 503 past ``MAX_BATCH_BYTES``,
+    413 for a request that alone would pass either."""
+    space: BatchSpace = current_app.extensions["batch_space"]
+    refused = space.refusal(client, size)
+    if refused is None:
+        return
+    scope, wait = refused
+    bound, name = (
+        (space.client_bound, "CLIENT_BATCH_BYTES") if scope == "client" else (space.total_bound, "MAX_BATCH_BYTES")
+    )
+    if size > bound:  # no wait would make room
+        raise ApiError(
+            413, "batch_too_large", f"this request's links take {size} bytes kept, more than {name} ({bound}); split it"
+        )
+    if scope == "client":
+        raise ApiError(
+            429,
+            "client_batches_full",
+            f"this client's batches kept (BATCH_TTL) hold at most {space.client_bound} bytes (CLIENT_BATCH_BYTES), "
+            f"and this request's would pass it; nothing was queued; room comes back in {wait} s",
+            {"Retry-After": str(wait)},
+        )
+    raise ApiError(
+        503,
+        "batches_full",
+        f"the batches kept (BATCH_TTL) hold at most {space.total_bound} bytes (MAX_BATCH_BYTES), and this "
+        f"request's would pass it; nothing was queued; room comes back in {wait} s",
+        {"Retry-After": str(wait)},
+    )
 
 
 def _echo(link: object) -> str | None:

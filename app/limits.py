@@ -1,5 +1,6 @@
 """Per-client limits of the web side, counted in Redis so that every gunicorn worker and
-every web host shares them.
+every web host shares them: POSTs per window, bytes of batch data kept, books waiting, and
+the dashboard's wrong passwords.
 
 A client is the address ``request.remote_addr`` names: the peer's own address, or, behind
 ``TRUSTED_PROXY_HOPS`` proxies, the address those proxies put in ``X-Forwarded-For``
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -22,12 +24,21 @@ from typing import Any
 
 from flask import request
 from redis import Redis
+from rq.job import Job
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.errors import ApiError
+from books.links import BookId
+from books.queue import ACTIVE_JOB_STATUSES, job_id
 from books.slots import Slots
 
 Network = IPv4Network | IPv6Network
+
+# Batch bytes are counted in windows of an eighth of BATCH_TTL, each kept until the last batch
+# it counts has expired: the count is never below the bytes kept, and at most one window above.
+BATCH_BYTES_WINDOWS = 8
+# A POST looks at this many of its client's oldest books more than it adds, to drop those done.
+SHARE_PRUNE_EXTRA = 1000
 
 
 def client_address() -> str:
@@ -160,6 +171,111 @@ class PostBudget:
 
 # Seconds of the window DASHBOARD_GLOBAL_FAILURES counts in.
 GLOBAL_LOGIN_WINDOW = 60
+
+
+@dataclass(frozen=True)
+class BatchSpace:
+    """Bytes of batch data kept (each batch for ``ttl`` seconds), at most ``client_bound`` per
+    client and ``total_bound`` in all (0: no bound). A POST is checked before it queues
+    anything and charged once its batch is kept; concurrent POSTs can pass the check
+    together: the bounds are soft by their size."""
+
+    redis: Redis
+    key_prefix: str
+    client_bound: int
+    total_bound: int
+    ttl: int
+
+    @property
+    def _width(self) -> int:
+        return max(1, math.ceil(self.ttl / BATCH_BYTES_WINDOWS))
+
+    def _keys(self, scope: str, windows: Iterable[int]) -> list[str]:
+        return [f"{self.key_prefix}:batch-bytes:{scope}:{window}" for window in windows]
+
+    def refusal(self, client: str, size: int) -> tuple[str, int] | None:
+        """None if ``size`` more bytes keep within both bounds; else the bound passed
+        (``client`` or ``total``) and the seconds until its oldest bytes expire."""
+        now = time.time()
+        current = int(now // self._width)
+        windows = range(current - BATCH_BYTES_WINDOWS, current + 1)
+        counts = self.redis.mget(self._keys(f"client:{client}", windows) + self._keys("all", windows))
+        for scope, bound, scope_counts in (
+            ("client", self.client_bound, counts[: len(windows)]),
+            ("total", self.total_bound, counts[len(windows) :]),
+        ):
+            kept = [int(count or 0) for count in scope_counts]
+            if bound and sum(kept) + size > bound:
+                oldest = next((window for window, count in zip(windows, kept, strict=True) if count), current)
+                return scope, max(1, math.ceil(self._expiry(oldest) - now))
+        return None
+
+    def charge(self, client: str, size: int) -> None:
+        """Count ``size`` bytes, kept from now, for the client and in all."""
+        if not (self.client_bound or self.total_bound):
+            return
+        current = int(time.time() // self._width)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key in self._keys(f"client:{client}", [current]) + self._keys("all", [current]):
+                pipe.incrby(key, size)
+                pipe.expireat(key, math.ceil(self._expiry(current)))
+            pipe.execute()
+
+    def _expiry(self, window: int) -> float:
+        """When every batch a window counts has expired (epoch seconds)."""
+        return (window + 1) * self._width + self.ttl
+
+
+# KEYS[1]: a client's books, by the time they were queued. ARGV[1]: the prefix of a book's job
+# hash; ARGV[2]: how many of the oldest to look at; then the statuses of a job still waiting.
+# Drops those whose job is over (or gone); returns how many books are left.
+_PRUNE_SCRIPT = """
+local active = {}
+for i = 3, #ARGV do active[ARGV[i]] = true end
+local done = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)) do
+    if not active[redis.call('HGET', ARGV[1] .. id, 'status') or ''] then done[#done + 1] = id end
+end
+for i = 1, #done, 1000 do redis.call('ZREM', KEYS[1], unpack(done, i, math.min(i + 999, #done))) end
+return redis.call('ZCARD', KEYS[1])
+"""
+
+
+class QueueShare:
+    """The books one client has waiting (queued, put aside, running), at most ``share`` (0: no
+    share), so that one client cannot fill ``MAX_QUEUED_BOOKS`` for everyone. Each client's
+    books queued by its POSTs are kept in a sorted set, oldest first; a POST drops those of the
+    oldest whose job is over, looking at as many as it adds and ``SHARE_PRUNE_EXTRA`` more (the
+    queue is served oldest first, so those are the ones done), which keeps its cost in
+    proportion to its own size."""
+
+    def __init__(self, redis: Redis, key_prefix: str, share: int, ttl: int) -> None:
+        self.redis = redis
+        self.key_prefix = key_prefix
+        self.share = share
+        self.ttl = ttl
+        self._prune = redis.register_script(_PRUNE_SCRIPT)
+        self._job_key_prefix = Job.key_for(job_id(BookId("")))
+
+    def _key(self, client: str) -> str:
+        return f"{self.key_prefix}:client-books:{client}"
+
+    def waiting(self, client: str, adding: int) -> int:
+        """How many of the client's books wait, once those done among its oldest are dropped."""
+        if not self.share:
+            return 0
+        looked_at = adding + SHARE_PRUNE_EXTRA
+        return int(self._prune(keys=[self._key(client)], args=[self._job_key_prefix, looked_at, *ACTIVE_JOB_STATUSES]))
+
+    def add(self, client: str, book_ids: list[BookId]) -> None:
+        """Count the books a POST of the client queued; the set expires ``ttl`` after its last POST."""
+        if not (self.share and book_ids):
+            return
+        now = time.time()
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self._key(client), dict.fromkeys(book_ids, now))
+            pipe.expire(self._key(client), self.ttl)
+            pipe.execute()
 
 
 @dataclass(frozen=True)

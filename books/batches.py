@@ -9,7 +9,9 @@ A batch lives in three keys that expire together after ``BATCH_TTL``:
   and once the batch is seen finished, ``counts`` (its final
   counts, JSON) and ``finished_at``
 - ``<prefix>:batch:<batch_id>:links``  a list: each link as ``[link, book_id, reason]`` (JSON),
-  the link as sent (shortened), its book id, or the reason it was refused
+  the link as sent (shortened), its book id, or the reason it was refused; a link that is
+  just its book's canonical link as the book id alone (a JSON string: most links cost a few
+  bytes, not an echo)
 - ``<prefix>:batch:<batch_id>:books``  a list: the batch's distinct book ids, in the order sent
 
 So a page of links is one ``LRANGE`` and the states of its books. Counting reads every book's
@@ -30,6 +32,7 @@ while its pages show each link's current status.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 import uuid
@@ -44,7 +47,7 @@ from redis.typing import EncodableT, FieldT
 from rq.exceptions import DuplicateJobError
 
 from books.control import enqueue_control
-from books.links import BookId
+from books.links import BookId, canonical_url
 from books.origin import iso
 from books.queue import BookQueue
 from books.record import GOODREADS, SOURCES
@@ -94,6 +97,54 @@ return 1
 
 # One link of a batch: the link as sent (shortened), its book id, or the reason it was refused.
 Entry = tuple[str | None, BookId | None, str | None]
+# What Redis spends beyond the bytes of a list element (the listpack entry's header and
+# back-length), on its list nodes and the allocator's rounding (a share of the bytes), and on
+# a batch's three keys and its header: ``NewBatch.size`` is then at or a little above
+# ``MEMORY USAGE`` of the keys, whatever the links (tests/test_client_bounds.py).
+ELEMENT_OVERHEAD = 4
+NODE_OVERHEAD = 0.1
+BATCH_OVERHEAD = 700
+
+
+@dataclass(frozen=True)
+class NewBatch:
+    """A POST's links as a batch stores them, made before it is stored so that its size can
+    be charged first (``size``, about the bytes Redis will hold for it)."""
+
+    lines: list[str]
+    books: list[BookId]
+    rejected: int
+
+    @classmethod
+    def of(cls, entries: Sequence[Entry]) -> NewBatch:
+        """The entries as stored (``_stored_entry``), the distinct books in the order sent."""
+        accepted = [book_id for _link, book_id, _reason in entries if book_id]
+        return cls(
+            [_stored_entry(entry) for entry in entries], list(dict.fromkeys(accepted)), len(entries) - len(accepted)
+        )
+
+    @property
+    def size(self) -> int:
+        """What the batch costs Redis, at or a little above what it will hold (its bytes charged)."""
+        elements = len(self.lines) + len(self.books)
+        stored = sum(map(len, self.lines)) + sum(map(len, self.books)) + ELEMENT_OVERHEAD * elements
+        return math.ceil(stored * (1 + NODE_OVERHEAD)) + BATCH_OVERHEAD
+
+
+def _stored_entry(entry: Entry) -> str:
+    """A link that is just its book's canonical link as the book id alone, a JSON string (read
+    back by ``_read_entry`` as that link); any other as ``[link, book_id, reason]``."""
+    link, book_id, _reason = entry
+    if book_id is not None and link == canonical_url(book_id):
+        return json.dumps(book_id)
+    return json.dumps(entry, separators=(",", ":"))
+
+
+def _read_entry(stored: bytes) -> Entry:
+    entry = json.loads(stored)
+    if isinstance(entry, str):
+        return canonical_url(BookId(entry)), BookId(entry), None
+    return cast(Entry, tuple(entry))
 
 
 @dataclass(frozen=True)
@@ -161,23 +212,23 @@ class Batches:
     def key(self, batch_id: str, part: str = "") -> str:
         return f"{self.prefix}:batch:{batch_id}{':' + part if part else ''}"
 
-    def create(self, entries: Sequence[Entry], first: BatchCounts | None = None, ttl: int | None = None) -> str:
+    def create(
+        self, entries: Sequence[Entry] | NewBatch, first: BatchCounts | None = None, ttl: int | None = None
+    ) -> str:
         """Keep a new batch with its ``first`` counts (see ``counts_from_outcomes``). Without
         them, its first GET counts it, however large."""
         batch_id = uuid.uuid4().hex
-        self._write(batch_id, datetime.now(UTC).isoformat(timespec="seconds"), entries, ttl or self.ttl, first)
+        new = entries if isinstance(entries, NewBatch) else NewBatch.of(entries)
+        self._write(batch_id, datetime.now(UTC).isoformat(timespec="seconds"), new, ttl or self.ttl, first)
         return batch_id
 
-    def _write(
-        self, batch_id: str, created_at: str, entries: Sequence[Entry], ttl: int, first: BatchCounts | None = None
-    ) -> None:
-        accepted = [book_id for _link, book_id, _reason in entries if book_id]
-        books = list(dict.fromkeys(accepted))
+    def _write(self, batch_id: str, created_at: str, new: NewBatch, ttl: int, first: BatchCounts | None = None) -> None:
+        lines, books = new.lines, new.books
         keys = [self.key(batch_id), self.key(batch_id, "links"), self.key(batch_id, "books")]
         header: dict[FieldT, EncodableT] = {
             "created_at": created_at,
-            "links": len(entries),
-            "rejected": len(entries) - len(accepted),
+            "links": len(lines),
+            "rejected": new.rejected,
             "books": len(books),
         }
         if first is not None:
@@ -185,9 +236,8 @@ class Batches:
         with self.redis.pipeline() as pipe:  # one transaction: a batch is seen whole or not at all
             pipe.delete(*keys)
             pipe.hset(keys[0], mapping=header)
-            for start in range(0, len(entries), WRITE_CHUNK):
-                chunk = entries[start : start + WRITE_CHUNK]
-                pipe.rpush(keys[1], *(json.dumps(entry, separators=(",", ":")) for entry in chunk))
+            for start in range(0, len(lines), WRITE_CHUNK):
+                pipe.rpush(keys[1], *lines[start : start + WRITE_CHUNK])
             for start in range(0, len(books), WRITE_CHUNK):
                 pipe.rpush(keys[2], *books[start : start + WRITE_CHUNK])
             for key in keys:
@@ -225,7 +275,8 @@ class Batches:
             pipe.ttl(key)
             document, ttl = pipe.execute()
         old = json.loads(document)
-        self._write(batch_id, old["created_at"], [tuple(entry) for entry in old["links"]], max(ttl, 1))
+        entries = [cast(Entry, tuple(entry)) for entry in old["links"]]
+        self._write(batch_id, old["created_at"], NewBatch.of(entries), max(ttl, 1))
         return cast(dict[bytes, bytes], self.redis.hgetall(key))
 
     def entries(self, batch: Batch, start: int, count: int) -> list[Entry]:
@@ -233,7 +284,7 @@ class Batches:
         if count <= 0:
             return []
         raw = cast(list[bytes], self.redis.lrange(self.key(batch.batch_id, "links"), start, start + count - 1))
-        return [cast(Entry, tuple(json.loads(entry))) for entry in raw]
+        return [_read_entry(entry) for entry in raw]
 
     def book_ids(self, batch: Batch, chunk: int = STATES_CHUNK) -> Iterator[list[BookId]]:
         """The batch's distinct books in the order sent, a chunk at a time."""

@@ -19,6 +19,8 @@ FORMATS = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
 # Lines are sent some 64 KB at a time rather than one by one (a line is about 2 KB): each
 # piece is one chunk of the streamed response, a write for the server and a read for the client.
 PIECE_CHARS = 64 * 1024
+# What a spreadsheet takes a cell starting with for a formula (OWASP's CSV injection list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def export_lines(records: Iterable[StoredRecord], export_format: str) -> Iterator[str]:
@@ -26,7 +28,7 @@ def export_lines(records: Iterable[StoredRecord], export_format: str) -> Iterato
     if export_format == "csv":
         yield _csv_line(RECORD_FIELDS)
         for record in records:
-            yield _csv_line([csv_value(record.get(field)) for field in RECORD_FIELDS])
+            yield _csv_line([inert(csv_value(record.get(field))) for field in RECORD_FIELDS])
     else:
         for record in records:
             yield json.dumps(record, ensure_ascii=False) + "\n"
@@ -58,6 +60,13 @@ def csv_value(value: Any) -> str:
     if isinstance(value, dict):
         return "; ".join(f"{key}: {csv_value(item)}" for key, item in value.items())
     return str(value)
+
+
+def inert(cell: str) -> str:
+    """The cell with a ``'`` before a first character a spreadsheet would read as the start
+    of a formula (``=``, ``+``, ``-``, ``@``, a tab or a carriage return): a title or a
+    description is the page's text, and the page is not ours."""
+    return f"'{cell}" if cell.startswith(FORMULA_STARTS) else cell
 
 
 def _item_text(item: Any) -> str:

@@ -25,6 +25,25 @@ _LINK_PARTS = re.compile(r"(?:([A-Za-z][A-Za-z0-9+.\-]*):(//)?)?([^/?#]*)([^?#]*
 _BOOK_PATH = re.compile(r"(?:/[a-z]{2,3}(?:[-_][A-Za-z]{2,4})?)?/book/show/(?P<id>[^/.\-_]+)(?:[.\-_][^/]*)?/?")
 _DIGITS = re.compile(r"[0-9]{1,12}")
 _BAD_CHARACTERS = re.compile(r"[\x00-\x20\x7f-\x9f\\]")
+_GOOD = r"[^\x00-\x20\x7f-\x9f\\"  # a character _BAD_CHARACTERS allows (a class left open)
+
+
+def _any_case(text: str) -> str:
+    return "".join(f"[{c.upper()}{c}]" if c.isalpha() else re.escape(c) for c in text)
+
+
+# What parse_link accepts, as one regular expression for app/openapi.json (JSON Schema
+# patterns are ECMA-262: no flags, no lookarounds; tests/test_openapi.py holds the two to
+# each other): surrounding spaces, the scheme and host in any case, a locale, an id of 1 to 12
+# digits that is not 0, a slug, a trailing slash, any query and fragment.
+LINK_PATTERN = (
+    rf"^\s*(?:{_any_case('http')}[Ss]?://)?(?:{_any_case('www.')}|{_any_case('m.')})?{_any_case('goodreads.com')}"
+    r"(?:/[a-z]{2,3}(?:[-_][A-Za-z]{2,4})?)?/book/show/"
+    + "(?:"
+    + "|".join(f"0{{{zeros}}}[1-9][0-9]{{0,{11 - zeros}}}" for zeros in range(12))
+    + ")"
+    + rf"(?:[._-]{_GOOD}/?#]*)?/?(?:\?{_GOOD}#]*)?(?:#{_GOOD}]*)?\s*$"
+)
 
 
 @dataclass(frozen=True)

@@ -289,11 +289,18 @@ class BookQueue:
     def _check_room(self, adding: int) -> None:
         """Refuse, before queueing any, books that could take the waiting jobs past
         ``MAX_QUEUED_BOOKS`` (each book counts, even one that turns out stored or already
-        queued). Concurrent requests can pass it together: the bound is soft by their size."""
+        queued). Waiting are the books on the queue and those put aside in RQ's scheduled
+        set (paused, retrying, waiting for a slot) or deferred set: three counts, one round
+        trip. Concurrent requests can pass it together: the bound is soft by their size."""
         bound = self.settings.max_queued_books
         if not bound:
             return
-        queued = self.redis.llen(self.rq_queue.key)
+        queue = self.rq_queue
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.llen(queue.key)
+            pipe.zcard(queue.scheduled_job_registry.key)
+            pipe.zcard(queue.deferred_job_registry.key)
+            queued = sum(pipe.execute())
         if queued + adding > bound:
             raise QueueFull(queued, adding, bound)
 

@@ -105,6 +105,11 @@ class Settings:
     large_post_bytes: int = 256 * 1024
     post_budget_window: int = 60
     max_queued_books: int = 1_000_000
+    # Books one client may have waiting at once (0: no share of MAX_QUEUED_BOOKS).
+    client_queued_books: int = 50_000
+    # Bytes of batch data (links, reasons, book ids) kept for BATCH_TTL, per client and in all (0: no bound).
+    client_batch_bytes: int = 16 * 1024 * 1024
+    max_batch_bytes: int = 128 * 1024 * 1024
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
     trusted_proxy_hops: int = 0
     # The proxies' own addresses or networks (CIDR): forwarded headers are trusted from these only.
@@ -131,6 +136,9 @@ class Settings:
     origin_probe_intervals: tuple[int, ...] = (30, 60, 120, 300, 900)
     origin_pause_max: int = 24 * 3600
     robots_max_age: int = 24 * 3600
+    # The longest wait the origin may impose (Retry-After, robots.txt's Crawl-delay): one odd
+    # answer must not hold the fleet for days.
+    origin_wait_max: int = 3600
     # The operator's HTTP-client levers; kept out of repr so they never reach a log line.
     fetch_proxy: str = field(default="", repr=False)
     goodreads_cookies_file: str = field(default="", repr=False)
@@ -206,8 +214,10 @@ class Settings:
             raise ConfigError("MAX_EXPORTS must be 0 (no cap) or more, LARGE_POST_BYTES positive")
         if self.request_body_timeout <= 0 or self.max_client_connections < 0:
             raise ConfigError("REQUEST_BODY_TIMEOUT must be positive, MAX_CLIENT_CONNECTIONS 0 (no cap) or more")
-        if self.max_queued_books < 0:
-            raise ConfigError("MAX_QUEUED_BOOKS must be 0 (no bound) or more")
+        if self.max_queued_books < 0 or self.client_queued_books < 0:
+            raise ConfigError("MAX_QUEUED_BOOKS and CLIENT_QUEUED_BOOKS must be 0 (no bound) or more")
+        if self.client_batch_bytes < 0 or self.max_batch_bytes < 0:
+            raise ConfigError("CLIENT_BATCH_BYTES and MAX_BATCH_BYTES must be 0 (no bound) or more")
         if self.trusted_proxy_hops < 0:
             raise ConfigError("TRUSTED_PROXY_HOPS must be 0 (no proxy) or more")
         if bool(self.trusted_proxy_hops) != bool(self.trusted_proxy_networks):
@@ -228,6 +238,8 @@ class Settings:
             raise ConfigError("ORIGIN_PROBE_INTERVALS must be one or more whole seconds, each 1 or more")
         if self.origin_pause_max < 0 or self.robots_max_age < 1:
             raise ConfigError("ORIGIN_PAUSE_MAX must not be negative and ROBOTS_MAX_AGE must be 1 or more")
+        if self.origin_wait_max < 1:
+            raise ConfigError("ORIGIN_WAIT_MAX must be 1 or more (seconds)")
         if self.fetch_proxy:
             proxy = urlsplit(self.fetch_proxy)
             if proxy.scheme not in ("http", "https") or not proxy.hostname:

@@ -38,6 +38,7 @@ import math
 import pickle
 import time
 import zlib
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -314,15 +315,28 @@ class BookStore:
                     )
 
     def stored_book_ids(self, chunk: int = 500) -> Iterator[str]:
-        """Every book with a record, oldest write first, from the stored-at index a chunk at a time.
-        Read by score, not by rank: a record rewritten meanwhile moves to the end and comes again,
-        where it would shift the ranks under the reader and make it skip another. (Records
-        written in the same microsecond share a score and are read by rank among themselves.)"""
-        low: float | str = "-inf"
+        """Every book with a record once, oldest write first, from the stored-at index a chunk
+        at a time. A record rewritten while this reads moves to the end of the index: those
+        written before the read began are read first; then those written since, each but the
+        ones read already (their ids were kept, 8 bytes each: book ids are digits)."""
+        began = time.time()
+        read = array("q")
+        for book_id in self._ids_by_score("-inf", began, chunk):
+            read.append(int(book_id))
+            yield book_id
+        since = {int(book_id): book_id for book_id in self._ids_by_score(f"({began!r}", "+inf", chunk)}
+        again = {book_id for book_id in read if book_id in since}
+        yield from (book_id for number, book_id in since.items() if number not in again)
+
+    def _ids_by_score(self, low: float | str, high: float | str, chunk: int) -> Iterator[str]:
+        """The index's books from score ``low`` to ``high``, a chunk at a time. Read by score,
+        not by rank: a record rewritten meanwhile moves to the end, where it would shift the
+        ranks under the reader and make it skip another. (Records written in the same
+        microsecond share a score and are read by rank among themselves.)"""
         seen_at_low = 0  # members of score ``low`` already read
         while page := cast(
             list[tuple[bytes, float]],
-            self.redis.zrangebyscore(self.stored_at_key, low, "+inf", seen_at_low, chunk, withscores=True),
+            self.redis.zrangebyscore(self.stored_at_key, low, high, seen_at_low, chunk, withscores=True),
         ):
             yield from (member.decode() for member, _score in page)
             last = page[-1][1]

@@ -236,6 +236,18 @@ def _handler(origin: Origin):
                 self.wfile.flush()
                 time.sleep(float(seconds or 2) / pieces)
 
+        def _drip(self, book_id, seconds):
+            """The page (robots.txt: ``origin.robots_txt``) a byte every ``seconds``, each well
+            within any read timeout, the whole taking minutes."""
+            body = book_page(book_id) if book_id else (origin.robots_txt or "User-agent: *\n").encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for byte in range(len(body)):
+                self.wfile.write(body[byte : byte + 1])
+                self.wfile.flush()
+                time.sleep(float(seconds or 1))
+
         def _truncated(self, book_id, _):
             page = book_page(book_id)
             self.send_response(200)

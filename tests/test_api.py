@@ -554,6 +554,27 @@ def test_all_books_export_as_jsonl_and_csv_with_lists_joined(client, redis, run_
     assert row["description"] == records[0]["description"], "newlines and quotes survive CSV quoting"
 
 
+def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_made_inert(client, redis):
+    page_text = {
+        "book_id": "751",
+        "title": '=HYPERLINK("http://evil.example","Click")',
+        "author": "@SUM(1+1)",
+        "series": "+1 series",
+        "description": "-2+3",
+        "genres": ["=cmd", "Fantasy"],
+        "publisher": "\tTabbed",
+        "language": "English - abridged",
+        "rating": -1,
+    }
+    BookStore(redis).save_record("751", page_text)
+    header, row = csv_rows(client.get("/books?format=csv"))
+    cells = dict(zip(header, row, strict=True))
+    assert (cells["title"], cells["author"], cells["series"]) == (f"'{page_text['title']}", "'@SUM(1+1)", "'+1 series")
+    assert (cells["description"], cells["genres"], cells["publisher"]) == ("'-2+3", "'=cmd; Fantasy", "'\tTabbed")
+    assert (cells["language"], cells["book_id"], cells["rating"]) == ("English - abridged", "751", "'-1")
+    assert jsonl_records(client.get("/books")) == [{**page_text, "source": "goodreads"}]  # values as stored
+
+
 def test_export_lines_go_out_in_pieces_of_whole_lines():
     lines = [f"{n:05}\n" for n in range(1000)]
     pieces = list(in_pieces(lines, size=100))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -114,13 +115,16 @@ def test_a_batch_kept_by_an_earlier_version_is_read_and_kept_with_its_time_left(
         assert 490 < redis.ttl(f"goodreads:batch:{batch_id}{part}") <= 500
 
 
-def test_the_index_is_read_by_score_so_that_ties_and_a_rewrite_lose_no_record(redis):
+def test_the_index_is_read_by_score_so_that_ties_and_rewrites_lose_no_record_and_repeat_none(redis):
     store = BookStore(redis)
     redis.zadd(store.stored_at_key, {str(n): 100.0 for n in range(7)} | {"7": 50.0, "8": 200.0, "9": 150.0})
     ids = store.stored_book_ids(chunk=3)
     read = [next(ids) for _ in range(4)]
-    redis.zadd(store.stored_at_key, {"7": 300.0})  # a record read already is written again: read by rank, one is lost
-    assert read + list(ids) == ["7", "0", "1", "2", "3", "4", "5", "6", "9", "8", "7"]
+    # Written now: a record read already (read by rank, one would be lost; read again, it
+    # would repeat), one not read yet (it must still come), and a new one.
+    now = time.time()
+    redis.zadd(store.stored_at_key, {"7": now, "8": now + 0.001, "10": now + 0.002})
+    assert read + list(ids) == ["7", "0", "1", "2", "3", "4", "5", "6", "9", "8", "10"]
 
 
 def test_all_books_lists_records_written_before_the_index_once_indexed(client, redis):

@@ -24,7 +24,7 @@ from worker.fetch import (
     new_session,
     parse_retry_after,
 )
-from worker.ratelimit import FetchRateLimiter
+from worker.ratelimit import FetchRateLimiter, SlotTooFar
 
 LIMITER_KEY = "test:fetch:next-slot"
 
@@ -88,7 +88,7 @@ FAILURES = {
         1,
     ),
     "reset": (["reset"], {}, BookStatus.FAILED, "connection to Goodreads failed: ConnectionError", 1),
-    "truncated": (["truncated"], {}, BookStatus.FAILED, "the page was cut off: ChunkedEncodingError", 1),
+    "truncated": (["truncated"], {}, BookStatus.FAILED, "the page was cut off: ProtocolError", 1),
     "stall": (
         ["stall:1"],
         {"FETCH_READ_TIMEOUT": "0.2"},
@@ -172,11 +172,31 @@ def http_date(seconds_from_now: float) -> str:
     ],
 )
 def test_retry_after_in_seconds(header, seconds):
-    assert parse_retry_after(header) == seconds
+    assert parse_retry_after(header, 3600) == seconds
 
 
 def test_retry_after_as_a_future_http_date():
-    assert 55 <= parse_retry_after(http_date(60)) <= 60
+    assert 55 <= parse_retry_after(http_date(60), 3600) <= 60
+
+
+@pytest.mark.parametrize("header", ["99999999", "9" * 400, http_date(1157 * 24 * 3600)])
+def test_a_retry_after_of_years_is_capped(header):
+    assert parse_retry_after(header, 3600) == 3600
+
+
+def test_an_origin_asking_for_a_years_pause_gets_origin_wait_max(redis, configure, origin):
+    origin.behave("42", "429:99999999")
+    assert fetch(redis, configure(ORIGIN_WAIT_MAX="90")).retry_after == 90
+
+
+def test_a_page_trickling_a_byte_at_a_time_is_refused_at_the_deadline(redis, configure, origin):
+    """Each byte comes well within the read timeout; the page would take some 10 minutes."""
+    origin.behave("42", "drip:0.02")
+    started = time.monotonic()
+    with pytest.raises(AttemptFailed) as failure:
+        fetch(redis, configure(FETCH_CONNECT_TIMEOUT="0.5", FETCH_READ_TIMEOUT="0.5"))
+    assert failure.value.reason == "Goodreads sent the page too slowly"
+    assert 1.0 <= time.monotonic() - started < 3
 
 
 def redis_now(redis: Redis) -> float:
@@ -203,6 +223,26 @@ def test_requests_are_spaced_by_the_rate_across_limiters_sharing_the_key(redis):
     next_slot = int(redis.get(LIMITER_KEY)) / 1_000_000
     assert 0 < next_slot - redis_now(redis) <= interval
     assert 60_000 <= redis.pttl(LIMITER_KEY) <= 61_000  # kept a minute past the slot, then gone
+
+
+def test_a_pause_and_a_crawl_delay_are_capped_and_a_slot_kept_too_far_is_brought_back(redis):
+    limiter = FetchRateLimiter(redis, LIMITER_KEY, 1000, wait_max=1, pause_max=5)
+    limiter.pause(99_999_999)
+    assert 4.9 <= int(redis.get(LIMITER_KEY)) / 1_000_000 - redis_now(redis) <= 5
+    far = (redis_now(redis) + 100_000_000) * 1_000_000  # kept by a version that did not cap
+    redis.set(LIMITER_KEY, int(far))
+    assert 3.9 <= limiter.room_in() <= 4.01
+    with pytest.raises(SlotTooFar) as too_far:
+        limiter.wait_for_slot()
+    assert 4.9 <= too_far.value.wait <= 5.01
+    assert 4.9 <= int(redis.get(LIMITER_KEY)) / 1_000_000 - redis_now(redis) <= 5.01  # and kept there
+    assert FetchRateLimiter(redis, LIMITER_KEY, 1000, min_interval=100_000, pause_max=5).interval_us == 5_000_000
+
+
+def test_slots_taken_within_a_wait_longer_than_the_pause_cap_are_not_pulled_back(redis):
+    limiter = FetchRateLimiter(redis, LIMITER_KEY, 10, wait_max=0.6, pause_max=0.1)
+    redis.set(LIMITER_KEY, int((redis_now(redis) + 0.5) * 1_000_000))  # slots other workers took
+    assert 0.4 <= limiter.wait_for_slot() <= 0.5  # not about 0.2 (the pause cap and an interval)
 
 
 def test_a_pause_holds_the_next_request_back(redis):

@@ -273,6 +273,45 @@ def test_a_failing_robots_txt_pauses_like_the_origin(configure, client, origin, 
     assert snapshot.state == OriginState.UNREACHABLE and "robots.txt answered HTTP 503" in snapshot.reason
 
 
+def test_a_paused_fleets_next_probe_waits_a_capped_retry_after(configure, client, origin, run_jobs, redis):
+    settings = configure(ORIGIN_PAUSE_AFTER="1", ORIGIN_PROBE_INTERVALS="10", ORIGIN_WAIT_MAX="50", FETCH_RATE="1000")
+    origin.everyone("429:99999999")
+    client.post("/parseGoodreadsLinks", json=[link("19")])
+    before = time.time()
+    run_jobs()
+    snapshot = OriginHealth(redis, settings).snapshot()
+    assert snapshot.state == OriginState.RATE_LIMIT and "Retry-After 50 s" in snapshot.reason
+    assert before + 50 <= snapshot.next_probe_at <= time.time() + 50
+    state = client.get(f"/getBookInfo?url={link('19')}").get_json()
+    assert state["status"] == "paused"
+    assert datetime.fromisoformat(state["next_attempt_at"]).timestamp() <= time.time() + 50
+
+
+def test_a_trickling_robots_txt_is_given_up_at_the_pages_deadline(configure, client, origin, run_jobs, redis):
+    settings = configure(ORIGIN_PAUSE_AFTER="1", FETCH_CONNECT_TIMEOUT="0.5", FETCH_READ_TIMEOUT="0.5")
+    origin.robots_txt = "User-agent: *\nAllow: /\n" + "# a comment\n" * 100  # about 20 s at a byte per 0.02 s
+    origin.behave("robots.txt", "drip:0.02")
+    client.post("/parseGoodreadsLinks", json=[link("15")])
+    started = time.monotonic()
+    run_jobs()
+    assert time.monotonic() - started < 4
+    assert not origin.fetches("15") and not redis.exists("goodreads:origin:robots")
+    snapshot = OriginHealth(redis, settings).snapshot()
+    assert snapshot.state == OriginState.UNREACHABLE
+    assert snapshot.reason == "Goodreads is unreachable: robots.txt: Goodreads sent the page too slowly"
+    assert client.get(f"/getBookInfo?url={link('15')}").get_json()["status"] == "paused"
+
+
+def test_a_crawl_delay_of_days_is_capped_at_origin_wait_max(configure, client, origin, run_jobs, redis):
+    configure(FETCH_RATE="1000", ORIGIN_WAIT_MAX="2")
+    origin.robots_txt = "User-agent: *\nCrawl-delay: 100000\n"
+    client.post("/parseGoodreadsLinks", json=[link("17"), link("18")])
+    run_jobs()  # robots.txt, then each book 2 s after the request before it
+    assert client.get(f"/getBookInfo?url={link('18')}").status_code == 200
+    robots, first, second = origin.requests()
+    assert 1.9 <= first.at - robots.at < 3 and 1.9 <= second.at - first.at < 3
+
+
 def test_page_requests_and_robots_txt_go_through_the_proxy(configure, client, origin, run_jobs):
     proxy = ForwardProxy()
     proxy.start()

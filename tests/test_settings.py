@@ -87,6 +87,10 @@ def test_a_value_that_does_not_convert_is_refused_by_name(variable, value, messa
         ({"MAX_REQUEST_BYTES": "0"}, "MAX_LINKS_PER_REQUEST and MAX_REQUEST_BYTES must be positive"),
         ({"RECORD_CACHE_SIZE": "-1"}, "RECORD_CACHE_SIZE must be 0 (no cache) or more"),
         ({"GOODREADS_BASE_URL": "www.goodreads.com"}, "GOODREADS_BASE_URL must be an http(s) origin"),
+        ({"CLIENT_QUEUED_BOOKS": "-1"}, "MAX_QUEUED_BOOKS and CLIENT_QUEUED_BOOKS must be 0 (no bound) or more"),
+        ({"CLIENT_BATCH_BYTES": "-1"}, "CLIENT_BATCH_BYTES and MAX_BATCH_BYTES must be 0 (no bound) or more"),
+        ({"MAX_BATCH_BYTES": "-1"}, "CLIENT_BATCH_BYTES and MAX_BATCH_BYTES must be 0 (no bound) or more"),
+        ({"ORIGIN_WAIT_MAX": "0"}, "ORIGIN_WAIT_MAX must be 1 or more (seconds)"),
         ({"GOODREADS_BASE_URL": "ftp://www.goodreads.com"}, "GOODREADS_BASE_URL must be an http(s) origin"),
         (
             {"RQ_DASHBOARD_USERNAME": "operator"},

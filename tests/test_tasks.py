@@ -96,7 +96,7 @@ FAILURES = {
     "403": (["403"], {}, BookStatus.BLOCKED, "Goodreads refused the request (HTTP 403)", 1, "403"),
     "signin": (["signin"], {}, BookStatus.BLOCKED, "Goodreads answered with a sign-in page", 1, "200"),
     "no-book-data": (["200"], {}, BookStatus.FAILED, "the page holds no book data", 1, "200"),
-    "truncated": (["truncated"], {}, BookStatus.FAILED, "the page was cut off: ChunkedEncodingError", 1, "none"),
+    "truncated": (["truncated"], {}, BookStatus.FAILED, "the page was cut off: ProtocolError", 1, "none"),
     "reset": (["reset"], {}, BookStatus.FAILED, "connection to Goodreads failed: ConnectionError", 1, "none"),
     "stall": (
         ["stall:1"],

@@ -114,6 +114,19 @@ def test_past_max_queued_books_a_post_queues_nothing(configure, redis):
     assert post_links(client, 4, 5).status_code == 202  # up to the bound
 
 
+def test_books_put_aside_for_a_retry_or_a_pause_count_as_waiting(configure, redis, origin, run_jobs):
+    client = create_app(configure(MAX_QUEUED_BOOKS="5", RETRY_INTERVALS="60")).test_client()
+    origin.everyone("500")
+    assert post_links(client, 1, 2, 3).status_code == 202
+    run_jobs()  # each failed once: waiting a minute for its retry in RQ's scheduled set
+    assert redis.llen("rq:queue:bookInfoParser") == 0
+    assert redis.zcard("rq:scheduled:bookInfoParser") == 3
+    refused = post_links(client, 4, 5, 6)
+    assert refused.status_code == 503 and refused.json["error"] == "queue_full"
+    assert refused.json["message"].startswith("3 books are waiting")
+    assert post_links(client, 4, 5).status_code == 202
+
+
 def test_oversized_bodies_answer_413_however_they_are_sent(configure):
     client = create_app(configure(MAX_REQUEST_BYTES="1000")).test_client()
     body = json.dumps([LINK.format(n) for n in range(100)]).encode()  # > 1,000 bytes

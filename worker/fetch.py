@@ -21,7 +21,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from urllib3.exceptions import NameResolutionError, NewConnectionError, ReadTimeoutError
+from urllib3.exceptions import HTTPError, NameResolutionError, NewConnectionError, ReadTimeoutError
 
 from books.links import BookId, Refusal, canonical_url, parse_book_path
 from books.origin import OriginState
@@ -101,14 +101,7 @@ def fetch_book_page(
         response = fetch(url, settings, session, limiter, admit)
         with response:
             if not response.is_redirect:
-                body = read_capped(response, settings)
-                return OriginResponse(
-                    response.status_code,
-                    body,
-                    parse_retry_after(response.headers.get("Retry-After")),
-                    url,
-                    response.headers.get(_WAF_ACTION, "").strip().lower(),
-                )
+                return read_answer(response, url, settings, settings.max_page_bytes)
             url = _allowed_redirect(url, response.headers.get("Location", ""), settings)
     raise AttemptFailed(BookStatus.FAILED, f"more than {settings.max_redirects} redirects")
 
@@ -212,25 +205,50 @@ def _challenge_interstitial(body: bytes) -> bool:
     return loads_waf and not has_book_data(body) and not looks_like_sign_in(body)
 
 
-def read_capped(response: requests.Response, settings: Settings, site: str = "Goodreads") -> bytes:
-    """The body, refusing one over MAX_PAGE_BYTES or one that trickles past the read timeout;
-    ``site`` names the origin in the reasons."""
+def read_answer(
+    response: requests.Response,
+    url: str,
+    settings: Settings,
+    max_bytes: int,
+    truncate: bool = False,
+    site: str = "Goodreads",
+) -> OriginResponse:
+    """The origin's answer with its body read within the read deadline (``_read_capped``) and
+    its ``Retry-After`` capped at ``ORIGIN_WAIT_MAX``: for book pages and robots.txt alike."""
+    return OriginResponse(
+        response.status_code,
+        _read_capped(response, settings, site, max_bytes, truncate),
+        parse_retry_after(response.headers.get("Retry-After"), settings.origin_wait_max),
+        url,
+        response.headers.get(_WAF_ACTION, "").strip().lower(),
+    )
+
+
+def _read_capped(response: requests.Response, settings: Settings, site: str, max_bytes: int, truncate: bool) -> bytes:
+    """The body, within ``FETCH_CONNECT_TIMEOUT`` + ``FETCH_READ_TIMEOUT`` in all: a body that
+    trickles (each byte within the read timeout) is refused at that deadline, give or take one
+    read timeout. Read as it comes (``read1``): a full-sized read would wait for its whole
+    size, a day at a byte a second, before the deadline could be looked at. A body over
+    ``max_bytes`` is refused, or cut there when ``truncate``; ``site`` names the origin in the
+    reasons."""
     deadline = time.monotonic() + settings.fetch_connect_timeout + settings.fetch_read_timeout
     declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > settings.max_page_bytes:
-        raise AttemptFailed(BookStatus.FAILED, f"the page is larger than {settings.max_page_bytes} bytes")
+    if not truncate and declared.isdigit() and int(declared) > max_bytes:
+        raise AttemptFailed(BookStatus.FAILED, f"the page is larger than {max_bytes} bytes")
     chunks, size = [], 0
     try:
-        for chunk in response.iter_content(_CHUNK):
-            size += len(chunk)
-            if size > settings.max_page_bytes:
-                raise AttemptFailed(BookStatus.FAILED, f"the page is larger than {settings.max_page_bytes} bytes")
+        while chunk := response.raw.read1(_CHUNK, decode_content=True):
             if time.monotonic() > deadline:
                 raise AttemptFailed(BookStatus.FAILED, f"{site} sent the page too slowly")
             chunks.append(chunk)
-    except requests.RequestException as error:
-        if isinstance(error.args[0] if error.args else None, ReadTimeoutError):
-            raise AttemptFailed(BookStatus.FAILED, f"{site} stopped sending the page (read timeout)") from None
+            size += len(chunk)
+            if size > max_bytes:
+                if truncate:
+                    return b"".join(chunks)[:max_bytes]
+                raise AttemptFailed(BookStatus.FAILED, f"the page is larger than {max_bytes} bytes")
+    except ReadTimeoutError:
+        raise AttemptFailed(BookStatus.FAILED, f"{site} stopped sending the page (read timeout)") from None
+    except (HTTPError, OSError) as error:
         raise AttemptFailed(BookStatus.FAILED, f"the page was cut off: {type(error).__name__}") from None
     return b"".join(chunks)
 
@@ -245,14 +263,16 @@ def _allowed_redirect(current: str, location: str, settings: Settings) -> str:
     return f"{settings.origin}{parts.path}"
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent or bad."""
+def parse_retry_after(value: str | None, most: float) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), at most ``most``
+    (``ORIGIN_WAIT_MAX``: one answer asking for years must not hold the fleet that long);
+    None if absent or bad."""
     if not value:
         return None
     value = value.strip()
     if value.isdigit():
-        return float(value)
+        return min(float(value), most)
     try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        return min(max(0.0, parsedate_to_datetime(value).timestamp() - time.time()), most)
     except (TypeError, ValueError):
         return None

@@ -43,8 +43,7 @@ from worker.fetch import (
     fetch,
     new_session,
     origin_trouble,
-    parse_retry_after,
-    read_capped,
+    read_answer,
 )
 from worker.openlibrary_parser import (
     SEARCH_FIELDS,
@@ -128,14 +127,9 @@ class OpenLibrary:
         with fetch(url, self.config, self.session, limiter, lambda: None, SITE) as response:
             self.requests += 1  # answered (a request held back for its slot is not counted)
             location = response.headers.get("Location", "") if response.is_redirect else ""
-            answer = OriginResponse(
-                response.status_code,
-                b"" if location else read_capped(response, self.config, SITE),
-                parse_retry_after(response.headers.get("Retry-After")),
-                url,
-                response.headers.get("x-amzn-waf-action", "").strip().lower(),
-            )
-        return answer, location
+            if location:
+                return OriginResponse(response.status_code, b"", None, url, ""), location
+            return read_answer(response, url, self.config, self.config.max_page_bytes, site=SITE), ""
 
     def _edition_redirect(self, current: str, location: str) -> str:
         """Where an ``/isbn/`` answer sends: only an edition of the same origin."""

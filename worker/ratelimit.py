@@ -8,7 +8,9 @@ sent late (its process woke late: a loaded host), it waits the difference, so th
 holds between the requests as sent, not only between their slots. Redis's own clock
 decides, so hosts with skewed clocks still keep the pace. When the origin asks for a pause
 (429 or 503 with ``Retry-After``), every worker's next slot moves past it. A
-``Crawl-delay`` in the origin's robots.txt is a floor under the interval.
+``Crawl-delay`` in the origin's robots.txt is a floor under the interval. Neither reaches
+beyond ``ORIGIN_WAIT_MAX``, and a slot kept further ahead (by an earlier version, which
+took a pause of years as asked) is brought back within it when the next slot is taken.
 
 A slot is only taken when it comes within ``FETCH_WAIT_MAX`` seconds: a job sleeps that
 long at most, well inside ``JOB_TIMEOUT``, however many workers share the rate. A farther
@@ -30,12 +32,17 @@ from books.settings import Settings
 
 # KEYS[1]: the next free slot (µs, Redis clock). ARGV[1]: µs between requests;
 # ARGV[2]: µs the caller must wait at least (a pause asked by the origin, or 0);
-# ARGV[3]: the most µs the caller will wait (-1: any). Returns {1, µs to wait} for a slot
-# taken, {0, µs until the first free slot} for one too far to take.
+# ARGV[3]: the most µs the caller will wait (-1: any); ARGV[4]: the most µs ahead a free slot
+# may lie (a slot kept further is brought back there, and kept so). Returns {1, µs to wait}
+# for a slot taken, {0, µs until the first free slot} for one too far to take.
 _RESERVE_SCRIPT = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local next_free = tonumber(redis.call('GET', KEYS[1]) or '0')
+if next_free > now + tonumber(ARGV[4]) then
+    next_free = now + tonumber(ARGV[4])
+    redis.call('SET', KEYS[1], string.format('%d', next_free), 'PX', math.ceil(tonumber(ARGV[4]) / 1000) + 60000)
+end
 local slot = math.max(now + tonumber(ARGV[2]), next_free)
 local wait_max = tonumber(ARGV[3])
 if wait_max >= 0 and slot - now > wait_max then return {0, slot - now} end
@@ -56,12 +63,13 @@ redis.call('SET', KEYS[1], string.format('%d', now), 'PX', math.ceil(tonumber(AR
 return 0
 """
 
-# KEYS[1]: the next free slot. ARGV[1]: the most µs a caller will wait. Returns the µs until a
-# slot comes within that wait (0: one can be taken now).
+# KEYS[1]: the next free slot. ARGV[1]: the most µs a caller will wait; ARGV[2]: as the
+# reserve script's ARGV[4]. Returns the µs until a slot comes within that wait (0: one can be
+# taken now).
 _ROOM_SCRIPT = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local next_free = tonumber(redis.call('GET', KEYS[1]) or '0')
+local next_free = math.min(tonumber(redis.call('GET', KEYS[1]) or '0'), now + tonumber(ARGV[2]))
 return math.max(0, next_free - now - tonumber(ARGV[1]))
 """
 
@@ -76,16 +84,24 @@ class SlotTooFar(Exception):
 
 class FetchRateLimiter:
     """At most ``rate`` requests per second to the origin, across all workers (0: no limit),
-    never closer than ``min_interval`` seconds, and no slot taken more than ``wait_max``
-    seconds ahead (None: any)."""
+    never closer than ``min_interval`` seconds, no slot taken more than ``wait_max`` seconds
+    ahead (None: any), and no pause nor interval longer than ``pause_max`` seconds."""
 
     def __init__(
-        self, redis: Redis, key: str, rate: float, min_interval: float = 0.0, wait_max: float | None = None
+        self,
+        redis: Redis,
+        key: str,
+        rate: float,
+        min_interval: float = 0.0,
+        wait_max: float | None = None,
+        pause_max: float = Settings.origin_wait_max,
     ) -> None:
         self.redis = redis
         self.key = key
         self.sent_key = f"{key}:last-sent"
-        self.interval_us = max(int(1_000_000 / rate * 1.02) if rate > 0 else 0, int(min_interval * 1_000_000))
+        self.pause_max_us = int(pause_max * 1_000_000)
+        rate_interval_us = int(1_000_000 / rate * 1.02) if rate > 0 else 0
+        self.interval_us = min(max(rate_interval_us, int(min_interval * 1_000_000)), self.pause_max_us)
         self.wait_max_us = -1 if wait_max is None else int(wait_max * 1_000_000)
         self._reserve = redis.register_script(_RESERVE_SCRIPT)
         self._room = redis.register_script(_ROOM_SCRIPT)
@@ -93,9 +109,15 @@ class FetchRateLimiter:
 
     @classmethod
     def for_settings(cls, redis: Redis, settings: Settings, min_interval: float = 0.0) -> FetchRateLimiter:
-        """The fleet's limiter: ``FETCH_RATE``, no slot beyond ``FETCH_WAIT_MAX``."""
+        """The fleet's limiter: ``FETCH_RATE``, no slot beyond ``FETCH_WAIT_MAX``, no pause or
+        ``min_interval`` (robots.txt's Crawl-delay) beyond ``ORIGIN_WAIT_MAX``."""
         return cls(
-            redis, f"{settings.key_prefix}:fetch:next-slot", settings.fetch_rate, min_interval, settings.fetch_wait_max
+            redis,
+            f"{settings.key_prefix}:fetch:next-slot",
+            settings.fetch_rate,
+            min_interval,
+            settings.fetch_wait_max,
+            settings.origin_wait_max,
         )
 
     def wait_for_slot(self) -> float:
@@ -103,7 +125,7 @@ class FetchRateLimiter:
         ``SlotTooFar`` (nothing taken) when the first free slot is beyond ``wait_max``."""
         if not self.interval_us:
             return 0.0
-        taken, wait_us = self._reserve(keys=[self.key], args=[self.interval_us, 0, self.wait_max_us])
+        taken, wait_us = self._reserve(keys=[self.key], args=[self.interval_us, 0, self.wait_max_us, self._ahead_max])
         wait = int(wait_us) / 1_000_000
         if not taken:
             raise SlotTooFar(wait)
@@ -119,16 +141,24 @@ class FetchRateLimiter:
         it comes (for work scheduled to start then)."""
         if not self.interval_us:
             return 0.0
-        _taken, wait_us = self._reserve(keys=[self.key], args=[self.interval_us, 0, -1])
+        _taken, wait_us = self._reserve(keys=[self.key], args=[self.interval_us, 0, -1, self._ahead_max])
         return int(wait_us) / 1_000_000
 
     def room_in(self) -> float:
         """Seconds until a slot comes within ``wait_max`` (0: a request could take one now)."""
         if not self.interval_us or self.wait_max_us < 0:
             return 0.0
-        return int(self._room(keys=[self.key], args=[self.wait_max_us])) / 1_000_000
+        return int(self._room(keys=[self.key], args=[self.wait_max_us, self._ahead_max])) / 1_000_000
 
     def pause(self, seconds: float) -> None:
-        """Hold every worker's requests for ``seconds`` (the origin asked for a pause)."""
+        """Hold every worker's requests for ``seconds``, at most ``pause_max`` (the origin asked
+        for a pause)."""
         if self.interval_us and seconds > 0:
-            self._reserve(keys=[self.key], args=[0, int(seconds * 1_000_000), -1])
+            pause_us = min(int(seconds * 1_000_000), self.pause_max_us)
+            self._reserve(keys=[self.key], args=[0, pause_us, -1, self._ahead_max])
+
+    @property
+    def _ahead_max(self) -> int:
+        """The furthest ahead (µs) a free slot may lie: the longest pause or the longest wait for
+        a slot, whichever is longer (slots taken are never pulled back), then one interval."""
+        return max(self.pause_max_us, self.wait_max_us) + self.interval_us

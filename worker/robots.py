@@ -3,8 +3,9 @@
 ``<prefix>:origin:robots`` holds the text (empty when the origin has none: a 4xx other
 than 401, 403 and 429 allows everything) and expires after ``ROBOTS_MAX_AGE``, so it is
 fetched again at least that often. While it is missing, one worker fetches it (a lock)
-and the others wait for its copy. No answer, a 5xx, a challenge, a refusal or a 429 is
-the origin's trouble (``OriginTrouble``), and pauses the fleet like a book page's.
+and the others wait for its copy. No answer, a 5xx, a challenge, a refusal, a 429, or a
+body that does not come whole within the page's read deadline is the origin's trouble
+(``OriginTrouble``), and pauses the fleet like a book page's.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from redis import Redis
 
 from books.origin import OriginState
 from books.settings import Settings
-from worker.fetch import OriginResponse, OriginTrouble, fetch, origin_trouble, parse_retry_after
+from worker.fetch import AttemptFailed, OriginTrouble, fetch, origin_trouble, read_answer
 from worker.ratelimit import FetchRateLimiter
 
+# What is read of robots.txt; the rest is ignored (RFC 9309 asks crawlers for at least 500 KiB).
 MAX_ROBOTS_BYTES = 512 * 1024
 
 
@@ -76,14 +78,12 @@ class Robots:
     def _fetch(self, session: requests.Session, limiter: FetchRateLimiter, admit: Callable[[], None]) -> str:
         url = f"{self.origin}/robots.txt"
         with fetch(url, self.settings, session, limiter, admit, self.site) as response:
-            body = response.raw.read(MAX_ROBOTS_BYTES, decode_content=True) if response.status_code == 200 else b""
-            answer = OriginResponse(
-                response.status_code,
-                body,
-                parse_retry_after(response.headers.get("Retry-After")),
-                url,
-                response.headers.get("x-amzn-waf-action", "").strip().lower(),
-            )
+            try:
+                answer = read_answer(response, url, self.settings, MAX_ROBOTS_BYTES, truncate=True, site=self.site)
+            except AttemptFailed as failure:  # a robots.txt that trickles or breaks off is the origin's trouble
+                raise OriginTrouble(
+                    OriginState.UNREACHABLE, f"{self.site} is unreachable: robots.txt: {failure.reason}"
+                ) from None
         trouble = origin_trouble(answer, self.site)
         if trouble:
             raise trouble
