@@ -26,7 +26,7 @@ from books.control import schedule_next
 from books.queue import BookQueue
 from books.settings import Settings
 from books.status import IN_PROGRESS
-from worker.tasks import settings
+from worker.context import settings
 
 log = logging.getLogger(__name__)
 

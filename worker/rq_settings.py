@@ -17,14 +17,15 @@ import logging
 
 from redis.exceptions import RedisError
 
+import worker.tasks  # noqa: F401 (the job's modules, preloaded for the work horses)
 from books.logs import LOGGING
 from books.redis_client import redis_client
 from books.settings import stop_on_config_error
-from worker import callbacks, refresh, tasks
+from worker import callbacks, context, refresh
 
 with stop_on_config_error():
-    _settings = tasks.settings()
-tasks.session()
+    _settings = context.settings()
+context.session()
 
 # RQ makes its connection with WorkerRedis.from_url(REDIS_URL), which with REDIS_SENTINELS set
 # connects to the master the sentinels name (so RQ's own SENTINEL setting is not used).

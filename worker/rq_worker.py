@@ -50,7 +50,7 @@ from rq.worker import Worker
 
 from books.queue import BookQueue, scheduler_name
 from books.redis_client import master_address
-from worker import tasks
+from worker import context
 from worker.ratelimit import FetchRateLimiter
 from worker.supervisor import PREDECESSOR_VARIABLE
 
@@ -108,7 +108,7 @@ class BookWorker(Worker):
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         super().execute_job(job, queue)
-        config = tasks.settings()
+        config = context.settings()
         if queue.name in (config.queue_name, config.refresh_queue_name):
             self.pace(FetchRateLimiter.for_settings(self.connection, config))
 
@@ -118,7 +118,7 @@ class BookWorker(Worker):
         super().register_birth()
         predecessor = os.environ.get(PREDECESSOR_VARIABLE)
         if predecessor and _prctl is not None:
-            settled = BookQueue(self.connection, tasks.settings()).settle_dead_worker(predecessor)
+            settled = BookQueue(self.connection, context.settings()).settle_dead_worker(predecessor)
             if settled:
                 log.warning("worker %s died running %s; handled as abandoned", predecessor, ", ".join(settled))
 
@@ -144,7 +144,7 @@ class BookWorker(Worker):
         if not moved:
             return
         running = [execution.composite_key for execution in self.executions.values()]
-        requeued = BookQueue(self.connection, tasks.settings()).requeue_stranded(self.name, running)
+        requeued = BookQueue(self.connection, context.settings()).requeue_stranded(self.name, running)
         if requeued:
             log.warning("on the new master %s:%s, put back jobs whose end was lost: %s", *master, ", ".join(requeued))
 
