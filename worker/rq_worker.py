@@ -21,6 +21,10 @@ moved to a new master since the last one; if so, it puts back the jobs the new m
 it is running but it is not (``BookQueue.requeue_stranded``): the end of a job it finished
 as the failover happened went to the old master and was lost with it.
 
+With ``WORKER_FORK=false`` the supervisor runs ``InProcessBookWorker`` instead: the same
+worker, but each job runs in the worker's own process, as RQ's ``SimpleWorker`` runs it,
+without a fork (README, Workers, says what that gives up).
+
 A worker killed outright (SIGKILL, the OOM killer) leaves its job ``started`` until its
 heartbeat expires, a minute or more, before RQ retries it. The supervisor knows better: it
 tells the next worker it starts the dead one's name, and that worker has RQ handle the dead
@@ -46,7 +50,8 @@ from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.job import Job
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
-from rq.worker import Worker
+from rq.worker import SimpleWorker, Worker
+from rq.worker.base import SHUTDOWN_SIGNAL
 
 from books.queue import BookQueue, scheduler_name
 from books.redis_client import master_address
@@ -108,6 +113,10 @@ class BookWorker(Worker):
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         super().execute_job(job, queue)
+        self.pace_after(queue)
+
+    def pace_after(self, queue: Queue) -> None:
+        """After a book (not after the service's own jobs), wait for the request rate (``pace``)."""
         config = context.settings()
         if queue.name in (config.queue_name, config.refresh_queue_name):
             self.pace(FetchRateLimiter.for_settings(self.connection, config))
@@ -183,3 +192,24 @@ class BookWorker(Worker):
         self.scheduler.acquire_locks()
         if self.scheduler.acquired_locks:
             self.scheduler.start()
+
+
+class InProcessBookWorker(BookWorker):
+    """``BookWorker`` running each job in its own process, as RQ's ``SimpleWorker`` does: no fork,
+    no new Redis connection, and one fetching session kept from book to book (``WORKER_FORK=false``).
+
+    RQ's ``Worker`` methods that assume a horse are ``SimpleWorker``'s here: the heartbeat given
+    as a job starts covers the job's whole timeout (no heartbeats come while it runs), and
+    there is no horse to kill (``Worker.kill_horse`` would signal this worker's own process
+    group, the supervisor's too, when asked to stop a job)."""
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        SimpleWorker.execute_job(self, job, queue)  # type: ignore[arg-type]  # RQ's own path, on this worker
+        self.pace_after(queue)
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        return SimpleWorker.get_heartbeat_ttl(self, job, working_time)  # type: ignore[arg-type]
+
+    def kill_horse(self, sig: signal.Signals = SHUTDOWN_SIGNAL) -> None:
+        """No horse, nothing to kill: a stop-job command leaves the job running to its end or
+        its timeout; a cold shutdown ends it with the worker."""
