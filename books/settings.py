@@ -96,6 +96,9 @@ class Settings:
     # false: a worker runs each job in its own process instead of a forked work horse (faster;
     # gives up the horse's isolation: README, Workers).
     worker_fork: bool = True
+    # false: the worker's main process builds nothing lazily built ahead of its work horses
+    # (worker/warmup.py), as before; for measuring what that saves.
+    worker_warm_up: bool = True
     # The origin's health, shared by the fleet (books/origin.py).
     origin_pause_after: int = 3
     origin_probe_intervals: tuple[int, ...] = (30, 60, 120, 300, 900)
