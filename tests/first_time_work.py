@@ -2,17 +2,20 @@
 (``worker.rq_settings``), then a burst ``BookWorker`` whose work horses each count the
 first-time work their job did, and push the counts to the Redis list ``first-time-work``.
 
-First-time work is what a library builds lazily once per process: a regex compiled (``re``
-caches what it compiles, soupsieve compiles its tokenizer's on first use), a CSS selector
-compiled (soupsieve's cache), BeautifulSoup's HTML entity tables. A horse that did none
-started from a parent that had built them all. Counted, not timed: the machine's load
+First-time work is what is built lazily once per process: a regex compiled (``re`` caches
+what it compiles, soupsieve compiles its tokenizer's on first use), a CSS selector compiled
+(soupsieve's cache), BeautifulSoup's HTML entity tables, a module imported, a source file
+read for a traceback (``linecache``, when a job fails). A horse that did none started from
+a parent that had built them all. Counted, not timed: the machine's load
 changes times, not counts.
 """
 
 from __future__ import annotations
 
 import json
+import linecache
 import re._compiler
+import sys
 from typing import Any
 
 import soupsieve.css_parser
@@ -42,6 +45,8 @@ def first_time_work() -> dict[str, int]:
         "regexes": _compiled,
         "css_selectors": soupsieve.css_parser._cached_css_compile.cache_info().misses,
         "entity_tables": int(EntitySubstitution._CLASS_VARIABLES_POPULATED),
+        "modules": len(sys.modules),
+        "source_files": len(linecache.cache),
     }
 
 

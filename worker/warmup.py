@@ -8,14 +8,23 @@ each kind and never again (bench/README.md, "The worker pipeline"):
   the first time ``html.parser`` meets a named entity such as ``&amp;``;
 - soupsieve's compiled CSS selectors, and the regexes of its selector tokenizer (up to 100 ms
   for the selectors of a legacy page);
-- the patterns the parser hands to ``re`` functions inline, which ``re`` compiles and caches.
+- the patterns the parser hands to ``re`` functions inline, which ``re`` compiles and caches;
+- the source lines of a failed job's traceback (``linecache``): RQ formats it for the job's
+  failure, reading and tokenizing the files it crosses (about 1 ms).
 
-Parsing one small page of each layout, with every part the parser reads, builds them all.
-tests/test_warm_horse.py checks that a horse parsing any page builds none of them.
+Parsing one small page of each layout, with every part the parser reads, builds the first
+three; the files a traceback crosses are read ahead. tests/test_warm_horse.py counts what a
+horse builds, on every kind of page.
 """
 
 from __future__ import annotations
 
+import linecache
+
+import rq.job
+import rq.worker.base
+
+from worker import tasks
 from worker.parser import parse_book_page
 
 # The current layout, read from __NEXT_DATA__ (a description with an entity and a line break,
@@ -83,9 +92,14 @@ _LEGACY_PAGE = b"""<!DOCTYPE html><html><head><title>A</title></head><body>
 </body></html>"""
 
 SAMPLE_PAGES = (_NEXT_PAGE, _MARKUP_PAGE, _LEGACY_PAGE)
+# The files of the frames between RQ's horse and the job's own code.
+TRACEBACK_MODULES = (rq.worker.base, rq.job, tasks)
 
 
 def warm() -> None:
-    """Parse a sample page of each layout, building what the parser's libraries build once."""
+    """Parse a sample page of each layout, building what the parser's libraries build once, and
+    read the source a failed job's traceback shows."""
     for page in SAMPLE_PAGES:
         parse_book_page(page, "1")
+    for module in TRACEBACK_MODULES:
+        linecache.getlines(module.__file__ or "")
