@@ -138,6 +138,17 @@ class BookWorker(Worker):
             die_with_parent(self.pid)
         super().main_work_horse(job, queue)
 
+    def unsubscribe(self) -> None:
+        """RQ's, waiting a second at most for the command channel's listener, as RQ means to.
+        redis-py 8's ``stop()`` waits for that thread to end, and once unsubscribed it sleeps out
+        RQ's 60 s poll waiting for a subscription: most exits took a minute. It is a daemon
+        thread; the worker need not wait for it."""
+        if self.pubsub_thread:
+            self.log.info("Worker %s: unsubscribing from channel %s", self.name, self.pubsub_channel_name)
+            self.pubsub.unsubscribe()
+            self.pubsub_thread.stop(timeout=1)
+            self.pubsub.close()
+
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         """RQ's heartbeat; then, unless it is part of a job's heartbeats, the master check."""
         super().heartbeat(timeout, pipeline)
