@@ -12,6 +12,7 @@ changes times, not counts.
 
 from __future__ import annotations
 
+import importlib
 import json
 import linecache
 import re._compiler
@@ -23,7 +24,6 @@ from bs4.dammit import EntitySubstitution
 from rq.job import Job
 from rq.queue import Queue
 
-import worker.rq_settings  # noqa: F401 (the worker's preloading, ending in gc.freeze())
 from worker import context
 from worker.connection import WorkerRedis
 from worker.rq_worker import BookWorker
@@ -66,6 +66,7 @@ class CountingWorker(BookWorker):
 
 
 def main() -> None:
+    importlib.import_module("worker.rq_settings")  # the worker's preloading, ending in gc.freeze()
     re._compiler.compile = _counting_compile
     settings = context.settings()
     redis = WorkerRedis.from_url(settings.redis_url)
