@@ -66,20 +66,20 @@ def main() -> None:
     try:
         import worker.rq_settings  # the worker's preloading, ending in gc.freeze()
         from books.links import BookId
-        from worker import tasks
+        from worker import context
         from worker.connection import WorkerRedis
         from worker.fetch import fetch_book_page
         from worker.parser import parse_book_page
         from worker.ratelimit import FetchRateLimiter
 
-        settings = tasks.settings()
+        settings = context.settings()
         logging.config.dictConfig(worker.rq_settings.DICT_CONFIG)
         for handler in logging.getLogger().handlers:
             handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 (lives as long as the script)
         limiter = FetchRateLimiter(WorkerRedis.from_url(settings.redis_url), "bench:slot", 0)
 
         def fetch() -> bytes:
-            return fetch_book_page(BookId("4214"), settings, tasks.session(), limiter).body
+            return fetch_book_page(BookId("4214"), settings, context.session(), limiter).body
 
         body = fetch()
         steps: dict[str, Callable[[], object]] = {

@@ -294,17 +294,16 @@ def _owner() -> str:
 def commands_by_owner(server: RedisServer, books: int) -> dict[str, object]:
     """Books through RQ's SimpleWorker in this process from the local origin, every Redis command
     counted by owner: the service's own (the job) and RQ's (the job's life)."""
-    from worker import tasks
+    from worker import context
 
     redis = Redis(port=server.port)
     redis.flushall()
     origin = Origin()
     origin.start()
     os.environ.update({"REDIS_URL": server.url, "GOODREADS_BASE_URL": origin.url, "FETCH_RATE": "0"})
-    tasks.settings.cache_clear()
-    tasks.session.cache_clear()
+    context.use(None)
     try:
-        settings = tasks.settings()
+        settings = context.settings()
         BookQueue(redis, settings).enqueue_books([BookId(str(3_000_000 + n)) for n in range(books)])
         counted = Redis(connection_pool=ConnectionPool(port=server.port, connection_class=CountingConnection))
         CountingConnection.commands.clear()

@@ -131,6 +131,12 @@ class Settings:
     worker_ttl: int = 60
     worker_redis_backoff_max: float = 10.0
     worker_restart_delay_max: float = 30.0
+    # false: a worker runs each job in its own process instead of a forked work horse (faster;
+    # gives up the horse's isolation: README, Workers).
+    worker_fork: bool = True
+    # false: the worker's main process builds nothing lazily built ahead of its work horses
+    # (worker/warmup.py), as before; for measuring what that saves.
+    worker_warm_up: bool = True
     # The origin's health, shared by the fleet (books/origin.py).
     origin_pause_after: int = 3
     origin_probe_intervals: tuple[int, ...] = (30, 60, 120, 300, 900)
@@ -462,7 +468,14 @@ def _valid_port(port: str) -> bool:
     return port.isdigit() and 0 < int(port) < 65536
 
 
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 def _convert(name: str, kind: Any, raw: str) -> Any:
+    if kind in ("bool", bool):
+        if raw.lower() not in _BOOLEANS:
+            raise ConfigError(f"{name.upper()}={raw!r} must be true or false")
+        return _BOOLEANS[raw.lower()]
     try:
         if kind in ("int", int):
             return int(raw)

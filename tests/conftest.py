@@ -20,6 +20,8 @@ from books.settings import Settings
 from tests.openlibrary import FakeOpenLibrary
 from tests.origin import Origin
 from tests.processes import RedisServer, Service
+from worker import context
+from worker.context import WorkerContext
 
 # What the service and its client read from the environment: the settings, gunicorn's number of
 # workers, the client's token.
@@ -72,9 +74,8 @@ IN_PROCESS_SETTINGS = {
 
 @pytest.fixture
 def configure(redis, redis_server, origin, monkeypatch):
-    """Settings from the environment, as the processes read them, with overrides; the job's
-    cached settings and session are made again from them."""
-    from worker import tasks
+    """Settings from the environment, as the processes read them, with overrides; the worker's
+    context (settings, session, cookies: worker/context.py) is made again from them."""
 
     def apply(**overrides: str) -> Settings:
         environment = {
@@ -85,13 +86,12 @@ def configure(redis, redis_server, origin, monkeypatch):
         }
         for name, value in environment.items():
             monkeypatch.setenv(name, value)
-        tasks.settings.cache_clear()
-        tasks.session.cache_clear()
-        return tasks.settings()
+        made = WorkerContext(Settings.from_env())
+        context.use(made)
+        return made.settings
 
     yield apply
-    tasks.settings.cache_clear()
-    tasks.session.cache_clear()
+    context.use(None)
 
 
 @pytest.fixture
@@ -122,11 +122,10 @@ class BurstWorker(SimpleWorker):
 @pytest.fixture
 def run_jobs(redis):
     """Run every queued job in this process, as a worker would (RQ's SimpleWorker, burst mode)."""
-    from worker import tasks
 
     def run(*queue_names: str) -> None:
         """The jobs of ``queue_names`` (the book queue when none is named), the first one's first."""
-        BurstWorker(list(queue_names) or [tasks.settings().queue_name], connection=redis).work(burst=True)
+        BurstWorker(list(queue_names) or [context.settings().queue_name], connection=redis).work(burst=True)
 
     return run
 
@@ -135,10 +134,9 @@ def run_jobs(redis):
 def run_due_jobs(redis, run_jobs):
     """Make every deferred or retried job (and the fleet's next probe) due now and run the queue,
     as RQ's scheduler and a worker would once their time came."""
-    from worker import tasks
 
     def run() -> None:
-        settings = tasks.settings()
+        settings = context.settings()
         origin_key = f"{settings.key_prefix}:origin"
         if redis.hexists(origin_key, "next_probe_at"):
             redis.hset(origin_key, "next_probe_at", 0)

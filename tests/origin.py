@@ -8,8 +8,8 @@ and ``origin.everyone("page")`` lifts it. ``/robots.txt`` serves ``origin.robots
 requests are kept apart (``origin.robots_fetches``), so ``fetches()`` counts pages alone and
 ``requests()`` everything.
 ``origin.require_cookie = "sid=..."`` challenges every book request without that cookie.
-Every request is recorded with its arrival time and cookie, so tests can count fetches
-and measure their spacing.
+Every request is recorded with its arrival time, cookie and client port, so tests can count
+fetches, measure their spacing and tell connections apart.
 
 ``python -m tests.origin [--port N] [command ...]`` serves these pages on 127.0.0.1 (port
 8081 by default); with a command (``honcho start``), it runs it with ``GOODREADS_BASE_URL``
@@ -86,6 +86,7 @@ class Arrival:
     path: str
     book_id: str | None
     cookie: str | None = None
+    client_port: int | None = None  # the client's end of the connection: one per connection
 
 
 class Origin(LocalServer):
@@ -129,10 +130,10 @@ class Origin(LocalServer):
         with self.lock:
             return [a for a in self.arrivals if book_id is None or a.book_id == book_id]
 
-    def next_step(self, path: str, cookie: str | None = None) -> tuple[str | None, str]:
+    def next_step(self, path: str, cookie: str | None = None, client_port: int | None = None) -> tuple[str | None, str]:
         match = _BOOK.match(path)
         book_id = match.group(1) if match else None
-        arrival = Arrival(time.monotonic(), path, book_id, cookie)
+        arrival = Arrival(time.monotonic(), path, book_id, cookie, client_port)
         with self.lock:
             if path == f"/{ROBOTS}":
                 self.robots_fetches.append(arrival)
@@ -151,12 +152,16 @@ class Origin(LocalServer):
 def _handler(origin: Origin):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # TCP_NODELAY: the headers and the body go out in two writes, and with Nagle's algorithm
+        # the body's last segment waited for the client's delayed ACK of the headers (some 40 ms
+        # a page), which capped the benchmarks at about 20 books/s per worker.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args) -> None:  # quiet
             pass
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            book_id, step = origin.next_step(self.path, self.headers.get("Cookie"))
+            book_id, step = origin.next_step(self.path, self.headers.get("Cookie"), self.client_address[1])
             name, _, argument = step.partition(":")
             try:
                 if name.isdigit() and name != "429":

@@ -179,7 +179,9 @@ def test_retry_after_as_a_future_http_date():
     assert 55 <= parse_retry_after(http_date(60), 3600) <= 60
 
 
-@pytest.mark.parametrize("header", ["99999999", "9" * 400, http_date(1157 * 24 * 3600)])
+@pytest.mark.parametrize(
+    "header", ["99999999", "9" * 400, http_date(1157 * 24 * 3600)], ids=["seconds", "400 digits", "a date"]
+)
 def test_a_retry_after_of_years_is_capped(header):
     assert parse_retry_after(header, 3600) == 3600
 

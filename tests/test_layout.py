@@ -70,3 +70,11 @@ def test_the_worker_and_the_domain_never_load_flask():
         for module in third_party
         if module.split(".")[0] in ("flask", "werkzeug", "rq_dashboard", "prometheus_client")
     }
+
+
+def test_the_worker_singletons_come_from_the_worker_context():
+    """Settings, session and cookies have one home (worker/context.py), not the job module."""
+    borrowed = {f"worker.tasks.{name}" for name in ("settings", "session", "cookies")}
+    files = [path for folder in ("worker", "tests", "bench") for path in (ROOT / folder).glob("*.py")]
+    assert files
+    assert not {str(path.relative_to(ROOT)) for path in files if imported_modules(path) & borrowed}

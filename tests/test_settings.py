@@ -32,6 +32,14 @@ def test_blank_values_are_ignored_and_others_stripped_and_converted():
     assert (settings.max_redirects, settings.job_timeout) == (3, 120), "blank values keep the defaults"
 
 
+@pytest.mark.parametrize(
+    ("value", "forks"), [("false", False), ("No", False), ("0", False), ("TRUE", True), ("1", True)]
+)
+def test_a_switch_takes_true_or_false_in_the_usual_spellings(value, forks):
+    assert Settings.from_env({"WORKER_FORK": value}).worker_fork is forks
+    assert Settings().worker_fork is True, "forking stays the default"
+
+
 def test_the_process_environment_is_read_by_default(monkeypatch):
     monkeypatch.setenv("QUEUE_NAME", "from-the-environment")
     assert Settings.from_env().queue_name == "from-the-environment"
@@ -69,6 +77,7 @@ def test_dashboard_auth_is_on_only_with_credentials():
         ("MAX_PAGE_BYTES", "1.5", "MAX_PAGE_BYTES='1.5' is not a valid int"),
         ("FETCH_RATE", "fast", "FETCH_RATE='fast' is not a valid float"),
         ("RETRY_INTERVALS", "15,1m", "RETRY_INTERVALS='15,1m' is not a valid tuple[int, ...]"),
+        ("WORKER_FORK", "sometimes", "WORKER_FORK='sometimes' must be true or false"),
     ],
 )
 def test_a_value_that_does_not_convert_is_refused_by_name(variable, value, message):

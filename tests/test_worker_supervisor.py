@@ -16,6 +16,7 @@ from rq.utils import now, utcformat
 from books.queue import BookQueue
 from books.settings import ConfigError, Settings
 from tests.processes import ROOT, wait_until
+from worker.rq_worker import BookWorker
 from worker.supervisor import restart_delay, rq_worker_command
 
 
@@ -146,3 +147,19 @@ def test_a_burst_worker_is_run_once_in_the_supervisor_s_place(redis_server, redi
     )
     assert finished.returncode == 0, finished.stdout[-2000:]
     assert b"rq worker exited" not in finished.stdout
+
+
+def test_a_worker_leaves_its_command_channel_at_once(redis):
+    """With redis-py 8.2, RQ's own unsubscribe waits for the channel's listener to end, and a
+    listener that has already read the unsubscribe reply sleeps out RQ's 60 s poll waiting for
+    a subscription: most stops and burst runs took a minute more (the Pipfile keeps redis
+    below 8.2)."""
+    worker = BookWorker(["books"], connection=redis)
+    worker.subscribe()
+    wait_until(lambda: worker.pubsub.subscribed, 5, message="the subscription")
+    worker.pubsub.unsubscribe()  # the listener reads the reply first, as it mostly did
+    wait_until(lambda: not worker.pubsub.subscribed, 5, message="the reply read")
+    time.sleep(0.2)
+    started = time.monotonic()
+    worker.unsubscribe()
+    assert time.monotonic() - started < 5

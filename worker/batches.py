@@ -9,7 +9,7 @@ from rq import get_current_job
 
 from books.batches import Batches
 from books.queue import BookQueue
-from worker.tasks import settings
+from worker.context import settings
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,8 @@ from books.control import schedule_next
 from books.queue import BookQueue
 from books.settings import Settings
 from books.status import IN_PROGRESS
-from worker.tasks import DEFERRALS_MAX, settings
+from worker.context import settings
+from worker.tasks import DEFERRALS_MAX
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from redis.exceptions import ConnectionError, OutOfMemoryError, TimeoutError
 from redis.retry import Retry
 
 from books.redis_client import redis_client
-from worker.tasks import settings
+from worker.context import settings
 
 _DRIVER = DriverInfo(lib_version=redis.__version__)
 # BusyLoadingError (Redis replaying its data at start) is a ConnectionError.

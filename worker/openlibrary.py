@@ -36,6 +36,7 @@ from books.record import OPENLIBRARY, Record
 from books.settings import Settings
 from books.status import BookStatus
 from books.store import BookStore, RecordLimits, UnsafeRecord
+from worker.context import settings
 from worker.fetch import (
     AttemptFailed,
     OriginResponse,
@@ -61,7 +62,7 @@ from worker.openlibrary_parser import (
 )
 from worker.ratelimit import FetchRateLimiter, SlotTooFar
 from worker.robots import Robots
-from worker.tasks import DEFERRALS_MAX, settings
+from worker.tasks import DEFERRALS_MAX
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from books.queue import BookQueue
 from books.refresh import refresh_round
 from books.settings import Settings
 from books.status import Outcome
-from worker.tasks import settings
+from worker.context import settings
 
 log = logging.getLogger(__name__)
 

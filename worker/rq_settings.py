@@ -1,11 +1,12 @@
 """Settings module for ``rq worker -c worker.rq_settings`` (RQ reads its UPPERCASE names).
 
-Importing it also preloads the job's modules (parser, BeautifulSoup, lxml, requests)
-and makes the job's settings and fetching session in the worker's main process, so
-each forked work horse starts with them ready instead of making them again for every
-job. Then ``gc.freeze()`` puts every object made so far out of the cyclic collector's
-reach: a horse's collections no longer walk the preloaded modules, so they no longer
-write to (and copy) the pages those live on.
+Importing it also preloads the job's modules (parser, BeautifulSoup, lxml, requests),
+makes the job's settings and fetching session in the worker's main process, and builds
+what the parser's libraries build lazily (worker/warmup.py), so each forked work horse
+starts with them ready instead of making them again for every job. Then ``gc.freeze()``
+puts every object made so far out of the cyclic collector's reach: a horse's collections
+no longer walk the preloaded modules, so they no longer write to (and copy) the pages
+those live on.
 
 The worker serves the control queue, then the book queue, then the refresh queue: RQ
 takes a job from the first queue in the list that has one. At start it also makes sure
@@ -17,14 +18,17 @@ import logging
 
 from redis.exceptions import RedisError
 
+import worker.tasks  # noqa: F401 (the job's modules, preloaded for the work horses)
 from books.logs import LOGGING
 from books.redis_client import redis_client
 from books.settings import stop_on_config_error
-from worker import callbacks, refresh, tasks
+from worker import callbacks, context, refresh, warmup
 
 with stop_on_config_error():
-    _settings = tasks.settings()
-tasks.session()
+    _settings = context.settings()
+context.session()
+if _settings.worker_warm_up:
+    warmup.warm()
 
 # RQ makes its connection with WorkerRedis.from_url(REDIS_URL), which with REDIS_SENTINELS set
 # connects to the master the sentinels name (so RQ's own SENTINEL setting is not used).

@@ -27,6 +27,10 @@ Sentinel the wait is at most ``SENTINEL_DEQUEUE_TIMEOUT``, after which the worke
 command asks the sentinels (``books.redis_client``): every worker, busy or idle, serves the
 new master a few seconds after the switch.
 
+With ``WORKER_FORK=false`` the supervisor runs ``InProcessBookWorker`` instead: the same
+worker, but each job runs in the worker's own process, as RQ's ``SimpleWorker`` runs it,
+without a fork (README, Workers, says what that gives up).
+
 A worker killed outright (SIGKILL, the OOM killer) leaves its job ``started`` until its
 heartbeat expires, a minute or more, before RQ retries it. The supervisor knows better: it
 tells the next worker it starts the dead one's name, and that worker has RQ handle the dead
@@ -54,11 +58,12 @@ from rq.job import Job
 from rq.job_lifecycle import call_exception_handlers, format_exc_info
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
-from rq.worker import Worker
+from rq.worker import SimpleWorker, Worker
+from rq.worker.base import SHUTDOWN_SIGNAL
 
 from books.queue import BookQueue, scheduler_name
 from books.redis_client import master_address
-from worker import tasks
+from worker import context
 from worker.fetch import AttemptFailed
 from worker.ratelimit import FetchRateLimiter
 from worker.supervisor import PREDECESSOR_VARIABLE
@@ -121,7 +126,11 @@ class BookWorker(Worker):
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         super().execute_job(job, queue)
-        config = tasks.settings()
+        self.pace_after(queue)
+
+    def pace_after(self, queue: Queue) -> None:
+        """After a book (not after the service's own jobs), wait for the request rate (``pace``)."""
+        config = context.settings()
         if queue.name in (config.queue_name, config.refresh_queue_name):
             self.pace(FetchRateLimiter.for_settings(self.connection, config))
 
@@ -130,7 +139,7 @@ class BookWorker(Worker):
         """RQ's wait for a job, but at most ``SENTINEL_DEQUEUE_TIMEOUT`` with Sentinel: a failover
         is only noticed between two waits, as a blocking wait stays on the master it began on."""
         timeout = int(super().dequeue_timeout)
-        return min(timeout, SENTINEL_DEQUEUE_TIMEOUT) if tasks.settings().redis_sentinels else timeout
+        return min(timeout, SENTINEL_DEQUEUE_TIMEOUT) if context.settings().redis_sentinels else timeout
 
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
         """RQ logs every failed job as an ERROR with its traceback: for a book that failed as
@@ -149,7 +158,7 @@ class BookWorker(Worker):
         super().register_birth()
         predecessor = os.environ.get(PREDECESSOR_VARIABLE)
         if predecessor and _prctl is not None:
-            settled = BookQueue(self.connection, tasks.settings()).settle_dead_worker(predecessor)
+            settled = BookQueue(self.connection, context.settings()).settle_dead_worker(predecessor)
             if settled:
                 log.warning("worker %s died running %s; handled as abandoned", predecessor, ", ".join(settled))
 
@@ -175,7 +184,7 @@ class BookWorker(Worker):
         if not moved:
             return
         running = [execution.composite_key for execution in self.executions.values()]
-        requeued = BookQueue(self.connection, tasks.settings()).requeue_stranded(self.name, running)
+        requeued = BookQueue(self.connection, context.settings()).requeue_stranded(self.name, running)
         if requeued:
             log.warning("on the new master %s:%s, put back jobs whose end was lost: %s", *master, ", ".join(requeued))
 
@@ -214,3 +223,24 @@ class BookWorker(Worker):
         self.scheduler.acquire_locks()
         if self.scheduler.acquired_locks:
             self.scheduler.start()
+
+
+class InProcessBookWorker(BookWorker):
+    """``BookWorker`` running each job in its own process, as RQ's ``SimpleWorker`` does: no fork,
+    no new Redis connection, and one fetching session kept from book to book (``WORKER_FORK=false``).
+
+    RQ's ``Worker`` methods that assume a horse are ``SimpleWorker``'s here: the heartbeat given
+    as a job starts covers the job's whole timeout (no heartbeats come while it runs), and
+    there is no horse to kill (``Worker.kill_horse`` would signal this worker's own process
+    group, the supervisor's too, when asked to stop a job)."""
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        SimpleWorker.execute_job(self, job, queue)  # type: ignore[arg-type]  # RQ's own path, on this worker
+        self.pace_after(queue)
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        return SimpleWorker.get_heartbeat_ttl(self, job, working_time)  # type: ignore[arg-type]
+
+    def kill_horse(self, sig: signal.Signals = SHUTDOWN_SIGNAL) -> None:
+        """No horse, nothing to kill: a stop-job command leaves the job running to its end or
+        its timeout; a cold shutdown ends it with the worker."""

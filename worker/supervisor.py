@@ -61,7 +61,7 @@ def rq_worker_command(settings: Settings, extra_args: list[str]) -> list[str]:
         "--connection-class",
         "worker.connection.WorkerRedis",
         "--worker-class",
-        "worker.rq_worker.BookWorker",
+        "worker.rq_worker.BookWorker" if settings.worker_fork else "worker.rq_worker.InProcessBookWorker",
         "--with-scheduler",
         "--worker-ttl",
         str(settings.worker_ttl),

@@ -30,9 +30,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from functools import cache
 
-import requests
 from rq import Retry, get_current_job
 from rq.job import Job
 
@@ -45,8 +43,8 @@ from books.settings import Settings
 from books.status import BookStatus
 from books.store import BookStore, RecordLimits, UnsafeRecord
 from worker import fallback
-from worker.cookies import SessionCookies
-from worker.fetch import AttemptFailed, OriginResponse, OriginTrouble, fetch_book_page, new_session, origin_trouble
+from worker.context import cookies, session, settings
+from worker.fetch import AttemptFailed, OriginResponse, OriginTrouble, fetch_book_page, origin_trouble
 from worker.parser import NotABookPage, parse_book_page
 from worker.ratelimit import FetchRateLimiter, SlotTooFar
 from worker.robots import Robots
@@ -63,28 +61,6 @@ class Attempt:
     attempt: int
     origin_status: int | None = None
     fetch_seconds: float | None = None
-
-
-@cache
-def settings() -> Settings:
-    return Settings.from_env()
-
-
-@cache
-def session() -> requests.Session:
-    """The fetching session, made once per process. worker.rq_settings makes it in the
-    worker's main process, so every work horse RQ forks starts from a copy of the same
-    empty one: no book's cookies or connections reach another, and no horse pays for
-    making it."""
-    fresh = new_session(settings())
-    cookies(fresh).refresh(fresh)
-    return fresh
-
-
-@cache
-def cookies(for_session: requests.Session) -> SessionCookies:
-    """The operator's cookies file, as last loaded into this session (``session()``)."""
-    return SessionCookies(settings())
 
 
 # RQ fails a job that returned ``Retry`` more often than its ``max``: deferrals are bounded
@@ -182,7 +158,7 @@ def _origin_trouble(
     looks like its own (the fleet runs, and this book met such an answer before)."""
     book_id = attempt.book_id
     reason = trouble.reason
-    if trouble.state in (OriginState.CHALLENGE, OriginState.REFUSED) and cookies(session()).in_use:
+    if trouble.state in (OriginState.CHALLENGE, OriginState.REFUSED) and cookies().in_use:
         reason += "; the session cookies were refused or have expired"
     verdict, changed = health.report_trouble(
         book_id, trouble.state, reason, trouble.retry_after or 0, admission.probing
@@ -280,7 +256,7 @@ def _fetch_parse_store(
     if parse_book_path(f"/book/show/{book_id}") != book_id:
         raise AttemptFailed(BookStatus.FAILED, f"{book_id!r} is not a valid book id")
     limiter = FetchRateLimiter.for_settings(store.redis, config)
-    cookies(session()).refresh(session())
+    cookies().refresh(session())
     if admission.probe_book:
         _probe(BookId(admission.probe_book), config, store, limiter, admission)
     rules = Robots(store.redis, config).rules(session(), limiter, admission)
