@@ -17,6 +17,8 @@ from tests.processes import ROOT
 DOCUMENTS = [ROOT / "README.md", ROOT / "tests" / "README.md", ROOT / "bench" / "README.md"] + sorted(
     (ROOT / "docs").glob("*.md")
 )
+# The README is a user's guide; reference material lives in docs/, tests/README.md and bench/README.md.
+README_MAX_BYTES = 25_000
 # A Markdown link or image: [text](target) with no space in the target.
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^```.*?^```", re.S | re.M)
@@ -44,6 +46,11 @@ def anchors(path: Path) -> set[str]:
 
 def relative_links(path: Path) -> list[str]:
     return [target for target in LINK.findall(prose(path.read_text())) if not re.match(r"[a-z]+:", target)]
+
+
+def test_the_readme_stays_a_guide_a_newcomer_reads():
+    size = len((ROOT / "README.md").read_bytes())
+    assert size <= README_MAX_BYTES, f"README.md is {size} bytes: move details to docs/ or the other READMEs"
 
 
 def test_every_setting_is_in_the_configuration_document():
