@@ -132,7 +132,7 @@ class Settings:
     worker_redis_backoff_max: float = 10.0
     worker_restart_delay_max: float = 30.0
     # false: a worker runs each job in its own process instead of a forked work horse (faster;
-    # gives up the horse's isolation: README, Workers).
+    # gives up the horse's isolation: docs/operations.md, Workers).
     worker_fork: bool = True
     # false: the worker's main process builds nothing lazily built ahead of its work horses
     # (worker/warmup.py), as before; for measuring what that saves.

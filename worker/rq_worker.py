@@ -29,7 +29,7 @@ new master a few seconds after the switch.
 
 With ``WORKER_FORK=false`` the supervisor runs ``InProcessBookWorker`` instead: the same
 worker, but each job runs in the worker's own process, as RQ's ``SimpleWorker`` runs it,
-without a fork (README, Workers, says what that gives up).
+without a fork (docs/operations.md, Workers, says what that gives up).
 
 A worker killed outright (SIGKILL, the OOM killer) leaves its job ``started`` until its
 heartbeat expires, a minute or more, before RQ retries it. The supervisor knows better: it
