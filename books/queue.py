@@ -1,7 +1,8 @@
 """The book queue: RQ's contract in one place.
 
 One job per book, job id ``book-<book_id>``, on the queue ``QUEUE_NAME``. This is the only
-module that knows how RQ lays out its keys; everything else asks it.
+module that knows how RQ lays out its keys; everything else asks it (the worker's recovery of
+jobs no one runs, worker/recovery.py, with ``key_around``).
 
 RQ's own ``unique=True`` refuses a job id whose hash still exists, and a failed job's hash
 lives for ``failure_ttl``, so a book whose last attempt failed could not be sent again;
@@ -24,19 +25,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
-from itertools import islice
 from typing import Any
 
 from redis import Redis
 from rq import Queue, Retry, Worker
-from rq.exceptions import InvalidJobOperation
-from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE, Execution, ExecutionRegistry
+from rq.executions import ExecutionRegistry
 from rq.job import Job, JobStatus
-from rq.registry import StartedJobRegistry
 from rq.results import Result
-from rq.scheduler import RQScheduler
-from rq.scripts import release_lock
-from rq.utils import as_text, now, parse_composite_key, utcparse
+from rq.utils import now, utcparse
 
 from books.links import BookId
 from books.origin import OriginSnapshot, origin_key
@@ -138,49 +134,6 @@ return fields
 """
 
 
-# KEYS[1]: a worker's set of executions. ARGV[1]: JSON {job_key, execution_key, executions_key,
-# started_key, queue_key ([prefix, suffix] around an id, a composite key or a queue name),
-# job_id_prefix, status_key_prefix}; then the composite keys (job id:execution id) of the
-# executions the worker is running now. Every other execution in the set is one the worker
-# no longer runs: it is cleared, and its job, if still ``started``, goes back to the front of
-# its queue, a book's attempt given back. Returns the ids of the jobs put back.
-_REQUEUE_STRANDED_SCRIPT = """
-local config = cjson.decode(ARGV[1])
-local function key(around, id) return around[1] .. id .. around[2] end
-local running = {}
-for i = 2, #ARGV do running[ARGV[i]] = true end
-local requeued = {}
-for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-    if not running[member] then
-        local job_id, execution_id = string.match(member, '^(.*):([^:]*)$')
-        redis.call('SREM', KEYS[1], member)
-        redis.call('DEL', key(config.execution_key, member))
-        redis.call('ZREM', key(config.executions_key, job_id), execution_id)
-        local job_key = key(config.job_key, job_id)
-        local origin = redis.call('HGET', job_key, 'origin')
-        if origin and redis.call('ZREM', key(config.started_key, origin), member) == 1
-                and redis.call('HGET', job_key, 'status') == 'started' then
-            redis.call('HSET', job_key, 'status', 'queued')
-            redis.call('LPUSH', key(config.queue_key, origin), job_id)
-            if string.sub(job_id, 1, #config.job_id_prefix) == config.job_id_prefix then
-                local status_key = config.status_key_prefix .. string.sub(job_id, #config.job_id_prefix + 1)
-                if tonumber(redis.call('HGET', status_key, 'attempts') or '0') > 0 then
-                    redis.call('HINCRBY', status_key, 'attempts', -1)
-                end
-            end
-            requeued[#requeued + 1] = job_id
-        end
-    end
-end
-return requeued
-"""
-
-
-def scheduler_name(worker_name: str) -> str:
-    """The name of a worker's scheduler, so that its locks can be found once the worker is dead."""
-    return f"{worker_name}-scheduler"
-
-
 def job_id(book_id: BookId) -> str:
     """RQ job id of a book's parse job (RQ allows letters, digits, - and _)."""
     return f"{JOB_ID_PREFIX}{book_id}"
@@ -197,10 +150,12 @@ def job_keys(connection: Redis) -> list[tuple[str, str]]:
         Result.get_key(marker),
         ExecutionRegistry(marker, connection=connection).key,
     ]
-    return [_around(key, marker) for key in keys]
+    return [key_around(key, marker) for key in keys]
 
 
-def _around(key: str, marker: str) -> tuple[str, str]:
+def key_around(key: str, marker: str) -> tuple[str, str]:
+    """A key RQ built for ``marker`` as (prefix, suffix) around it: how the Lua scripts that
+    touch RQ's keys, here and in worker/recovery.py, build them for any id."""
     prefix, _, suffix = key.partition(marker)
     return prefix, suffix
 
@@ -250,7 +205,6 @@ class BookQueue:
         self.refresh_queue = Queue(settings.refresh_queue_name, connection=redis)
         self._enqueue = redis.register_script(_ENQUEUE_SCRIPT)
         self._status_fields = redis.register_script(_STATUS_FIELDS_SCRIPT)
-        self._requeue_stranded = redis.register_script(_REQUEUE_STRANDED_SCRIPT)
         self._job_keys = job_keys(redis)
 
     @property
@@ -419,84 +373,6 @@ class BookQueue:
             ):
                 pipe.zcard(registry.key)
             return JobCounts(*pipe.execute())
-
-    def release_paused(self) -> int:
-        """Put every ``paused`` book's job back on the queue now (the origin serves pages again);
-        returns how many. A job the scheduler moved meanwhile is left to it."""
-        registry = self.rq_queue.scheduled_job_registry
-        released = 0
-        scheduled = (member.decode() for member, _score in self.redis.zscan_iter(registry.key, count=BATCH))
-        while chunk := list(islice(scheduled, BATCH)):
-            with self.redis.pipeline(transaction=False) as pipe:
-                for id_ in chunk:
-                    pipe.hget(self.store.status_key(id_.removeprefix(JOB_ID_PREFIX)), "state")
-                states = pipe.execute()
-            paused = [id_ for id_, state in zip(chunk, states, strict=True) if state == BookStatus.PAUSED.encode()]
-            for job in Job.fetch_many(paused, connection=self.redis):
-                if job is None:
-                    continue
-                try:
-                    registry.requeue(job)
-                except InvalidJobOperation:
-                    continue
-                released += 1
-        return released
-
-    def requeue_stranded(self, worker_name: str, running: Iterable[str] = ()) -> list[str]:
-        """Put back at the front of their queues the jobs that RQ's registries say worker
-        ``worker_name`` runs, but for the executions in ``running`` (composite keys, "job
-        id:execution id"); returns their ids. After a failover the new master may hold a job
-        as started whose end its worker wrote to the old master, after the promotion: RQ
-        would take it for abandoned only once its heartbeat expired (a minute or more), and
-        charge it an attempt. Its worker knows better, and calls this on the new master."""
-        marker = "__id__"
-        config = {
-            "job_key": _around(Job.key_for(marker), marker),
-            "execution_key": _around(Execution(marker, marker, self.redis).key, f"{marker}:{marker}"),
-            "executions_key": _around(ExecutionRegistry(marker, self.redis).key, marker),
-            "started_key": _around(StartedJobRegistry(marker, connection=self.redis).key, marker),
-            "queue_key": _around(Queue(marker, connection=self.redis).key, marker),
-            "job_id_prefix": JOB_ID_PREFIX,
-            "status_key_prefix": self.store.status_key(""),
-        }
-        executions_key = WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker_name)
-        requeued = self._requeue_stranded(keys=[executions_key], args=[json.dumps(config), *running])
-        return [id_.decode() for id_ in requeued]
-
-    def settle_dead_worker(self, worker_name: str) -> list[str]:
-        """Have RQ handle now, as abandoned, the jobs of a worker known to be dead (its work
-        horse died with it), free its scheduler's locks, and unregister it; returns the jobs'
-        ids. RQ's own cleanup would wait for their heartbeats to expire, a minute or more; it
-        then retries each job after its retry interval, an attempt spent, or fails it, and so
-        it does here. Its scheduler (``scheduler_name``) would hold the locks until it noticed,
-        and the next worker would not schedule until its next maintenance."""
-        executions_key = WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker_name)
-        registries: dict[str, StartedJobRegistry] = {}
-        settled = []
-        for member in sorted(as_text(member) for member in self.redis.smembers(executions_key)):
-            abandoned_id, _ = parse_composite_key(member)
-            origin = self.redis.hget(Job.key_for(abandoned_id), "origin")
-            if origin is None:
-                continue
-            registry = StartedJobRegistry(as_text(origin), connection=self.redis)
-            if self.redis.zadd(registry.key, {member: 0}, xx=True, ch=True):
-                registries[registry.key] = registry
-                settled.append(abandoned_id)
-        for registry in registries.values():
-            # Under RQ's maintenance lock, as its workers clean, so that a job is not retried
-            # twice; a worker holding it now is cleaning, and takes these jobs (expired) too.
-            queue = registry.get_queue()
-            if queue.acquire_maintenance_lock():
-                try:
-                    registry.cleanup()
-                finally:
-                    queue.release_maintenance_lock()
-        dead = Worker.find_by_key(Worker.redis_worker_namespace_prefix + worker_name, connection=self.redis)
-        if dead is not None:
-            for name in dead.queue_names():
-                release_lock(self.redis, RQScheduler.get_locking_key(name), scheduler_name(worker_name))
-            dead.register_death()
-        return settled
 
     def worker_count(self) -> int:
         """Workers registered on this queue (a killed worker stays registered for minutes)."""

@@ -78,3 +78,27 @@ def test_the_worker_singletons_come_from_the_worker_context():
     files = [path for folder in ("worker", "tests", "bench") for path in (ROOT / folder).glob("*.py")]
     assert files
     assert not {str(path.relative_to(ROOT)) for path in files if imported_modules(path) & borrowed}
+
+
+RECOVERY = ("WorkerRecovery", "requeue_stranded", "settle_dead_worker", "release_paused", "scheduler_name")
+
+
+def defined_names(path: Path) -> set[str]:
+    """Every class and function a file defines, methods too."""
+    tree = ast.parse(path.read_text(), str(path))
+    return {node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef | ast.FunctionDef)}
+
+
+def test_worker_recovery_lives_on_the_worker_side_only():
+    """The queue's web-side contract (books/queue.py) holds no worker recovery: it is defined in
+    worker/recovery.py alone, which the worker loads and the web side never does."""
+    assert "worker.recovery" in reachable("worker")
+    assert "worker.recovery" not in reachable("app")
+    definers = {
+        str(path.relative_to(ROOT))
+        for folder in PROJECT_PACKAGES
+        for path in (ROOT / folder).glob("*.py")
+        if defined_names(path) & set(RECOVERY)
+    }
+    assert definers == {"worker/recovery.py"}
+    assert set(RECOVERY) <= defined_names(ROOT / "worker" / "recovery.py")

@@ -20,9 +20,10 @@ from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
 
 from books.links import BookId
-from books.queue import BookQueue, scheduler_name
+from books.queue import BookQueue
 from books.status import BookStatus
 from tests.processes import ROOT, running, wait_until
+from worker.recovery import WorkerRecovery, scheduler_name
 from worker.rq_worker import BookWorker
 
 
@@ -43,12 +44,13 @@ def start_job(queue: BookQueue, book_id: str) -> tuple[BookWorker, Execution]:
 
 def test_a_job_its_worker_no_longer_runs_goes_back_to_the_front_of_the_queue_unspent(redis, settings, origin, run_jobs):
     queue = BookQueue(redis, settings)
+    recovery = WorkerRecovery(redis, settings)
     queue.enqueue_books([BookId("7"), BookId("8")])
     worker, _ = start_job(queue, "7")
     worker.executions.clear()  # its end went to another server: here it still looks started
     assert queue.state(BookId("7")).status == BookStatus.RUNNING
 
-    assert queue.requeue_stranded(worker.name) == ["book-7"]
+    assert recovery.requeue_stranded(worker.name) == ["book-7"]
 
     assert Job.fetch("book-7", connection=redis).get_status() == JobStatus.QUEUED
     assert redis.lrange(queue.rq_queue.key, 0, -1) == [b"book-7", b"book-8"]
@@ -57,7 +59,7 @@ def test_a_job_its_worker_no_longer_runs_goes_back_to_the_front_of_the_queue_uns
     assert redis.keys("rq:execution:book-7:*") == []
     assert redis.hget(queue.store.status_key("7"), "attempts") == b"0"
     assert queue.state(BookId("7")).status == BookStatus.QUEUED
-    assert queue.requeue_stranded(worker.name) == []  # once
+    assert recovery.requeue_stranded(worker.name) == []  # once
 
     run_jobs()
     assert queue.store.load_record("7") is not None and queue.store.load_record("8") is not None
@@ -66,11 +68,12 @@ def test_a_job_its_worker_no_longer_runs_goes_back_to_the_front_of_the_queue_uns
 
 def test_the_jobs_a_worker_runs_are_left_alone(redis, settings):
     queue = BookQueue(redis, settings)
+    recovery = WorkerRecovery(redis, settings)
     queue.enqueue_books([BookId("7")])
     worker, execution = start_job(queue, "7")
 
-    assert queue.requeue_stranded(worker.name, [execution.composite_key]) == []
-    assert queue.requeue_stranded("another-worker") == []
+    assert recovery.requeue_stranded(worker.name, [execution.composite_key]) == []
+    assert recovery.requeue_stranded("another-worker") == []
 
     assert Job.fetch("book-7", connection=redis).get_status() == JobStatus.STARTED
     assert queue.rq_queue.started_job_registry.get_job_ids(cleanup=False) == ["book-7"]
@@ -79,12 +82,13 @@ def test_the_jobs_a_worker_runs_are_left_alone(redis, settings):
 
 def test_a_job_that_is_over_is_only_cleared_from_the_workers_executions(redis, settings):
     queue = BookQueue(redis, settings)
+    recovery = WorkerRecovery(redis, settings)
     queue.enqueue_books([BookId("7")])
     worker, _ = start_job(queue, "7")
     worker.executions.clear()
     redis.hset(Job.key_for("book-7"), "status", JobStatus.FAILED)
 
-    assert queue.requeue_stranded(worker.name) == []
+    assert recovery.requeue_stranded(worker.name) == []
 
     assert redis.llen(queue.rq_queue.key) == 0
     assert redis.smembers(WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker.name)) == set()
@@ -94,6 +98,7 @@ def test_a_job_that_is_over_is_only_cleared_from_the_workers_executions(redis, s
 def test_the_jobs_of_a_dead_worker_are_retried_as_rq_retries_abandoned_jobs_and_it_is_unregistered(redis, configure):
     settings = configure(RETRY_INTERVALS="15")
     queue = BookQueue(redis, settings)
+    recovery = WorkerRecovery(redis, settings)
     queue.enqueue_books([BookId("7"), BookId("8")])
     dead, _ = start_job(queue, "7")
     alive, _ = start_job(queue, "8")
@@ -102,7 +107,7 @@ def test_the_jobs_of_a_dead_worker_are_retried_as_rq_retries_abandoned_jobs_and_
     other_lock = RQScheduler.get_locking_key(queue.refresh_queue.name)
     redis.set(other_lock, scheduler_name(alive.name))
 
-    assert queue.settle_dead_worker(dead.name) == ["book-7"]
+    assert recovery.settle_dead_worker(dead.name) == ["book-7"]
 
     job = Job.fetch("book-7", connection=redis)
     assert job.get_status() == JobStatus.SCHEDULED  # after the first retry interval, as RQ retries it
@@ -111,18 +116,19 @@ def test_the_jobs_of_a_dead_worker_are_retried_as_rq_retries_abandoned_jobs_and_
     assert queue.rq_queue.started_job_registry.get_job_ids(cleanup=False) == ["book-8"]
     assert [worker.name for worker in Worker.all(connection=redis)] == [alive.name]
     assert not redis.exists(lock) and redis.get(other_lock) == scheduler_name(alive.name).encode()
-    assert queue.settle_dead_worker(dead.name) == []
-    assert queue.settle_dead_worker("never-ran") == []
+    assert recovery.settle_dead_worker(dead.name) == []
+    assert recovery.settle_dead_worker("never-ran") == []
 
 
 def test_a_dead_worker_s_jobs_are_left_expired_to_the_worker_cleaning_the_registries_now(redis, settings):
     """RQ's maintenance lock held by another worker: that worker retries them, not a second time here."""
     queue = BookQueue(redis, settings)
+    recovery = WorkerRecovery(redis, settings)
     queue.enqueue_books([BookId("7")])
     dead, _ = start_job(queue, "7")
     assert queue.rq_queue.acquire_maintenance_lock()
 
-    assert queue.settle_dead_worker(dead.name) == ["book-7"]
+    assert recovery.settle_dead_worker(dead.name) == ["book-7"]
 
     assert Job.fetch("book-7", connection=redis).get_status() == JobStatus.STARTED
     assert queue.rq_queue.started_job_registry.get_expired_job_ids() == ["book-7"]

@@ -18,7 +18,7 @@ them at a time take a book they must put aside.
 
 With Sentinel, at each heartbeat between jobs the worker also looks whether its client
 moved to a new master since the last one; if so, it puts back the jobs the new master says
-it is running but it is not (``BookQueue.requeue_stranded``): the end of a job it finished
+it is running but it is not (``WorkerRecovery.requeue_stranded``): the end of a job it finished
 as the failover happened went to the old master and was lost with it. An idle worker waits
 for a job in a blocking dequeue (BLPOP) that holds its connection to the master it began on,
 and RQ's wait is ``WORKER_TTL - 15`` s: after a failover it would go on waiting there, on a
@@ -34,7 +34,7 @@ without a fork (docs/operations.md, Workers, says what that gives up).
 A worker killed outright (SIGKILL, the OOM killer) leaves its job ``started`` until its
 heartbeat expires, a minute or more, before RQ retries it. The supervisor knows better: it
 tells the next worker it starts the dead one's name, and that worker has RQ handle the dead
-one's jobs at once as abandoned (``BookQueue.settle_dead_worker``: retried after their retry
+one's jobs at once as abandoned (``WorkerRecovery.settle_dead_worker``: retried after their retry
 interval, or failed). That is safe only because a work horse dies with its worker: on Linux
 the kernel kills it when its parent dies (``PR_SET_PDEATHSIG``); elsewhere nothing is
 settled early and RQ's own cleanup takes its time.
@@ -61,11 +61,11 @@ from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker, Worker
 from rq.worker.base import SHUTDOWN_SIGNAL
 
-from books.queue import BookQueue, scheduler_name
 from books.redis_client import master_address
 from worker import context
 from worker.fetch import AttemptFailed
 from worker.ratelimit import FetchRateLimiter
+from worker.recovery import WorkerRecovery, scheduler_name
 from worker.supervisor import PREDECESSOR_VARIABLE
 
 # The longest a worker waits between books for the request rate, well inside its heartbeat's
@@ -158,7 +158,7 @@ class BookWorker(Worker):
         super().register_birth()
         predecessor = os.environ.get(PREDECESSOR_VARIABLE)
         if predecessor and _prctl is not None:
-            settled = BookQueue(self.connection, context.settings()).settle_dead_worker(predecessor)
+            settled = WorkerRecovery(self.connection, context.settings()).settle_dead_worker(predecessor)
             if settled:
                 log.warning("worker %s died running %s; handled as abandoned", predecessor, ", ".join(settled))
 
@@ -184,7 +184,7 @@ class BookWorker(Worker):
         if not moved:
             return
         running = [execution.composite_key for execution in self.executions.values()]
-        requeued = BookQueue(self.connection, context.settings()).requeue_stranded(self.name, running)
+        requeued = WorkerRecovery(self.connection, context.settings()).requeue_stranded(self.name, running)
         if requeued:
             log.warning("on the new master %s:%s, put back jobs whose end was lost: %s", *master, ", ".join(requeued))
 

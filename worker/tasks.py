@@ -37,7 +37,6 @@ from rq.job import Job
 from books.counters import Counters
 from books.links import BookId, canonical_url, parse_book_path
 from books.origin import FINAL_STATUS, OriginHealth, OriginState, iso
-from books.queue import BookQueue
 from books.record import GOODREADS, Record
 from books.settings import Settings
 from books.status import BookStatus
@@ -47,6 +46,7 @@ from worker.context import cookies, session, settings
 from worker.fetch import AttemptFailed, OriginResponse, OriginTrouble, fetch_book_page, origin_trouble
 from worker.parser import NotABookPage, parse_book_page
 from worker.ratelimit import FetchRateLimiter, SlotTooFar
+from worker.recovery import WorkerRecovery
 from worker.robots import Robots
 
 log = logging.getLogger(__name__)
@@ -326,7 +326,7 @@ def _origin_answered(store: BookStore, book_id: str | None, health: OriginHealth
     """Goodreads answered about a book itself: the fleet's streak ends, a pause ends (the
     paused books go back on the queue at once), and this job's book's pause is over."""
     if health.report_success(store.status_key(book_id) if book_id else None):
-        released = BookQueue(store.redis, health.settings).release_paused()
+        released = WorkerRecovery(store.redis, health.settings).release_paused()
         log.warning(
             "origin resumed: Goodreads serves pages again",
             extra={"fields": {"book_id": book_id, "released": released}},
