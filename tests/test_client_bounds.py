@@ -193,7 +193,13 @@ def test_batches_flooding_from_one_then_many_addresses_keep_redis_bounded_and_a_
     such links (780 KB of batch data each), against 1 MB a client and 4 MB in all: one address
     gets one batch kept and a user's books are fetched meanwhile; from 20 addresses (31 MB
     asked for) Redis keeps about the bound, and lookups are answered, p99 under 1 s."""
-    service = make_service(workers=1, TRUSTED_PROXY_HOPS="1", CLIENT_BATCH_BYTES="1000000", MAX_BATCH_BYTES="4000000")
+    service = make_service(
+        workers=1,
+        TRUSTED_PROXY_HOPS="1",
+        TRUSTED_PROXY_ADDRESSES="127.0.0.1",
+        CLIENT_BATCH_BYTES="1000000",
+        MAX_BATCH_BYTES="4000000",
+    )
     before = redis.info("memory")["used_memory"]
     alone = [post(service, attack_body(1000 + n, 2000), ATTACKER) for n in range(20)]
     assert [answer.status_code for answer in alone] == [202] + [429] * 19
@@ -228,7 +234,13 @@ def test_one_client_filling_the_queue_leaves_room_for_others(make_service, redis
     """The attack queued 1M books from one client in 28 s, then everyone got 503 queue_full.
     Here one client's share is 300 books of a bound of 1,000: past its share it gets 429,
     another user's POST is taken, and their books are stored within 60 s."""
-    service = make_service(workers=2, TRUSTED_PROXY_HOPS="1", CLIENT_QUEUED_BOOKS="300", MAX_QUEUED_BOOKS="1000")
+    service = make_service(
+        workers=2,
+        TRUSTED_PROXY_HOPS="1",
+        TRUSTED_PROXY_ADDRESSES="127.0.0.1",
+        CLIENT_QUEUED_BOOKS="300",
+        MAX_QUEUED_BOOKS="1000",
+    )
     answers = [
         post(service, [LINK.format(n) for n in range(start, start + 100)], ATTACKER) for start in range(1000, 2000, 100)
     ]

@@ -123,7 +123,7 @@ def test_markup_in_a_jobs_description_meta_or_error_shows_as_text_in_the_dashboa
         service = make_service(
             RQ_DASHBOARD_USERNAME=USER,
             RQ_DASHBOARD_PASSWORD=PASSWORD,
-            CALLBACK_ALLOWED_HOSTS="127.0.0.1",
+            CALLBACK_ALLOWED_HOSTS=f"127.0.0.1:{listener.port}",
             CALLBACK_SECRET="a-callback-secret",
             CALLBACK_CHECK_INTERVAL="1",
             CALLBACK_RETRY_INTERVALS="1",
@@ -135,9 +135,9 @@ def test_markup_in_a_jobs_description_meta_or_error_shows_as_text_in_the_dashboa
             timeout=10,
         )
         assert answer.status_code == 202
-        control = Settings().control_queue_name
+        callbacks = Settings().callback_queue_name
         failed = wait_until(
-            lambda: FailedJobRegistry(control, connection=redis).get_job_ids(), 60, 0.2, "the callback to fail"
+            lambda: FailedJobRegistry(callbacks, connection=redis).get_job_ids(), 60, 0.2, "the callback to fail"
         )
     crafted = Job.create(
         "worker.tasks.parse_book",
@@ -151,7 +151,7 @@ def test_markup_in_a_jobs_description_meta_or_error_shows_as_text_in_the_dashboa
     pages = [
         f"/rqstatus/0/view/job/{failed[0]}",
         "/rqstatus/0/view/job/crafted",
-        f"/rqstatus/0/view/jobs/{control}/failed/8/asc/1",
+        f"/rqstatus/0/view/jobs/{callbacks}/failed/8/asc/1",
     ]
     with chromium(tmp_path) as driver:
         for page in pages:
