@@ -5,7 +5,7 @@ Every key is always present, ``None`` (or an empty list) where the page has no v
 
 from __future__ import annotations
 
-from typing import Any, TypedDict, get_type_hints
+from typing import Any, TypedDict, get_origin, get_type_hints
 
 
 class Contributor(TypedDict):
@@ -87,6 +87,11 @@ SOURCES = (GOODREADS, OPENLIBRARY)
 
 PAGE_FIELDS: tuple[str, ...] = tuple(get_type_hints(PageRecord))
 RECORD_FIELDS: tuple[str, ...] = tuple(get_type_hints(Record))
+# What a record stored before a field existed answers for it: the value of a page without it
+# (an empty list, or None), and Goodreads as its source.
+MISSING_VALUES: dict[str, Any] = {
+    name: [] if get_origin(kind) is list else None for name, kind in get_type_hints(PageRecord).items()
+} | {"source": GOODREADS}
 
 # Records read back from Redis are checked only for being plain data, so readers take
 # them as plain mappings.

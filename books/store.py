@@ -47,7 +47,7 @@ from typing import Any, cast
 from redis import Redis
 from redis.typing import EncodableT, FieldT
 
-from books.record import GOODREADS, Record, StoredRecord
+from books.record import GOODREADS, MISSING_VALUES, Record, StoredRecord
 from books.settings import Settings
 from books.status import BookStatus
 
@@ -220,9 +220,12 @@ def loads_record(data: bytes, limits: RecordLimits = RecordLimits()) -> StoredRe
     return plain_record(value, limits)
 
 
-def with_source(record: StoredRecord) -> StoredRecord:
-    """The record, saying where it came from: one written before records did is Goodreads'."""
-    record.setdefault("source", GOODREADS)
+def with_every_field(record: StoredRecord) -> StoredRecord:
+    """The record with every field: one written before a field existed answers what a page
+    without it gives (None, or an empty list), and Goodreads as its source."""
+    for name, value in MISSING_VALUES.items():
+        if name not in record:
+            record[name] = list(value) if isinstance(value, list) else value
     return record
 
 
@@ -305,7 +308,7 @@ class BookStore:
                 if data is None:
                     continue
                 try:
-                    yield with_source(loads_record(cast(bytes, data), self.limits))
+                    yield with_every_field(loads_record(cast(bytes, data), self.limits))
                 except UnsafeRecord as error:
                     log.warning(
                         "left out the refused record of book %s: %s",
@@ -353,7 +356,7 @@ class BookStore:
 
     def load_record(self, book_id: str) -> StoredRecord | None:
         data = self.redis.get(self.record_key(book_id))
-        return None if data is None else with_source(loads_record(cast(bytes, data), self.limits))
+        return None if data is None else with_every_field(loads_record(cast(bytes, data), self.limits))
 
     def record_outcome(
         self, book_id: str, state: BookStatus, reason: str, next_attempt_at: float | None = None

@@ -25,7 +25,7 @@ from werkzeug.test import TestResponse
 from app import create_app
 from app.api import _url_parameters
 from books.export import in_pieces
-from books.record import RECORD_FIELDS
+from books.record import MISSING_VALUES, RECORD_FIELDS
 from books.store import BookStore
 from tests.origin import book_page
 from tests.processes import free_port
@@ -572,7 +572,7 @@ def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_made_inert(clien
     assert (cells["title"], cells["author"], cells["series"]) == (f"'{page_text['title']}", "'@SUM(1+1)", "'+1 series")
     assert (cells["description"], cells["genres"], cells["publisher"]) == ("'-2+3", "'=cmd; Fantasy", "'\tTabbed")
     assert (cells["language"], cells["book_id"], cells["rating"]) == ("English - abridged", "751", "'-1")
-    assert jsonl_records(client.get("/books")) == [{**page_text, "source": "goodreads"}]  # values as stored
+    assert jsonl_records(client.get("/books")) == [{**MISSING_VALUES, **page_text}]  # values as stored
 
 
 def test_export_lines_go_out_in_pieces_of_whole_lines():
@@ -778,4 +778,4 @@ def test_a_book_stored_while_it_is_looked_up_is_answered_with_its_record(client,
     monkeypatch.setattr(app.extensions["record_cache"], "fetch", lambda book_id, load: None)  # read before the write
     response = book_info(client)
     assert response.status_code == 200
-    assert response.json == {"book_id": "42", "title": "Written just now", "source": "goodreads"}
+    assert response.json == {**MISSING_VALUES, "book_id": "42", "title": "Written just now"}

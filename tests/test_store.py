@@ -13,6 +13,7 @@ import zlib
 
 import pytest
 
+from books.record import MISSING_VALUES
 from books.store import BookStore, RecordLimits, UnsafeRecord, dumps_record, loads_record, plain_record
 
 RECORD = {
@@ -35,7 +36,7 @@ class RunsCode:
 def test_a_record_round_trips_through_redis(redis):
     store = BookStore(redis, "goodreads")
     store.save_record("7", RECORD)
-    assert store.load_record("7") == {**RECORD, "source": "goodreads"}
+    assert store.load_record("7") == {**MISSING_VALUES, **RECORD}
     assert redis.type("goodreads:book:7") == b"string"
     outcome = redis.hgetall("goodreads:status:7")
     assert outcome[b"state"] == b"stored" and float(outcome[b"stored_at"]) > 0
@@ -55,8 +56,9 @@ def test_a_record_stored_before_compression_still_reads(redis, protocol):
     assert legacy[:1] == b"\x80"
     redis.set("goodreads:book:7", legacy)
     store.save_record("8", RECORD)
-    # Written before records said where they came from: Goodreads'.
-    read = {**RECORD, "source": "goodreads"}
+    # Written before records said where they came from, or had every field: Goodreads', with
+    # what a page without those fields gives.
+    read = {**MISSING_VALUES, **RECORD}
     assert store.load_record("7") == read
     assert list(store.iter_records(["7", "8"])) == [read, read]
 
@@ -297,7 +299,7 @@ def test_iter_records_leaves_out_refused_records_and_says_which(redis, caplog):
     store.save_record("4", {"book_id": "4"})
     with caplog.at_level(logging.WARNING, logger="books.store"):
         records = list(store.iter_records(["1", "2", "3", "404", "4"], chunk=2))
-    assert records == [{"book_id": "1", "source": "goodreads"}, {"book_id": "4", "source": "goodreads"}]
+    assert records == [{**MISSING_VALUES, "book_id": "1"}, {**MISSING_VALUES, "book_id": "4"}]
     assert [record.fields["book_id"] for record in caplog.records] == ["2", "3"]
 
 
@@ -305,6 +307,6 @@ def test_an_outcome_keeps_the_stored_record(redis):
     store = BookStore(redis)
     store.save_record("7", RECORD)
     store.record_outcome("7", "failed", "Goodreads failed to answer (HTTP 500)")
-    assert store.load_record("7") == {**RECORD, "source": "goodreads"}
+    assert store.load_record("7") == {**MISSING_VALUES, **RECORD}
     assert redis.hget("goodreads:status:7", "state") == b"failed"
     assert store.count_attempt("7") == 1
