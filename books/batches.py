@@ -43,6 +43,7 @@ from redis.typing import EncodableT, FieldT
 from rq.exceptions import DuplicateJobError
 
 from books.control import enqueue_control
+from books.jobs import BATCH_RECOUNT
 from books.links import BookId
 from books.origin import iso
 from books.queue import BookQueue
@@ -69,11 +70,6 @@ STATES_CHUNK = 2_000
 # however often it is asked about, costs the workers at most a tenth of one worker's time.
 RECOUNT_AFTER = 5.0
 RECOUNT_SHARE = 10
-# The recount job: one at a time per batch (its id is unique while RQ keeps the job); a
-# finished one is deleted at once, a failed one kept this long (seconds) for the dashboard,
-# and no recount of that batch runs in the meantime.
-RECOUNT = "worker.batches.recount_batch"
-RECOUNT_FAILURE_TTL = 60
 
 # Keep a count unless the batch has expired meanwhile (writing would make a header that never
 # expires) or newer counts are kept already; final counts are written once.
@@ -262,16 +258,7 @@ def schedule_recount(redis: Redis, settings: Settings, batch_id: str) -> bool:
     """Ask a worker to recount the batch, unless a recount of it is queued or running already;
     return whether this call asked."""
     try:
-        enqueue_control(
-            redis,
-            settings,
-            RECOUNT,
-            batch_id,
-            job_id=f"batch-counts-{batch_id}",
-            unique=True,
-            result_ttl=0,
-            failure_ttl=RECOUNT_FAILURE_TTL,
-        )
+        enqueue_control(redis, settings, BATCH_RECOUNT, batch_id, unique=True)
     except DuplicateJobError:
         return False
     return True

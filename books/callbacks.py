@@ -22,9 +22,9 @@ from typing import cast
 from urllib.parse import urlsplit
 
 from redis import Redis
-from rq import Retry
 
 from books.control import enqueue_control, schedule_next
+from books.jobs import CALLBACK_DELIVERY, CALLBACKS_CHECK
 from books.links import BookId
 from books.settings import Settings
 
@@ -121,10 +121,6 @@ class Callbacks:
         self.redis.set(self.key(batch_id, "delivered"), 1, ex=self.ttl)
 
 
-CHECK = "worker.callbacks.check_callbacks"
-DELIVER = "worker.callbacks.deliver_callback"
-
-
 def wait_for_batch(
     redis: Redis, settings: Settings, batch_id: str, url: str, batch_url: str, pending: list[BookId]
 ) -> None:
@@ -133,7 +129,7 @@ def wait_for_batch(
     callbacks = Callbacks(redis, settings.key_prefix, settings.batch_ttl)
     callbacks.register(batch_id, url, batch_url, pending)
     if pending:
-        schedule_next(redis, settings, "callbacks-check", CHECK, settings.callback_check_interval)
+        schedule_next(redis, settings, CALLBACKS_CHECK, settings.callback_check_interval)
     else:
         deliver_once(callbacks, settings, batch_id)
 
@@ -142,13 +138,5 @@ def deliver_once(callbacks: Callbacks, settings: Settings, batch_id: str) -> boo
     """Schedule the batch's delivery if this caller wins its claim (only one ever does)."""
     if not callbacks.claim(batch_id):
         return False
-    intervals = list(settings.callback_retry_intervals)
-    enqueue_control(
-        callbacks.redis,
-        settings,
-        DELIVER,
-        batch_id,
-        job_id=f"callback-{batch_id}",
-        retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
-    )
+    enqueue_control(callbacks.redis, settings, CALLBACK_DELIVERY, batch_id)
     return True

@@ -16,40 +16,48 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
-from rq import Queue
 from rq.exceptions import DuplicateJobError
 
+from books.jobs import JobKind, job_queue
 from books.settings import Settings
 
-# How long RQ keeps a finished or failed control job (for the dashboard).
-RESULT_TTL = 3600
 
-
-def control_queue(redis: Redis, settings: Settings) -> Queue:
-    return Queue(settings.control_queue_name, connection=redis)
-
-
-def schedule_next(redis: Redis, settings: Settings, name: str, func: str, interval: int) -> bool:
-    """Schedule the run of ``func`` at the start of the next slot of ``interval`` seconds,
+def schedule_next(redis: Redis, settings: Settings, kind: JobKind, interval: int) -> bool:
+    """Schedule a run of ``kind`` at the start of the next slot of ``interval`` seconds,
     unless it is scheduled already; return whether this call scheduled it."""
     slot = int(time.time() // interval) + 1
+    options = kind.options(settings)
     try:
-        control_queue(redis, settings).enqueue_at(
+        job_queue(redis, kind.queue_name(settings)).enqueue_at(
             datetime.fromtimestamp(slot * interval, UTC),
-            func,
-            job_id=f"{name}-{slot}",
+            kind.func,
+            job_id=kind.job_id(str(slot)),
             unique=True,
-            result_ttl=RESULT_TTL,
-            failure_ttl=RESULT_TTL,
-            job_timeout=settings.job_timeout,
+            result_ttl=options["result_ttl"],
+            failure_ttl=options["failure_ttl"],
+            job_timeout=options["timeout"],
+            retry=options["retry"],
         )
     except DuplicateJobError:
         return False
     return True
 
 
-def enqueue_control(redis: Redis, settings: Settings, func: str, *args: Any, **options: Any) -> None:
-    """Run ``func`` on the control queue as soon as a worker is free; ``options`` go to RQ's
-    ``enqueue`` (and may set their own ``result_ttl`` or ``failure_ttl``)."""
-    defaults = {"result_ttl": RESULT_TTL, "failure_ttl": RESULT_TTL, "job_timeout": settings.job_timeout}
-    control_queue(redis, settings).enqueue(func, *args, **(defaults | options))
+def enqueue_control(
+    redis: Redis, settings: Settings, kind: JobKind, key: str, *args: Any, unique: bool = False
+) -> None:
+    """Run ``kind`` for ``key`` (its job id's end, and its first argument) on its queue as
+    soon as a worker is free; with ``unique``, raise RQ's ``DuplicateJobError`` while a job
+    of that id exists."""
+    options = kind.options(settings)
+    job_queue(redis, kind.queue_name(settings)).enqueue(
+        kind.func,
+        key,
+        *args,
+        job_id=kind.job_id(key),
+        unique=unique,
+        result_ttl=options["result_ttl"],
+        failure_ttl=options["failure_ttl"],
+        job_timeout=options["timeout"],
+        retry=options["retry"],
+    )

@@ -11,15 +11,15 @@ decides whether a job is needed (none while one is active, none while a fresh re
 fresh "not found" exists), and if so clears what is left of the book's finished job (what
 ``Job.delete`` clears) and writes the job hash and pushes it on the queue. The job hash is
 RQ's own: its fields come from ``Job.to_dict()`` of a job RQ builds for the batch, and each
-book's ``data`` from RQ's serializer, so workers run these jobs like any other
-(``tests/test_queue_contract.py`` holds RQ to that).
+book's ``data`` and description are that job's with the book's id in place of a marker (the
+JSON call of books/jobs.py, left uncompressed, which RQ reads as it reads a compressed one),
+so workers run these jobs like any other (``tests/test_queue_contract.py`` holds RQ to that).
 """
 
 from __future__ import annotations
 
 import json
 import time
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,7 +28,7 @@ from itertools import islice
 from typing import Any
 
 from redis import Redis
-from rq import Queue, Retry, Worker
+from rq import Queue, Worker
 from rq.exceptions import InvalidJobOperation
 from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE, Execution, ExecutionRegistry
 from rq.job import Job, JobStatus
@@ -38,15 +38,17 @@ from rq.scheduler import RQScheduler
 from rq.scripts import release_lock
 from rq.utils import as_text, now, parse_composite_key, utcparse
 
+from books.jobs import BOOK, JobSerializer, job_queue
 from books.links import BookId
 from books.settings import Settings
 from books.status import FINAL_FAILURES, BookState, BookStatus, Outcome
 from books.store import BookStore, RecordLimits
 
-TASK = "worker.tasks.parse_book"
-JOB_ID_PREFIX = "book-"
+JOB_ID_PREFIX = BOOK.job_id("")
 BATCH = 1000
-TEMPLATE_BOOK_ID = BookId("0")
+# Stands for the book's id in the job RQ builds for a batch; each book's job is that one with
+# its id in place of the marker (book ids are digits: the same in JSON and in a description).
+BOOK_ID_MARKER = BookId("__book_id__")
 
 # Every status RQ has, but those of a job that is over: a status a later RQ adds counts as
 # active, so a book is never queued twice because of a status this code does not know.
@@ -60,9 +62,11 @@ AWAITING = (BookStatus.PAUSED, BookStatus.QUEUED)
 # every book queue (a book's last job may have run on either).
 # ARGV[1]: JSON {job_id_prefix, status_key_prefix, fresh_since (epoch s), refresh (bool),
 #          queue (name), moved_up_from (that lower queue's name), active (job statuses),
-#          job_keys ([prefix, suffix] around a job id: every key of a job)};
+#          job_keys ([prefix, suffix] around a job id: every key of a job),
+#          data and description ([prefix, suffix] around the book id: a book's job data and
+#          description)};
 # ARGV[2]: n, the number of job template values, then those n field/value values;
-# then (book id, job data, description) for each book. Returns one outcome per book.
+# then the book ids. Returns one outcome per book.
 # Book keys are built inside, as RQ's own scripts build theirs.
 _ENQUEUE_SCRIPT = """
 local config = cjson.decode(ARGV[1])
@@ -73,8 +77,8 @@ local template = {}
 for i = 3, template_end do template[#template + 1] = ARGV[i] end
 local outcomes = {}
 local queued = 0
-for i = template_end + 1, #ARGV, 3 do
-    local id, data, description = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+for i = template_end + 1, #ARGV do
+    local id = ARGV[i]
     local job_id = config.job_id_prefix .. id
     local job_key = config.job_keys[1][1] .. job_id .. config.job_keys[1][2]
     local status_key = config.status_key_prefix .. id
@@ -105,7 +109,8 @@ for i = template_end + 1, #ARGV, 3 do
             redis.call('DEL', unpack(keys))
             for k = 4, #KEYS do redis.call('ZREM', KEYS[k], job_id) end
         end
-        redis.call('HSET', job_key, 'data', data, 'description', description, 'status', 'queued',
+        redis.call('HSET', job_key, 'data', config.data[1] .. id .. config.data[2],
+                   'description', config.description[1] .. id .. config.description[2], 'status', 'queued',
                    unpack(template))
         redis.call('RPUSH', KEYS[1], job_id)
         redis.call('HSET', status_key, 'attempts', 0)
@@ -179,7 +184,7 @@ def scheduler_name(worker_name: str) -> str:
 
 def job_id(book_id: BookId) -> str:
     """RQ job id of a book's parse job (RQ allows letters, digits, - and _)."""
-    return f"{JOB_ID_PREFIX}{book_id}"
+    return BOOK.job_id(book_id)
 
 
 def job_keys(connection: Redis) -> list[tuple[str, str]]:
@@ -212,14 +217,6 @@ class JobCounts:
     failed: int
 
 
-def _compress(data: bytes) -> bytes:
-    """A zlib stream, as RQ stores a job's data, made with a 512-byte window: the data is a
-    pickle of some sixty bytes, and setting up ``zlib.compress``'s default 32 KB window costs
-    more than the rest of a book's enqueue; RQ reads either stream alike."""
-    compressor = zlib.compressobj(wbits=9, memLevel=1)
-    return compressor.compress(data) + compressor.flush()
-
-
 class QueueFull(Exception):
     """Queueing the books would take the queue past ``MAX_QUEUED_BOOKS``: none was queued."""
 
@@ -242,8 +239,8 @@ class BookQueue:
         self.redis = redis
         self.settings = settings
         self.store = BookStore(redis, settings.key_prefix, RecordLimits.from_settings(settings))
-        self.rq_queue = Queue(settings.queue_name, connection=redis)
-        self.refresh_queue = Queue(settings.refresh_queue_name, connection=redis)
+        self.rq_queue = job_queue(redis, BOOK.queue_name(settings))
+        self.refresh_queue = job_queue(redis, BOOK.queue_name(settings, low_priority=True))
         self._enqueue = redis.register_script(_ENQUEUE_SCRIPT)
         self._status_fields = redis.register_script(_STATUS_FIELDS_SCRIPT)
         self._requeue_stranded = redis.register_script(_REQUEUE_STRANDED_SCRIPT)
@@ -294,17 +291,16 @@ class BookQueue:
             raise QueueFull(queued, adding, bound)
 
     def _enqueue_batch(self, book_ids: list[BookId], refresh: bool, queue: Queue) -> dict[BookId, Outcome]:
-        job = self.build_job(TEMPLATE_BOOK_ID, queue)  # each book changes only its args
+        joined = "".join(book_ids)
+        if not (joined.isascii() and joined.isdigit()):
+            raise ValueError("book ids are digits")  # they stand in the job's JSON unquoted
+        job = self.build_job(BOOK_ID_MARKER, queue)  # each book's differs only by its id
         template = [
             value
             for field, value in job.to_dict().items()
             if field not in ("data", "description", "status")
             for value in (field, value)
         ]
-        books: list[bytes | str] = []
-        for book_id in book_ids:
-            job.args = (book_id,)
-            books += [book_id, _compress(job.data), describe(book_id)]
         moved_up_from = self.refresh_queue if queue is self.rq_queue else queue
         config = {
             "job_id_prefix": JOB_ID_PREFIX,
@@ -315,6 +311,8 @@ class BookQueue:
             "moved_up_from": moved_up_from.name,
             "active": ACTIVE_JOB_STATUSES,
             "job_keys": self._job_keys,
+            "data": _around(job.data.decode(), BOOK_ID_MARKER),
+            "description": _around(describe(BOOK_ID_MARKER), BOOK_ID_MARKER),
         }
         raw = self._enqueue(
             keys=[
@@ -331,28 +329,23 @@ class BookQueue:
                     )
                 ),
             ],
-            args=[json.dumps(config), len(template), *template, *books],
+            args=[json.dumps(config), len(template), *template, *book_ids],
         )
         return {book_id: Outcome(value.decode()) for book_id, value in zip(book_ids, raw, strict=True)}
 
     def job_options(self, book_id: BookId) -> dict[str, Any]:
         """The arguments RQ builds a book's job from (``Queue.create_job``, ``Queue.prepare_data``)."""
-        settings = self.settings
-        retry = Retry(max=settings.retry_max, interval=list(settings.retry_intervals)) if settings.retry_max else None
         return {
             "args": (book_id,),
             "job_id": job_id(book_id),
-            "timeout": settings.job_timeout,
-            "result_ttl": settings.result_ttl,
-            "failure_ttl": settings.failure_ttl,
-            "retry": retry,
             "description": describe(book_id),
+            **BOOK.options(self.settings),
         }
 
     def build_job(self, book_id: BookId, queue: Queue | None = None) -> Job:
         """A book's job as RQ builds it for the book queue, or the one given (not saved)."""
         queue = queue or self.rq_queue
-        job = queue.create_job(TASK, **self.job_options(book_id))
+        job = queue.create_job(BOOK.func, **self.job_options(book_id))
         job.origin = queue.name
         job.enqueued_at = now()
         return job
@@ -407,7 +400,7 @@ class BookQueue:
                     pipe.hget(self.store.status_key(id_.removeprefix(JOB_ID_PREFIX)), "state")
                 states = pipe.execute()
             paused = [id_ for id_, state in zip(chunk, states, strict=True) if state == BookStatus.PAUSED.encode()]
-            for job in Job.fetch_many(paused, connection=self.redis):
+            for job in Job.fetch_many(paused, connection=self.redis, serializer=JobSerializer):
                 if job is None:
                     continue
                 try:
@@ -453,7 +446,7 @@ class BookQueue:
             origin = self.redis.hget(Job.key_for(abandoned_id), "origin")
             if origin is None:
                 continue
-            registry = StartedJobRegistry(as_text(origin), connection=self.redis)
+            registry = StartedJobRegistry(as_text(origin), connection=self.redis, serializer=JobSerializer)
             if self.redis.zadd(registry.key, {member: 0}, xx=True, ch=True):
                 registries[registry.key] = registry
                 settled.append(abandoned_id)
@@ -466,7 +459,9 @@ class BookQueue:
                     registry.cleanup()
                 finally:
                     queue.release_maintenance_lock()
-        dead = Worker.find_by_key(Worker.redis_worker_namespace_prefix + worker_name, connection=self.redis)
+        dead = Worker.find_by_key(
+            Worker.redis_worker_namespace_prefix + worker_name, connection=self.redis, serializer=JobSerializer
+        )
         if dead is not None:
             for name in dead.queue_names():
                 release_lock(self.redis, RQScheduler.get_locking_key(name), scheduler_name(worker_name))

@@ -10,13 +10,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 from rq import SimpleWorker
-from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
 
 from app import create_app
+from books.jobs import JobSerializer, job_queue
 from books.settings import Settings
 from tests.origin import Origin
 from tests.processes import RedisServer, Service
+from worker.jobs import ServiceJobsWorker
 
 
 @pytest.fixture(scope="session")
@@ -95,9 +96,10 @@ def client(app) -> FlaskClient:
     return app.test_client()
 
 
-class BurstWorker(SimpleWorker):
-    """RQ's SimpleWorker without its command channel: a burst run in a test takes no commands,
-    and RQ waits up to a second for the channel's listener thread to stop when it quits."""
+class BurstWorker(ServiceJobsWorker, SimpleWorker):
+    """RQ's SimpleWorker, reading jobs as the service's workers do, without its command
+    channel: a burst run in a test takes no commands, and RQ waits up to a second for the
+    channel's listener thread to stop when it quits."""
 
     def subscribe(self) -> None:
         pass
@@ -126,10 +128,10 @@ def run_due_jobs(redis, run_jobs):
         origin_key = f"{settings.key_prefix}:origin"
         if redis.hexists(origin_key, "next_probe_at"):
             redis.hset(origin_key, "next_probe_at", 0)
-        registry = ScheduledJobRegistry(settings.queue_name, connection=redis)
+        registry = job_queue(redis, settings.queue_name).scheduled_job_registry
         if due := registry.get_job_ids():
             redis.zadd(registry.key, dict.fromkeys(due, 0))
-        scheduler = RQScheduler([settings.queue_name], connection=redis)
+        scheduler = RQScheduler([settings.queue_name], connection=redis, serializer=JobSerializer)
         scheduler.acquire_locks()
         scheduler.enqueue_scheduled_jobs()
         scheduler.release_locks()

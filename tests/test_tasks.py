@@ -19,6 +19,7 @@ from books.settings import Settings
 from books.status import BookState, BookStatus, Outcome
 from tests.origin import Origin
 from worker import tasks
+from worker.jobs import ServiceJob
 
 BOOK = BookId("42")
 
@@ -35,7 +36,7 @@ def standing(redis: Redis, settings: Settings, book_id: BookId = BOOK) -> tuple[
     """Where the book and its job stand (None: RQ deleted the job)."""
     exists = Job.exists(job_id(book_id), connection=redis)
     state = BookQueue(redis, settings).states([book_id])[book_id]
-    return state, Job.fetch(job_id(book_id), connection=redis) if exists else None
+    return state, ServiceJob.fetch(job_id(book_id), connection=redis) if exists else None
 
 
 def totals(redis: Redis, settings: Settings) -> Totals:
@@ -268,7 +269,7 @@ def test_an_invalid_book_id_in_a_crafted_job_fails_without_a_fetch(redis, settin
     run_jobs()
     state = queue.states([crafted])[crafted]
     assert (state.status, state.reason) == (BookStatus.FAILED, "'042' is not a valid book id")
-    assert Job.fetch(job_id(crafted), connection=redis).get_status() == JobStatus.FAILED
+    assert ServiceJob.fetch(job_id(crafted), connection=redis).get_status() == JobStatus.FAILED
     assert origin.fetches() == []
     counted = totals(redis, settings)
     assert counted.origin_statuses == {"none": state.attempts}

@@ -51,6 +51,7 @@ from rq.worker import Worker
 from books.queue import BookQueue, scheduler_name
 from books.redis_client import master_address
 from worker import tasks
+from worker.jobs import ServiceJobsWorker
 from worker.ratelimit import FetchRateLimiter
 from worker.supervisor import PREDECESSOR_VARIABLE
 
@@ -98,10 +99,10 @@ class WorkerBoundScheduler(RQScheduler):
         super().heartbeat()
 
 
-class BookWorker(Worker):
+class BookWorker(ServiceJobsWorker, Worker):
     """RQ's ``Worker`` with a ``WorkerBoundScheduler``, paced to the shared request rate, whose
     work horses die with it, and which takes up the jobs a dead predecessor or a failover
-    left looking ``started``."""
+    left looking ``started``; it runs the service's own jobs only (worker/jobs.py)."""
 
     pacing_backoff = 0.0
     master_seen: tuple[str, int] | None = None
