@@ -88,6 +88,8 @@ return 1
 
 # One link of a batch: the link as sent (shortened), its book id, or the reason it was refused.
 Entry = tuple[str | None, BookId | None, str | None]
+# An entry as kept: compact JSON, from one encoder (``json.dumps`` would make one per entry).
+_ENTRY_JSON = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,7 @@ class Batches:
             pipe.hset(keys[0], mapping=header)
             for start in range(0, len(entries), WRITE_CHUNK):
                 chunk = entries[start : start + WRITE_CHUNK]
-                pipe.rpush(keys[1], *(json.dumps(entry, separators=(",", ":")) for entry in chunk))
+                pipe.rpush(keys[1], *map(_ENTRY_JSON, chunk))
             for start in range(0, len(books), WRITE_CHUNK):
                 pipe.rpush(keys[2], *books[start : start + WRITE_CHUNK])
             for key in keys:

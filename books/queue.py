@@ -76,7 +76,7 @@ local template_end = 2 + tonumber(ARGV[2])
 local template = {}
 for i = 3, template_end do template[#template + 1] = ARGV[i] end
 local outcomes = {}
-local queued = 0
+local pushed = {}
 for i = template_end + 1, #ARGV do
     local id = ARGV[i]
     local job_id = config.job_id_prefix .. id
@@ -90,15 +90,17 @@ for i = template_end + 1, #ARGV do
         if KEYS[3] ~= KEYS[1] and job_status == 'queued'
                 and redis.call('HGET', job_key, 'origin') == config.moved_up_from
                 and redis.call('LREM', KEYS[3], 1, job_id) == 1 then
-            redis.call('RPUSH', KEYS[1], job_id)
+            pushed[#pushed + 1] = job_id
             redis.call('HSET', job_key, 'origin', config.queue)
-            queued = queued + 1
         end
-    elseif not config.refresh then
-        local last = redis.call('HMGET', status_key, 'stored_at', 'state', 'at')
-        if last[1] and tonumber(last[1]) >= config.fresh_since then
+    end
+    local last
+    if not outcome then
+        last = redis.call('HMGET', status_key, 'stored_at', 'state', 'at', 'attempts', 'paused_since',
+                          'next_attempt_at', 'origin_strike')
+        if not config.refresh and last[1] and tonumber(last[1]) >= config.fresh_since then
             outcome = 'stored'
-        elseif last[2] == 'not_found' and tonumber(last[3]) >= config.fresh_since then
+        elseif not config.refresh and last[2] == 'not_found' and tonumber(last[3]) >= config.fresh_since then
             outcome = 'not_found'
         end
     end
@@ -112,15 +114,20 @@ for i = template_end + 1, #ARGV do
         redis.call('HSET', job_key, 'data', config.data[1] .. id .. config.data[2],
                    'description', config.description[1] .. id .. config.description[2], 'status', 'queued',
                    unpack(template))
-        redis.call('RPUSH', KEYS[1], job_id)
-        redis.call('HSET', status_key, 'attempts', 0)
-        redis.call('HDEL', status_key, 'paused_since', 'next_attempt_at', 'origin_strike')
-        queued = queued + 1
+        pushed[#pushed + 1] = job_id
+        -- a book queued before starts its count afresh; a new one has no status hash until it runs
+        if last[4] and last[4] ~= '0' then redis.call('HSET', status_key, 'attempts', 0) end
+        if last[5] or last[6] or last[7] then
+            redis.call('HDEL', status_key, 'paused_since', 'next_attempt_at', 'origin_strike')
+        end
         outcome = 'queued'
     end
     outcomes[#outcomes + 1] = outcome
 end
-if queued > 0 then redis.call('SADD', KEYS[2], KEYS[1]) end
+if #pushed > 0 then
+    redis.call('RPUSH', KEYS[1], unpack(pushed))
+    redis.call('SADD', KEYS[2], KEYS[1])
+end
 return outcomes
 """
 
@@ -295,10 +302,10 @@ class BookQueue:
         if not (joined.isascii() and joined.isdigit()):
             raise ValueError("book ids are digits")  # they stand in the job's JSON unquoted
         job = self.build_job(BOOK_ID_MARKER, queue)  # each book's differs only by its id
-        template = [
+        template = [  # RQ reads a field it writes empty as one that is not there
             value
             for field, value in job.to_dict().items()
-            if field not in ("data", "description", "status")
+            if field not in ("data", "description", "status") and value != ""
             for value in (field, value)
         ]
         moved_up_from = self.refresh_queue if queue is self.rq_queue else queue
