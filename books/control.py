@@ -26,17 +26,13 @@ def schedule_next(redis: Redis, settings: Settings, kind: JobKind, interval: int
     """Schedule a run of ``kind`` at the start of the next slot of ``interval`` seconds,
     unless it is scheduled already; return whether this call scheduled it."""
     slot = int(time.time() // interval) + 1
-    options = kind.options(settings)
     try:
         job_queue(redis, kind.queue_name(settings)).enqueue_at(
             datetime.fromtimestamp(slot * interval, UTC),
             kind.func,
             job_id=kind.job_id(str(slot)),
             unique=True,
-            result_ttl=options["result_ttl"],
-            failure_ttl=options["failure_ttl"],
-            job_timeout=options["timeout"],
-            retry=options["retry"],
+            **_enqueue_options(kind, settings),
         )
     except DuplicateJobError:
         return False
@@ -49,15 +45,12 @@ def enqueue_control(
     """Run ``kind`` for ``key`` (its job id's end, and its first argument) on its queue as
     soon as a worker is free; with ``unique``, raise RQ's ``DuplicateJobError`` while a job
     of that id exists."""
-    options = kind.options(settings)
     job_queue(redis, kind.queue_name(settings)).enqueue(
-        kind.func,
-        key,
-        *args,
-        job_id=kind.job_id(key),
-        unique=unique,
-        result_ttl=options["result_ttl"],
-        failure_ttl=options["failure_ttl"],
-        job_timeout=options["timeout"],
-        retry=options["retry"],
+        kind.func, key, *args, job_id=kind.job_id(key), unique=unique, **_enqueue_options(kind, settings)
     )
+
+
+def _enqueue_options(kind: JobKind, settings: Settings) -> dict[str, Any]:
+    """The kind's options under the names ``Queue.enqueue`` and ``enqueue_at`` take."""
+    options = kind.options(settings)
+    return {"job_timeout": options.pop("timeout"), **options}
