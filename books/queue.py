@@ -50,6 +50,8 @@ BATCH = 1000
 # its id in place of the marker (book ids are digits: the same in JSON and in a description).
 BOOK_ID_MARKER = BookId("__book_id__")
 
+# The enqueue script's answers, as they come back from Redis.
+_OUTCOMES = {outcome.encode(): outcome for outcome in Outcome}
 # Every status RQ has, but those of a job that is over: a status a later RQ adds counts as
 # active, so a book is never queued twice because of a status this code does not know.
 TERMINAL_JOB_STATUSES = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED})
@@ -75,13 +77,16 @@ for _, status in ipairs(config.active) do active[status] = true end
 local template_end = 2 + tonumber(ARGV[2])
 local template = {}
 for i = 3, template_end do template[#template + 1] = ARGV[i] end
+local id_prefix, status_prefix = config.job_id_prefix, config.status_key_prefix
+local job_key_prefix, job_key_suffix = config.job_keys[1][1], config.job_keys[1][2]
+local data, description = config.data, config.description
 local outcomes = {}
 local pushed = {}
 for i = template_end + 1, #ARGV do
     local id = ARGV[i]
-    local job_id = config.job_id_prefix .. id
-    local job_key = config.job_keys[1][1] .. job_id .. config.job_keys[1][2]
-    local status_key = config.status_key_prefix .. id
+    local job_id = id_prefix .. id
+    local job_key = job_key_prefix .. job_id .. job_key_suffix
+    local status_key = status_prefix .. id
     local job_status = redis.call('HGET', job_key, 'status')
     local outcome
     if job_status and active[job_status] then
@@ -111,9 +116,8 @@ for i = template_end + 1, #ARGV do
             redis.call('DEL', unpack(keys))
             for k = 4, #KEYS do redis.call('ZREM', KEYS[k], job_id) end
         end
-        redis.call('HSET', job_key, 'data', config.data[1] .. id .. config.data[2],
-                   'description', config.description[1] .. id .. config.description[2], 'status', 'queued',
-                   unpack(template))
+        redis.call('HSET', job_key, 'data', data[1] .. id .. data[2],
+                   'description', description[1] .. id .. description[2], 'status', 'queued', unpack(template))
         pushed[#pushed + 1] = job_id
         -- a book queued before starts its count afresh; a new one has no status hash until it runs
         if last[4] and last[4] ~= '0' then redis.call('HSET', status_key, 'attempts', 0) end
@@ -191,7 +195,7 @@ def scheduler_name(worker_name: str) -> str:
 
 def job_id(book_id: BookId) -> str:
     """RQ job id of a book's parse job (RQ allows letters, digits, - and _)."""
-    return BOOK.job_id(book_id)
+    return JOB_ID_PREFIX + book_id
 
 
 def job_keys(connection: Redis) -> list[tuple[str, str]]:
@@ -338,7 +342,7 @@ class BookQueue:
             ],
             args=[json.dumps(config), len(template), *template, *book_ids],
         )
-        return {book_id: Outcome(value.decode()) for book_id, value in zip(book_ids, raw, strict=True)}
+        return {book_id: _OUTCOMES[value] for book_id, value in zip(book_ids, raw, strict=True)}
 
     def job_options(self, book_id: BookId) -> dict[str, Any]:
         """The arguments RQ builds a book's job from (``Queue.create_job``, ``Queue.prepare_data``)."""
