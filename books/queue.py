@@ -272,13 +272,23 @@ class BookQueue:
         moves to the book queue. Either way a book has one job at a time.
         """
         unique = list(dict.fromkeys(book_ids))
+        joined = "".join(unique)
+        if not (joined.isascii() and joined.isdigit()):
+            raise ValueError("book ids are digits")  # they stand in the job's JSON unquoted
         if not low_priority:  # refresh rounds are bounded by REFRESH_BATCH instead
             self._check_room(len(unique))
-        outcomes: dict[BookId, Outcome] = {}
-        queue = self.refresh_queue if low_priority else self.rq_queue
-        for start in range(0, len(unique), BATCH):
-            outcomes.update(self._enqueue_batch(unique[start : start + BATCH], refresh, queue))
-        return outcomes
+        keys, leading_args = self._enqueue_script_call(refresh, self.refresh_queue if low_priority else self.rq_queue)
+        batches = [unique[start : start + BATCH] for start in range(0, len(unique), BATCH)]
+        # One script run per batch, each atomic, all sent in one round trip.
+        with self.redis.pipeline(transaction=False) as pipe:
+            for batch in batches:
+                self._enqueue(keys=keys, args=[*leading_args, *batch], client=pipe)
+            replies = pipe.execute()
+        return {
+            book_id: _OUTCOMES[value]
+            for batch, raw in zip(batches, replies, strict=True)
+            for book_id, value in zip(batch, raw, strict=True)
+        }
 
     def confirm_replicated(self) -> None:
         """Wait until ``REDIS_MIN_REPLICAS`` replicas hold what this client has written (Redis's
@@ -301,10 +311,8 @@ class BookQueue:
         if queued + adding > bound:
             raise QueueFull(queued, adding, bound)
 
-    def _enqueue_batch(self, book_ids: list[BookId], refresh: bool, queue: Queue) -> dict[BookId, Outcome]:
-        joined = "".join(book_ids)
-        if not (joined.isascii() and joined.isdigit()):
-            raise ValueError("book ids are digits")  # they stand in the job's JSON unquoted
+    def _enqueue_script_call(self, refresh: bool, queue: Queue) -> tuple[list[str], list[Any]]:
+        """The enqueue script's keys, and its arguments before the book ids, for ``queue``."""
         job = self.build_job(BOOK_ID_MARKER, queue)  # each book's differs only by its id
         template = [  # RQ reads a field it writes empty as one that is not there
             value
@@ -325,24 +333,21 @@ class BookQueue:
             "data": _around(job.data.decode(), BOOK_ID_MARKER),
             "description": _around(describe(BOOK_ID_MARKER), BOOK_ID_MARKER),
         }
-        raw = self._enqueue(
-            keys=[
-                queue.key,
-                queue.redis_queues_keys,
-                moved_up_from.key,
-                *(
-                    registry.key
-                    for book_queue in (self.rq_queue, self.refresh_queue)
-                    for registry in (
-                        book_queue.failed_job_registry,
-                        book_queue.finished_job_registry,
-                        book_queue.canceled_job_registry,
-                    )
-                ),
-            ],
-            args=[json.dumps(config), len(template), *template, *book_ids],
-        )
-        return {book_id: _OUTCOMES[value] for book_id, value in zip(book_ids, raw, strict=True)}
+        keys = [
+            queue.key,
+            queue.redis_queues_keys,
+            moved_up_from.key,
+            *(
+                registry.key
+                for book_queue in (self.rq_queue, self.refresh_queue)
+                for registry in (
+                    book_queue.failed_job_registry,
+                    book_queue.finished_job_registry,
+                    book_queue.canceled_job_registry,
+                )
+            ),
+        ]
+        return keys, [json.dumps(config), len(template), *template]
 
     def job_options(self, book_id: BookId) -> dict[str, Any]:
         """The arguments RQ builds a book's job from (``Queue.create_job``, ``Queue.prepare_data``)."""
