@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
 from redis import Redis
+from redis.exceptions import NoScriptError
 from rq import Queue, Worker
 from rq.exceptions import InvalidJobOperation
 from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE, Execution, ExecutionRegistry
@@ -279,11 +280,7 @@ class BookQueue:
             self._check_room(len(unique))
         keys, leading_args = self._enqueue_script_call(refresh, self.refresh_queue if low_priority else self.rq_queue)
         batches = [unique[start : start + BATCH] for start in range(0, len(unique), BATCH)]
-        # One script run per batch, each atomic, all sent in one round trip.
-        with self.redis.pipeline(transaction=False) as pipe:
-            for batch in batches:
-                self._enqueue(keys=keys, args=[*leading_args, *batch], client=pipe)
-            replies = pipe.execute()
+        replies = self._run_enqueue_script(keys, [[*leading_args, *batch] for batch in batches])
         return {
             book_id: _OUTCOMES[value]
             for batch, raw in zip(batches, replies, strict=True)
@@ -310,6 +307,23 @@ class BookQueue:
         queued = self.redis.llen(self.rq_queue.key)
         if queued + adding > bound:
             raise QueueFull(queued, adding, bound)
+
+    def _run_enqueue_script(self, keys: list[str], calls: list[list[Any]]) -> list[list[bytes]]:
+        """One run of the enqueue script per call's arguments, each atomic, all sent in one round
+        trip (redis-py's pipelined scripts would first ask whether the script is loaded). A
+        Redis without the script (restarted, a new master) runs none of them: it is loaded,
+        and they are sent again."""
+        try:
+            return self._send_enqueue_calls(keys, calls)
+        except NoScriptError:
+            self.redis.script_load(_ENQUEUE_SCRIPT)
+            return self._send_enqueue_calls(keys, calls)
+
+    def _send_enqueue_calls(self, keys: list[str], calls: list[list[Any]]) -> list[list[bytes]]:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for args in calls:
+                pipe.evalsha(self._enqueue.sha, len(keys), *keys, *args)
+            return cast(list[list[bytes]], pipe.execute())
 
     def _enqueue_script_call(self, refresh: bool, queue: Queue) -> tuple[list[str], list[Any]]:
         """The enqueue script's keys, and its arguments before the book ids, for ``queue``."""

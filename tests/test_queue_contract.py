@@ -144,3 +144,15 @@ def test_a_book_whose_job_is_active_is_not_queued_twice(redis, settings, status)
 def test_every_status_rq_has_is_active_or_over():
     over = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
     assert set(ACTIVE_JOB_STATUSES) == {status.value for status in JobStatus} - over
+
+
+def test_books_are_queued_by_a_redis_that_lost_the_script(redis, settings):
+    """A restarted Redis, or a new master, has no scripts: the enqueue loads its own again."""
+    queue = BookQueue(redis, settings)
+    queue.enqueue_books([BookId("11")])
+    redis.script_flush()
+    book_ids = [BookId(str(n)) for n in range(12, 2512)]  # three batches in one round trip
+    outcomes = queue.enqueue_books([BookId("11"), *book_ids])
+    assert outcomes == {"11": Outcome.ALREADY_QUEUED} | dict.fromkeys(book_ids, Outcome.QUEUED)
+    assert redis.llen(queue.rq_queue.key) == 1 + len(book_ids)
+    assert redis.lrange(queue.rq_queue.key, -1, -1) == [b"book-2511"]
