@@ -102,8 +102,7 @@ for i = template_end + 1, #ARGV do
     end
     local last
     if not outcome then
-        last = redis.call('HMGET', status_key, 'stored_at', 'state', 'at', 'attempts', 'paused_since',
-                          'next_attempt_at', 'origin_strike')
+        last = redis.call('HMGET', status_key, 'stored_at', 'state', 'at', 'attempts')
         if not config.refresh and last[1] and tonumber(last[1]) >= config.fresh_since then
             outcome = 'stored'
         elseif not config.refresh and last[2] == 'not_found' and tonumber(last[3]) >= config.fresh_since then
@@ -120,9 +119,9 @@ for i = template_end + 1, #ARGV do
         redis.call('HSET', job_key, 'data', data[1] .. id .. data[2],
                    'description', description[1] .. id .. description[2], 'status', 'queued', unpack(template))
         pushed[#pushed + 1] = job_id
-        -- a book queued before starts its count afresh; a new one has no status hash until it runs
-        if last[4] and last[4] ~= '0' then redis.call('HSET', status_key, 'attempts', 0) end
-        if last[5] or last[6] or last[7] then
+        -- a book that ran before starts afresh; a new one has no status hash until it runs
+        if last[2] or last[4] then
+            redis.call('HSET', status_key, 'attempts', 0)
             redis.call('HDEL', status_key, 'paused_since', 'next_attempt_at', 'origin_strike')
         end
         outcome = 'queued'
