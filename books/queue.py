@@ -273,7 +273,7 @@ class BookQueue:
         """
         unique = list(dict.fromkeys(book_ids))
         joined = "".join(unique)
-        if not (joined.isascii() and joined.isdigit()):
+        if joined and not (joined.isascii() and joined.isdigit()):
             raise ValueError("book ids are digits")  # they stand in the job's JSON unquoted
         if not low_priority:  # refresh rounds are bounded by REFRESH_BATCH instead
             self._check_room(len(unique))

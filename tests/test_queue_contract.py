@@ -156,3 +156,11 @@ def test_books_are_queued_by_a_redis_that_lost_the_script(redis, settings):
     assert outcomes == {"11": Outcome.ALREADY_QUEUED} | dict.fromkeys(book_ids, Outcome.QUEUED)
     assert redis.llen(queue.rq_queue.key) == 1 + len(book_ids)
     assert redis.lrange(queue.rq_queue.key, -1, -1) == [b"book-2511"]
+
+
+def test_no_books_queue_nothing_and_an_id_that_is_not_digits_is_refused(redis, settings):
+    queue = BookQueue(redis, settings)
+    assert queue.enqueue_books([]) == {}
+    with pytest.raises(ValueError, match="digits"):
+        queue.enqueue_books([BookId("1"), BookId('2"],{"x')])
+    assert redis.keys("*") == []
