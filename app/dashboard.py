@@ -18,11 +18,9 @@ of its requests:
   origin (``Sec-Fetch-Site``, else ``Origin``): another site cannot make an operator's
   browser requeue jobs. Deleting jobs and emptying queues stay switched off.
 
-Fetching a job unpickles its ``meta`` (and showing it, its data and result) with RQ's pickle
-serializer, so a crafted job hash would run code in the web process. Here the dashboard
-reads jobs with ``PlainValuesSerializer`` instead, which refuses every global but the
-service's own status enums: the book jobs' data (a call of ``worker.tasks.parse_book`` with
-a string, the function named by its dotted path), meta and results are plain values.
+rq-dashboard reads jobs with RQ's pickle serializer by default, so a crafted job hash would run
+code in the web process. Here it reads them as the workers do, with the service's JSON
+``JobSerializer`` (books/jobs.py): a job that is not JSON is answered 422, never unpickled.
 """
 
 from __future__ import annotations
@@ -40,14 +38,13 @@ from redis import Redis
 from rq import Worker
 from rq.exceptions import DeserializationError, NoSuchJobError
 from rq.job import Job
-from rq.serializers import DefaultSerializer
 from rq_dashboard.web import push_rq_connection
 
 from app.dashboard_escaping import escape_dashboard_values
 from app.errors import ApiError
 from app.limits import LoginThrottle, client_address, is_loopback
+from books.jobs import JobSerializer
 from books.settings import Settings
-from books.store import PlainValuesUnpickler, RefusedPickle
 
 URL_PREFIX = "/rqstatus"
 # The cookie that marks a browser which logged in before (see the module's docstring).
@@ -58,49 +55,37 @@ STATE_CHANGING_ENDPOINTS = frozenset(
     for name in ("requeue_job_view", "requeue_all", "delete_job_view", "empty_queue", "compact_queue")
 )
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Globals a job's pickles may name: the outcomes parse_book returns.
-ALLOWED_GLOBALS = frozenset({("books.status", "BookStatus"), ("books.status", "Outcome")})
 
 
-class PlainValuesSerializer:
-    """RQ's pickle serializer, reading back plain values only."""
-
-    dumps = DefaultSerializer.dumps
-
-    @staticmethod
-    def loads(data: bytes) -> Any:
-        return PlainValuesUnpickler(data, ALLOWED_GLOBALS).load()
-
-
-class _PlainValuesJob(Job):
+class _JsonJob(Job):
     def __init__(self, id: str | None = None, connection: Redis | None = None, serializer: Any = None) -> None:
-        super().__init__(id, connection, serializer or PlainValuesSerializer)
+        super().__init__(id, connection, JobSerializer)
 
 
-class _PlainValuesWorker(Worker):
-    job_class = _PlainValuesJob
+class _JsonWorker(Worker):
+    job_class = _JsonJob
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["serializer"] = kwargs.get("serializer") or PlainValuesSerializer
+        kwargs["serializer"] = JobSerializer
         super().__init__(*args, **kwargs)
 
 
-def _read_jobs_as_plain_values() -> None:
-    """Point rq-dashboard's job reading at ``PlainValuesSerializer``: its serializer setting
-    for the views that pass one, and, for those that fetch jobs with RQ's default (the job
-    page, requeueing, the workers' current jobs), the names they call."""
+def _read_jobs_as_json() -> None:
+    """Point rq-dashboard's job reading at ``JobSerializer``: its serializer setting for the
+    views that pass one, and, for those that fetch jobs with RQ's default (the job page,
+    requeueing, the workers' current jobs), the names they call."""
     web: Any = rq_dashboard.web
-    web.config.serializer = PlainValuesSerializer
-    web.Job = _PlainValuesJob
-    web.Worker = _PlainValuesWorker
-    web.requeue_job = requeue_plain_job
+    web.config.serializer = JobSerializer
+    web.Job = _JsonJob
+    web.Worker = _JsonWorker
+    web.requeue_job = requeue_json_job
 
 
-def requeue_plain_job(job_id: str, connection: Redis) -> Job:
+def requeue_json_job(job_id: str, connection: Redis) -> Job:
     """RQ's ``requeue_job`` for a job whose meta and data (the call a worker would make) read
-    back as plain values; ``RefusedPickle`` (422) for any other, which is left where it is: the
-    dashboard refuses to show it, and a worker would unpickle it."""
-    job = Job.fetch(job_id, connection=connection, serializer=PlainValuesSerializer)  # reads its meta
+    back as this service's JSON; ``DeserializationError`` (422) for any other, which is left
+    where it is: the dashboard refuses to show it, and a worker would refuse to run it."""
+    job = Job.fetch(job_id, connection=connection, serializer=JobSerializer)  # reads its meta
     job.args  # noqa: B018 (reads the data: the function's name, its arguments)
     return job.requeue()
 
@@ -129,7 +114,7 @@ def dashboard_address(settings: Settings) -> str:
 def mount_dashboard(app: Flask, settings: Settings, redis: Redis) -> None:
     app.config["RQ_DASHBOARD_REDIS_URL"] = (dashboard_address(settings),)
     app.config["RQ_DASHBOARD_DISABLE_DELETE"] = True
-    _read_jobs_as_plain_values()
+    _read_jobs_as_json()
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=URL_PREFIX)
     escape_dashboard_values(app, rq_dashboard.blueprint.jinja_loader)
     _use_app_client(app, redis)
@@ -164,7 +149,6 @@ def mount_dashboard(app: Flask, settings: Settings, redis: Redis) -> None:
     # Runs for the dashboard's requests only (first, before its own hooks), not for the API's.
     app.before_request_funcs.setdefault(rq_dashboard.blueprint.name, []).insert(0, guard_dashboard)
     app.after_request_funcs.setdefault(rq_dashboard.blueprint.name, []).append(partial(_remember_operator, settings))
-    app.register_error_handler(RefusedPickle, _refused_job)
     app.register_error_handler(DeserializationError, _refused_job)
     app.register_error_handler(NoSuchJobError, _unknown_job)
 
@@ -267,5 +251,5 @@ def _unknown_job(error: Exception) -> tuple[Response, int]:
 
 def _refused_job(error: Exception) -> tuple[Response, int]:
     return ApiError(
-        422, "unsafe_job_data", f"the job holds data that is not plain values and was not read: {error}"
+        422, "unsafe_job_data", f"the job's data is not this service's JSON and was not read: {error}"
     ).response()

@@ -51,12 +51,12 @@ from pathlib import Path
 import requests
 from redis import ConnectionPool, Redis
 from redis.connection import Connection
-from rq import SimpleWorker
 
 from books.batches import Batches
 from books.links import BookId
 from books.queue import BookQueue
 from books.store import ZLIB_FIRST_BYTE, BookStore, dumps_record
+from tests.conftest import BurstWorker
 from tests.origin import Origin, book_page
 from tests.processes import RedisServer, Service, tree_rss_kb, wait_until
 from worker.parser import NotABookPage, parse_book_page
@@ -292,8 +292,9 @@ def _owner() -> str:
 
 
 def commands_by_owner(server: RedisServer, books: int) -> dict[str, object]:
-    """Books through RQ's SimpleWorker in this process from the local origin, every Redis command
-    counted by owner: the service's own (the job) and RQ's (the job's life)."""
+    """Books through RQ's SimpleWorker in this process (reading jobs as the service's workers
+    do) from the local origin, every Redis command counted by owner: the service's own (the
+    job) and RQ's (the job's life)."""
     from worker import context
 
     redis = Redis(port=server.port)
@@ -308,7 +309,7 @@ def commands_by_owner(server: RedisServer, books: int) -> dict[str, object]:
         counted = Redis(connection_pool=ConnectionPool(port=server.port, connection_class=CountingConnection))
         CountingConnection.commands.clear()
         CountingConnection.trips.clear()
-        SimpleWorker([settings.queue_name], connection=counted).work(burst=True)
+        BurstWorker([settings.queue_name], connection=counted).work(burst=True)
         assert redis.zcard(BookStore(redis).stored_at_key) == books
     finally:
         origin.stop()

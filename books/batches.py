@@ -47,6 +47,7 @@ from redis.typing import EncodableT, FieldT
 from rq.exceptions import DuplicateJobError
 
 from books.control import enqueue_control
+from books.jobs import BATCH_RECOUNT
 from books.links import BookId, canonical_url
 from books.origin import iso
 from books.queue import BookQueue
@@ -74,11 +75,6 @@ STATES_CHUNK = 2_000
 # however often it is asked about, costs the workers at most a tenth of one worker's time.
 RECOUNT_AFTER = 5.0
 RECOUNT_SHARE = 10
-# The recount job: one at a time per batch (its id is unique while RQ keeps the job); a
-# finished one is deleted at once, a failed one kept this long (seconds) for the dashboard,
-# and no recount of that batch runs in the meantime.
-RECOUNT = "worker.batches.recount_batch"
-RECOUNT_FAILURE_TTL = 60
 
 # Keep a count unless the batch has expired meanwhile (writing would make a header that never
 # expires) or newer counts are kept already; final counts are written once.
@@ -97,6 +93,10 @@ return 1
 
 # One link of a batch: the link as sent (shortened), its book id, or the reason it was refused.
 Entry = tuple[str | None, BookId | None, str | None]
+# An entry as kept: compact JSON, from one encoder (``json.dumps`` would make one per entry).
+_ENTRY_JSON = json.JSONEncoder(separators=(",", ":")).encode
+
+
 # What Redis spends beyond the bytes of a list element (the listpack entry's header and
 # back-length), on its list nodes and the allocator's rounding (a share of the bytes), and on
 # a batch's three keys and its header: ``NewBatch.size`` is then at or a little above
@@ -136,8 +136,8 @@ def _stored_entry(entry: Entry) -> str:
     back by ``_read_entry`` as that link); any other as ``[link, book_id, reason]``."""
     link, book_id, _reason = entry
     if book_id is not None and link == canonical_url(book_id):
-        return json.dumps(book_id)
-    return json.dumps(entry, separators=(",", ":"))
+        return _ENTRY_JSON(book_id)
+    return _ENTRY_JSON(entry)
 
 
 def _read_entry(stored: bytes) -> Entry:
@@ -332,16 +332,7 @@ def schedule_recount(redis: Redis, settings: Settings, batch_id: str) -> bool:
     """Ask a worker to recount the batch, unless a recount of it is queued or running already;
     return whether this call asked."""
     try:
-        enqueue_control(
-            redis,
-            settings,
-            RECOUNT,
-            batch_id,
-            job_id=f"batch-counts-{batch_id}",
-            unique=True,
-            result_ttl=0,
-            failure_ttl=RECOUNT_FAILURE_TTL,
-        )
+        enqueue_control(redis, settings, BATCH_RECOUNT, batch_id, unique=True)
     except DuplicateJobError:
         return False
     return True

@@ -24,9 +24,9 @@ from typing import cast
 from urllib.parse import urlsplit
 
 from redis import Redis
-from rq import Retry
 
 from books.control import enqueue_control, schedule_next
+from books.jobs import CALLBACK_DELIVERY, CALLBACKS_CHECK
 from books.links import BookId
 from books.settings import Settings
 from books.slots import Slots
@@ -173,10 +173,6 @@ def target_address(url: str) -> Address:
     return (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS[parts.scheme]
 
 
-CHECK = "worker.callbacks.check_callbacks"
-DELIVER = "worker.callbacks.deliver_callback"
-
-
 def wait_for_batch(
     redis: Redis, settings: Settings, batch_id: str, url: str, batch_url: str, pending: list[BookId]
 ) -> None:
@@ -185,7 +181,7 @@ def wait_for_batch(
     callbacks = Callbacks(redis, settings.key_prefix, settings.batch_ttl)
     callbacks.register(batch_id, url, batch_url, pending)
     if pending:
-        schedule_next(redis, settings, "callbacks-check", CHECK, settings.callback_check_interval)
+        schedule_next(redis, settings, CALLBACKS_CHECK, settings.callback_check_interval)
     else:
         deliver_once(callbacks, settings, batch_id)
 
@@ -194,14 +190,5 @@ def deliver_once(callbacks: Callbacks, settings: Settings, batch_id: str) -> boo
     """Schedule the batch's delivery if this caller wins its claim (only one ever does)."""
     if not callbacks.claim(batch_id):
         return False
-    intervals = list(settings.callback_retry_intervals)
-    enqueue_control(
-        callbacks.redis,
-        settings,
-        DELIVER,
-        batch_id,
-        queue_name=settings.callback_queue_name,
-        job_id=f"callback-{batch_id}",
-        retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
-    )
+    enqueue_control(callbacks.redis, settings, CALLBACK_DELIVERY, batch_id)
     return True

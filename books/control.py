@@ -12,36 +12,27 @@ first, so a run that dies does not end the chain; each worker asks at start too.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis import Redis
-from rq import Queue
 from rq.exceptions import DuplicateJobError
 
+from books.jobs import JobKind, job_queue
 from books.settings import Settings
 
-# How long RQ keeps a finished or failed control job (for the dashboard).
-RESULT_TTL = 3600
 
-
-def control_queue(redis: Redis, settings: Settings) -> Queue:
-    return Queue(settings.control_queue_name, connection=redis)
-
-
-def schedule_next(redis: Redis, settings: Settings, name: str, func: str, interval: int) -> bool:
-    """Schedule the run of ``func`` at the start of the next slot of ``interval`` seconds,
+def schedule_next(redis: Redis, settings: Settings, kind: JobKind, interval: int) -> bool:
+    """Schedule a run of ``kind`` at the start of the next slot of ``interval`` seconds,
     unless it is scheduled already; return whether this call scheduled it."""
     slot = int(time.time() // interval) + 1
     try:
-        control_queue(redis, settings).enqueue_at(
+        job_queue(redis, kind.queue_name(settings)).enqueue_at(
             datetime.fromtimestamp(slot * interval, UTC),
-            func,
-            job_id=f"{name}-{slot}",
+            kind.func,
+            job_id=kind.job_id(str(slot)),
             unique=True,
-            result_ttl=RESULT_TTL,
-            failure_ttl=RESULT_TTL,
-            job_timeout=settings.job_timeout,
+            **_enqueue_options(kind, settings),
         )
     except DuplicateJobError:
         return False
@@ -49,11 +40,20 @@ def schedule_next(redis: Redis, settings: Settings, name: str, func: str, interv
 
 
 def enqueue_control(
-    redis: Redis, settings: Settings, func: str, *args: Any, queue_name: str | None = None, **options: Any
+    redis: Redis, settings: Settings, kind: JobKind, key: str, *args: Any, unique: bool = False, delay: float = 0
 ) -> None:
-    """Run ``func`` on the control queue (or the service's queue ``queue_name``) as soon as a
-    worker is free; ``options`` go to RQ's ``enqueue`` (and may set their own ``result_ttl`` or
-    ``failure_ttl``)."""
-    defaults = {"result_ttl": RESULT_TTL, "failure_ttl": RESULT_TTL, "job_timeout": settings.job_timeout}
-    queue = Queue(queue_name, connection=redis) if queue_name else control_queue(redis, settings)
-    queue.enqueue(func, *args, **(defaults | options))
+    """Run ``kind`` for ``key`` (its job id's end, and its first argument) on its queue as
+    soon as a worker is free, or ``delay`` seconds from now; with ``unique``, raise RQ's
+    ``DuplicateJobError`` while a job of that id exists."""
+    queue = job_queue(redis, kind.queue_name(settings))
+    options = {"job_id": kind.job_id(key), "unique": unique, **_enqueue_options(kind, settings)}
+    if delay > 0:
+        queue.enqueue_in(timedelta(seconds=delay), kind.func, key, *args, **options)
+    else:
+        queue.enqueue(kind.func, key, *args, **options)
+
+
+def _enqueue_options(kind: JobKind, settings: Settings) -> dict[str, Any]:
+    """The kind's options under the names ``Queue.enqueue`` and ``enqueue_at`` take."""
+    options = kind.options(settings)
+    return {"job_timeout": options.pop("timeout"), **options}

@@ -12,28 +12,30 @@ decides whether a job is needed (none while one is active, none while a fresh re
 fresh "not found" exists), and if so clears what is left of the book's finished job (what
 ``Job.delete`` clears) and writes the job hash and pushes it on the queue. The job hash is
 RQ's own: its fields come from ``Job.to_dict()`` of a job RQ builds for the batch, and each
-book's ``data`` from RQ's serializer, so workers run these jobs like any other
-(``tests/test_queue_contract.py`` holds RQ to that).
+book's ``data`` and description are that job's with the book's id in place of a marker (the
+JSON call of books/jobs.py, left uncompressed, which RQ reads as it reads a compressed one),
+so workers run these jobs like any other (``tests/test_queue_contract.py`` holds RQ to that).
 """
 
 from __future__ import annotations
 
 import json
 import time
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from redis import Redis
-from rq import Queue, Retry, Worker
+from redis.exceptions import NoScriptError
+from rq import Queue, Worker
 from rq.executions import ExecutionRegistry
 from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.utils import now, utcparse
 
+from books.jobs import BOOK, job_queue
 from books.links import BookId
 from books.origin import OriginSnapshot, origin_key
 from books.record import GOODREADS
@@ -41,11 +43,14 @@ from books.settings import Settings
 from books.status import FINAL_FAILURES, BookState, BookStatus, Outcome
 from books.store import BookStore, RecordLimits
 
-TASK = "worker.tasks.parse_book"
-JOB_ID_PREFIX = "book-"
+JOB_ID_PREFIX = BOOK.job_id("")
 BATCH = 1000
-TEMPLATE_BOOK_ID = BookId("0")
+# Stands for the book's id in the job RQ builds for a batch; each book's job is that one with
+# its id in place of the marker (book ids are digits: the same in JSON and in a description).
+BOOK_ID_MARKER = BookId("__book_id__")
 
+# The enqueue script's answers, as they come back from Redis.
+_OUTCOMES = {outcome.encode(): outcome for outcome in Outcome}
 # Every status RQ has, but those of a job that is over: a status a later RQ adds counts as
 # active, so a book is never queued twice because of a status this code does not know.
 TERMINAL_JOB_STATUSES = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED})
@@ -58,9 +63,11 @@ AWAITING = (BookStatus.PAUSED, BookStatus.QUEUED)
 # every book queue (a book's last job may have run on either).
 # ARGV[1]: JSON {job_id_prefix, status_key_prefix, fresh_since (epoch s), refresh (bool),
 #          queue (name), moved_up_from (that lower queue's name), active (job statuses),
-#          job_keys ([prefix, suffix] around a job id: every key of a job)};
+#          job_keys ([prefix, suffix] around a job id: every key of a job),
+#          data and description ([prefix, suffix] around the book id: a book's job data and
+#          description)};
 # ARGV[2]: n, the number of job template values, then those n field/value values;
-# then (book id, job data, description) for each book. Returns one outcome per book.
+# then the book ids. Returns one outcome per book.
 # Book keys are built inside, as RQ's own scripts build theirs.
 _ENQUEUE_SCRIPT = """
 local config = cjson.decode(ARGV[1])
@@ -69,13 +76,16 @@ for _, status in ipairs(config.active) do active[status] = true end
 local template_end = 2 + tonumber(ARGV[2])
 local template = {}
 for i = 3, template_end do template[#template + 1] = ARGV[i] end
+local id_prefix, status_prefix = config.job_id_prefix, config.status_key_prefix
+local job_key_prefix, job_key_suffix = config.job_keys[1][1], config.job_keys[1][2]
+local data, description = config.data, config.description
 local outcomes = {}
-local queued = 0
-for i = template_end + 1, #ARGV, 3 do
-    local id, data, description = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-    local job_id = config.job_id_prefix .. id
-    local job_key = config.job_keys[1][1] .. job_id .. config.job_keys[1][2]
-    local status_key = config.status_key_prefix .. id
+local pushed = {}
+for i = template_end + 1, #ARGV do
+    local id = ARGV[i]
+    local job_id = id_prefix .. id
+    local job_key = job_key_prefix .. job_id .. job_key_suffix
+    local status_key = status_prefix .. id
     local job_status = redis.call('HGET', job_key, 'status')
     local outcome
     if job_status and active[job_status] then
@@ -84,15 +94,16 @@ for i = template_end + 1, #ARGV, 3 do
         if KEYS[3] ~= KEYS[1] and job_status == 'queued'
                 and redis.call('HGET', job_key, 'origin') == config.moved_up_from
                 and redis.call('LREM', KEYS[3], 1, job_id) == 1 then
-            redis.call('RPUSH', KEYS[1], job_id)
+            pushed[#pushed + 1] = job_id
             redis.call('HSET', job_key, 'origin', config.queue)
-            queued = queued + 1
         end
-    elseif not config.refresh then
-        local last = redis.call('HMGET', status_key, 'stored_at', 'state', 'at')
-        if last[1] and tonumber(last[1]) >= config.fresh_since then
+    end
+    local last
+    if not outcome then
+        last = redis.call('HMGET', status_key, 'stored_at', 'state', 'at', 'attempts')
+        if not config.refresh and last[1] and tonumber(last[1]) >= config.fresh_since then
             outcome = 'stored'
-        elseif last[2] == 'not_found' and tonumber(last[3]) >= config.fresh_since then
+        elseif not config.refresh and last[2] == 'not_found' and tonumber(last[3]) >= config.fresh_since then
             outcome = 'not_found'
         end
     end
@@ -103,17 +114,23 @@ for i = template_end + 1, #ARGV, 3 do
             redis.call('DEL', unpack(keys))
             for k = 4, #KEYS do redis.call('ZREM', KEYS[k], job_id) end
         end
-        redis.call('HSET', job_key, 'data', data, 'description', description, 'status', 'queued',
-                   unpack(template))
-        redis.call('RPUSH', KEYS[1], job_id)
-        redis.call('HSET', status_key, 'attempts', 0)
-        redis.call('HDEL', status_key, 'paused_since', 'next_attempt_at', 'origin_strike', 'own_trouble', 'fallback')
-        queued = queued + 1
+        redis.call('HSET', job_key, 'data', data[1] .. id .. data[2],
+                   'description', description[1] .. id .. description[2], 'status', 'queued', unpack(template))
+        pushed[#pushed + 1] = job_id
+        -- a book that ran before starts afresh; a new one has no status hash until it runs
+        if last[2] or last[4] then
+            redis.call('HSET', status_key, 'attempts', 0)
+            redis.call('HDEL', status_key, 'paused_since', 'next_attempt_at', 'origin_strike', 'own_trouble',
+                       'fallback')
+        end
         outcome = 'queued'
     end
     outcomes[#outcomes + 1] = outcome
 end
-if queued > 0 then redis.call('SADD', KEYS[2], KEYS[1]) end
+if #pushed > 0 then
+    redis.call('RPUSH', KEYS[1], unpack(pushed))
+    redis.call('SADD', KEYS[2], KEYS[1])
+end
 return outcomes
 """
 
@@ -136,7 +153,7 @@ return fields
 
 def job_id(book_id: BookId) -> str:
     """RQ job id of a book's parse job (RQ allows letters, digits, - and _)."""
-    return f"{JOB_ID_PREFIX}{book_id}"
+    return JOB_ID_PREFIX + book_id
 
 
 def job_keys(connection: Redis) -> list[tuple[str, str]]:
@@ -171,14 +188,6 @@ class JobCounts:
     failed: int
 
 
-def _compress(data: bytes) -> bytes:
-    """A zlib stream, as RQ stores a job's data, made with a 512-byte window: the data is a
-    pickle of some sixty bytes, and setting up ``zlib.compress``'s default 32 KB window costs
-    more than the rest of a book's enqueue; RQ reads either stream alike."""
-    compressor = zlib.compressobj(wbits=9, memLevel=1)
-    return compressor.compress(data) + compressor.flush()
-
-
 class QueueFull(Exception):
     """Queueing the books would take the queue past ``MAX_QUEUED_BOOKS``: none was queued."""
 
@@ -201,8 +210,8 @@ class BookQueue:
         self.redis = redis
         self.settings = settings
         self.store = BookStore(redis, settings.key_prefix, RecordLimits.from_settings(settings))
-        self.rq_queue = Queue(settings.queue_name, connection=redis)
-        self.refresh_queue = Queue(settings.refresh_queue_name, connection=redis)
+        self.rq_queue = job_queue(redis, BOOK.queue_name(settings))
+        self.refresh_queue = job_queue(redis, BOOK.queue_name(settings, low_priority=True))
         self._enqueue = redis.register_script(_ENQUEUE_SCRIPT)
         self._status_fields = redis.register_script(_STATUS_FIELDS_SCRIPT)
         self._job_keys = job_keys(redis)
@@ -222,13 +231,19 @@ class BookQueue:
         moves to the book queue. Either way a book has one job at a time.
         """
         unique = list(dict.fromkeys(book_ids))
+        joined = "".join(unique)
+        if joined and not (joined.isascii() and joined.isdigit()):
+            raise ValueError("book ids are digits")  # they stand in the job's JSON unquoted
         if not low_priority:  # refresh rounds are bounded by REFRESH_BATCH instead
             self._check_room(len(unique))
-        outcomes: dict[BookId, Outcome] = {}
-        queue = self.refresh_queue if low_priority else self.rq_queue
-        for start in range(0, len(unique), BATCH):
-            outcomes.update(self._enqueue_batch(unique[start : start + BATCH], refresh, queue))
-        return outcomes
+        keys, leading_args = self._enqueue_script_call(refresh, self.refresh_queue if low_priority else self.rq_queue)
+        batches = [unique[start : start + BATCH] for start in range(0, len(unique), BATCH)]
+        replies = self._run_enqueue_script(keys, [[*leading_args, *batch] for batch in batches])
+        return {
+            book_id: _OUTCOMES[value]
+            for batch, raw in zip(batches, replies, strict=True)
+            for book_id, value in zip(batch, raw, strict=True)
+        }
 
     def confirm_replicated(self) -> None:
         """Wait until ``REDIS_MIN_REPLICAS`` replicas hold what this client has written (Redis's
@@ -258,18 +273,32 @@ class BookQueue:
         if queued + adding > bound:
             raise QueueFull(queued, adding, bound)
 
-    def _enqueue_batch(self, book_ids: list[BookId], refresh: bool, queue: Queue) -> dict[BookId, Outcome]:
-        job = self.build_job(TEMPLATE_BOOK_ID, queue)  # each book changes only its args
-        template = [
+    def _run_enqueue_script(self, keys: list[str], calls: list[list[Any]]) -> list[list[bytes]]:
+        """One run of the enqueue script per call's arguments, each atomic, all sent in one round
+        trip (redis-py's pipelined scripts would first ask whether the script is loaded). A
+        Redis without the script (restarted, a new master) runs none of them: it is loaded,
+        and they are sent again."""
+        try:
+            return self._send_enqueue_calls(keys, calls)
+        except NoScriptError:
+            self.redis.script_load(_ENQUEUE_SCRIPT)
+            return self._send_enqueue_calls(keys, calls)
+
+    def _send_enqueue_calls(self, keys: list[str], calls: list[list[Any]]) -> list[list[bytes]]:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for args in calls:
+                pipe.evalsha(self._enqueue.sha, len(keys), *keys, *args)
+            return cast(list[list[bytes]], pipe.execute())
+
+    def _enqueue_script_call(self, refresh: bool, queue: Queue) -> tuple[list[str], list[Any]]:
+        """The enqueue script's keys, and its arguments before the book ids, for ``queue``."""
+        job = self.build_job(BOOK_ID_MARKER, queue)  # each book's differs only by its id
+        template = [  # RQ reads a field it writes empty as one that is not there
             value
             for field, value in job.to_dict().items()
-            if field not in ("data", "description", "status")
+            if field not in ("data", "description", "status") and value != ""
             for value in (field, value)
         ]
-        books: list[bytes | str] = []
-        for book_id in book_ids:
-            job.args = (book_id,)
-            books += [book_id, _compress(job.data), describe(book_id)]
         moved_up_from = self.refresh_queue if queue is self.rq_queue else queue
         config = {
             "job_id_prefix": JOB_ID_PREFIX,
@@ -280,44 +309,38 @@ class BookQueue:
             "moved_up_from": moved_up_from.name,
             "active": ACTIVE_JOB_STATUSES,
             "job_keys": self._job_keys,
+            "data": key_around(job.data.decode(), BOOK_ID_MARKER),
+            "description": key_around(describe(BOOK_ID_MARKER), BOOK_ID_MARKER),
         }
-        raw = self._enqueue(
-            keys=[
-                queue.key,
-                queue.redis_queues_keys,
-                moved_up_from.key,
-                *(
-                    registry.key
-                    for book_queue in (self.rq_queue, self.refresh_queue)
-                    for registry in (
-                        book_queue.failed_job_registry,
-                        book_queue.finished_job_registry,
-                        book_queue.canceled_job_registry,
-                    )
-                ),
-            ],
-            args=[json.dumps(config), len(template), *template, *books],
-        )
-        return {book_id: Outcome(value.decode()) for book_id, value in zip(book_ids, raw, strict=True)}
+        keys = [
+            queue.key,
+            queue.redis_queues_keys,
+            moved_up_from.key,
+            *(
+                registry.key
+                for book_queue in (self.rq_queue, self.refresh_queue)
+                for registry in (
+                    book_queue.failed_job_registry,
+                    book_queue.finished_job_registry,
+                    book_queue.canceled_job_registry,
+                )
+            ),
+        ]
+        return keys, [json.dumps(config), len(template), *template]
 
     def job_options(self, book_id: BookId) -> dict[str, Any]:
         """The arguments RQ builds a book's job from (``Queue.create_job``, ``Queue.prepare_data``)."""
-        settings = self.settings
-        retry = Retry(max=settings.retry_max, interval=list(settings.retry_intervals)) if settings.retry_max else None
         return {
             "args": (book_id,),
             "job_id": job_id(book_id),
-            "timeout": settings.job_timeout,
-            "result_ttl": settings.result_ttl,
-            "failure_ttl": settings.failure_ttl,
-            "retry": retry,
             "description": describe(book_id),
+            **BOOK.options(self.settings),
         }
 
     def build_job(self, book_id: BookId, queue: Queue | None = None) -> Job:
         """A book's job as RQ builds it for the book queue, or the one given (not saved)."""
         queue = queue or self.rq_queue
-        job = queue.create_job(TASK, **self.job_options(book_id))
+        job = queue.create_job(BOOK.func, **self.job_options(book_id))
         job.origin = queue.name
         job.enqueued_at = now()
         return job

@@ -12,16 +12,17 @@ from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 from rq import SimpleWorker
-from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
 
 from app import create_app
+from books.jobs import JobSerializer, job_queue
 from books.settings import Settings
 from tests.openlibrary import FakeOpenLibrary
 from tests.origin import Origin
 from tests.processes import RedisServer, Service
 from worker import context
 from worker.context import WorkerContext
+from worker.jobs import ServiceJobsWorker
 
 # What the service and its client read from the environment: the settings, gunicorn's number of
 # workers, the client's token.
@@ -111,9 +112,10 @@ def client(app) -> FlaskClient:
     return app.test_client()
 
 
-class BurstWorker(SimpleWorker):
-    """RQ's SimpleWorker without its command channel: a burst run in a test takes no commands,
-    and RQ waits up to a second for the channel's listener thread to stop when it quits."""
+class BurstWorker(ServiceJobsWorker, SimpleWorker):
+    """RQ's SimpleWorker, reading jobs as the service's workers do, without its command
+    channel: a burst run in a test takes no commands, and RQ waits up to a second for the
+    channel's listener thread to stop when it quits."""
 
     def subscribe(self) -> None:
         pass
@@ -148,10 +150,10 @@ def run_due_jobs(redis, run_jobs):
 
 def enqueue_scheduled_now(redis: Redis, queue_name: str) -> None:
     """Put every job scheduled on the queue back on it now, as RQ's scheduler does once due."""
-    registry = ScheduledJobRegistry(queue_name, connection=redis)
+    registry = job_queue(redis, queue_name).scheduled_job_registry
     if due := registry.get_job_ids():
         redis.zadd(registry.key, dict.fromkeys(due, 0))
-    scheduler = RQScheduler([queue_name], connection=redis)
+    scheduler = RQScheduler([queue_name], connection=redis, serializer=JobSerializer)
     scheduler.acquire_locks()
     scheduler.enqueue_scheduled_jobs()
     scheduler.release_locks()

@@ -13,10 +13,10 @@ from datetime import datetime
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from rq import Queue
 
 from app import create_app
 from books.batches import Batches, counts_from_outcomes
+from books.jobs import job_queue
 from books.queue import BookQueue
 from books.settings import ConfigError, Settings
 from books.status import Outcome
@@ -47,7 +47,7 @@ def post(client: FlaskClient, book_ids: list[int], extra: tuple[str, ...] = (), 
 
 
 def control_jobs(redis, settings: Settings) -> list[str]:
-    return Queue(settings.control_queue_name, connection=redis).job_ids
+    return job_queue(redis, settings.control_queue_name).job_ids
 
 
 def age(redis, batch_id: str, seconds: float) -> None:
@@ -164,7 +164,7 @@ def test_a_large_batch_is_called_back_with_exact_final_counts(configure, run_job
             run_jobs()
             from worker.callbacks import check_callbacks
 
-            Queue(settings.control_queue_name, connection=redis).enqueue(check_callbacks)
+            job_queue(redis, settings.control_queue_name).enqueue(check_callbacks)
             run_jobs(settings.control_queue_name, settings.callback_queue_name)
             assert len(listener.received) == 1
             payload = json.loads(listener.received[0].body)

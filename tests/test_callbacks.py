@@ -8,17 +8,18 @@ import re
 import time
 
 import pytest
-from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
 
 from app import create_app
 from books.callbacks import Callbacks, deliver_once, host_slots, refusal, signature
+from books.jobs import job_queue
 from books.settings import ConfigError, Settings
 from books.slots import Slots
 from tests.listener import DripListener, Listener, verified
 from tests.processes import free_port, wait_until
+from worker.jobs import ServiceJob
 
 ALLOWED = frozenset({("127.0.0.1", 9), ("hooks.example.com", 80), ("hooks.example.com", 443)})
 # This service's own addresses: Redis on the loopback, the web on port 5000.
@@ -183,7 +184,7 @@ def test_a_batch_whose_books_settle_is_called_back_once_signed(callback_app, run
         run_jobs()  # the book jobs
         from worker.callbacks import check_callbacks
 
-        Queue(settings.control_queue_name, connection=redis).enqueue(check_callbacks)
+        job_queue(redis, settings.control_queue_name).enqueue(check_callbacks)
         run_jobs(settings.control_queue_name, settings.callback_queue_name)
         run_jobs(settings.control_queue_name, settings.callback_queue_name)  # a second check finds nothing to do
         assert len(listener.received) == 1
@@ -206,11 +207,11 @@ def test_a_batch_already_stored_is_called_back_at_once(callback_app, run_jobs, r
         run_jobs(settings.control_queue_name, settings.callback_queue_name)
         answer = post(client, ["41"], f"{listener.url}/second")
         assert answer.json["counts"]["stored"] == 1
-        assert Queue(settings.callback_queue_name, connection=redis).job_ids == [f"callback-{answer.json['batch_id']}"]
+        assert job_queue(redis, settings.callback_queue_name).job_ids == [f"callback-{answer.json['batch_id']}"]
         run_jobs(settings.control_queue_name, settings.callback_queue_name)
         # the first batch waits for its scheduled check; the second went at once
         assert [received.path for received in listener.received] == ["/second"]
-        scheduled = Queue(settings.control_queue_name, connection=redis).scheduled_job_registry.get_job_ids()
+        scheduled = job_queue(redis, settings.control_queue_name).scheduled_job_registry.get_job_ids()
         assert len(scheduled) == 1 and scheduled[0].startswith("callbacks-check-")
 
 
@@ -223,7 +224,7 @@ def test_two_batches_sharing_a_book_are_both_called_back(callback_app, run_jobs)
         run_jobs()
         from worker.callbacks import check_callbacks
 
-        Queue(settings.control_queue_name, connection=create_redis(settings)).enqueue(check_callbacks)
+        job_queue(create_redis(settings), settings.control_queue_name).enqueue(check_callbacks)
         run_jobs(settings.control_queue_name, settings.callback_queue_name)
         batches = sorted(verify(received)["batch_id"] for received in listener.received)
     assert batches == sorted([first, second])
@@ -242,7 +243,7 @@ def test_only_one_claim_wins_and_only_one_delivery_job_is_made(settings, redis):
     assert [callbacks.claim("b" * 32) for _ in range(3)] == [True, False, False]
     assert callbacks.open_batches() == []
     assert deliver_once(callbacks, settings, "b" * 32) is False
-    assert Queue(settings.callback_queue_name, connection=redis).count == 0
+    assert job_queue(redis, settings.callback_queue_name).count == 0
 
 
 def test_a_failed_delivery_is_retried_then_delivered_once(callback_app, run_jobs):
@@ -253,7 +254,7 @@ def test_a_failed_delivery_is_retried_then_delivered_once(callback_app, run_jobs
         run_jobs()
         from worker.callbacks import check_callbacks
 
-        Queue(settings.control_queue_name, connection=create_redis(settings)).enqueue(check_callbacks)
+        job_queue(create_redis(settings), settings.control_queue_name).enqueue(check_callbacks)
         run_jobs(settings.control_queue_name, settings.callback_queue_name)
         bodies = {received.body for received in listener.received}
         assert len(listener.received) == 3 and len(bodies) == 1
@@ -267,10 +268,10 @@ def test_a_failed_delivery_waits_for_its_retry_interval(callback_app, run_jobs, 
         run_jobs()
         from worker.callbacks import check_callbacks
 
-        Queue(settings.control_queue_name, connection=redis).enqueue(check_callbacks)
+        job_queue(redis, settings.control_queue_name).enqueue(check_callbacks)
         run_jobs(settings.control_queue_name, settings.callback_queue_name)
         assert len(listener.received) == 1
-    job = Job.fetch(f"callback-{batch_id}", connection=redis)
+    job = ServiceJob.fetch(f"callback-{batch_id}", connection=redis)
     assert job.get_status() == JobStatus.SCHEDULED and job.retries_left == 0
 
 
@@ -283,10 +284,10 @@ def test_a_redirect_is_not_followed_and_counts_as_a_failure(callback_app, run_jo
         run_jobs()
         from worker.callbacks import check_callbacks
 
-        Queue(settings.control_queue_name, connection=redis).enqueue(check_callbacks)
+        job_queue(redis, settings.control_queue_name).enqueue(check_callbacks)
         run_jobs(settings.control_queue_name, settings.callback_queue_name)
         assert [received.path for received in listener.received] == ["/hook"]
-    job = Job.fetch(f"callback-{batch_id}", connection=redis)
+    job = ServiceJob.fetch(f"callback-{batch_id}", connection=redis)
     assert job.get_status() == JobStatus.SCHEDULED  # to be tried again, at the same URL
 
 
@@ -297,7 +298,7 @@ def test_a_delivered_batch_is_not_sent_again_and_a_host_no_longer_allowed_is_not
     client, settings = callback_app(listener)
     with listener:
         batch_id = post(client, ["91"], f"{listener.url}/hook").json["batch_id"]
-        queue = Queue(settings.control_queue_name, connection=redis)
+        queue = job_queue(redis, settings.control_queue_name)
         callbacks = Callbacks(redis, settings.key_prefix, settings.batch_ttl)
         callbacks.mark_delivered(batch_id)
         assert queue.enqueue(deliver_callback, batch_id).perform() == "delivered before"

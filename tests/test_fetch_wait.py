@@ -7,12 +7,13 @@ import time
 
 import pytest
 from redis import Redis
-from rq.job import Job, JobStatus
+from rq.job import JobStatus
 
 from books.links import BookId
 from books.queue import BookQueue, job_id
 from books.settings import ConfigError, Settings
 from books.status import BookStatus
+from worker.jobs import ServiceJob
 from worker.ratelimit import FetchRateLimiter, SlotTooFar
 
 KEY = "test:next-slot"
@@ -57,7 +58,7 @@ def test_a_book_whose_slot_is_far_is_put_aside_without_spending_an_attempt(redis
     queue.enqueue_books([BookId("42")])
     run_jobs()
 
-    job = Job.fetch(job_id(BookId("42")), connection=redis)
+    job = ServiceJob.fetch(job_id(BookId("42")), connection=redis)
     assert job.get_status() == JobStatus.SCHEDULED
     assert job.enqueue_at_front_on_retry, "it comes back ahead of books not yet tried"
     state = queue.state(BookId("42"))

@@ -6,14 +6,15 @@ from __future__ import annotations
 import time
 
 import pytest
-from rq import Queue, SimpleWorker
 
 from books.control import schedule_next
+from books.jobs import REFRESH_ROUND, job_queue
 from books.links import BookId
 from books.queue import BookQueue
 from books.refresh import freshness, refresh_round, stale_book_ids
 from books.settings import ConfigError, Settings
 from books.status import BookStatus, Outcome
+from tests.conftest import BurstWorker
 
 DAY = 24 * 3600
 
@@ -110,7 +111,7 @@ def test_workers_take_the_users_links_before_refresh_jobs(queue, origin, redis):
     refresh_round(queue)
     queue.enqueue_books([BookId("31"), BookId("32")])
     settings = queue.settings
-    SimpleWorker(settings.worker_queues, connection=redis).work(burst=True)
+    BurstWorker(settings.worker_queues, connection=redis).work(burst=True)
     assert [arrival.book_id for arrival in origin.fetches()] == ["31", "32", "21", "22"]
     assert freshness(queue).stale_records == 0
 
@@ -134,9 +135,9 @@ def test_metrics_show_the_oldest_record_and_the_refresh_backlog(redis, client, c
 
 
 def test_a_periodic_job_is_scheduled_once_per_slot(settings, redis):
-    assert schedule_next(redis, settings, "refresh-round", "worker.refresh.run_refresh_round", 3600)
-    assert not schedule_next(redis, settings, "refresh-round", "worker.refresh.run_refresh_round", 3600)
-    [job_id] = Queue(settings.control_queue_name, connection=redis).scheduled_job_registry.get_job_ids()
+    assert schedule_next(redis, settings, REFRESH_ROUND, 3600)
+    assert not schedule_next(redis, settings, REFRESH_ROUND, 3600)
+    [job_id] = job_queue(redis, settings.control_queue_name).scheduled_job_registry.get_job_ids()
     assert job_id == f"refresh-round-{int(time.time() // 3600) + 1}"
 
 
@@ -146,10 +147,10 @@ def test_the_round_job_schedules_the_next_round_then_queues(configure, redis, ru
     store(queue, "1", 2 * DAY)
     from worker.refresh import run_refresh_round
 
-    Queue(settings.control_queue_name, connection=redis).enqueue(run_refresh_round)
+    job_queue(redis, settings.control_queue_name).enqueue(run_refresh_round)
     run_jobs(settings.control_queue_name)
     assert queue.refresh_queue.job_ids == ["book-1"]
-    scheduled = Queue(settings.control_queue_name, connection=redis).scheduled_job_registry.get_job_ids()
+    scheduled = job_queue(redis, settings.control_queue_name).scheduled_job_registry.get_job_ids()
     assert scheduled == [f"refresh-round-{int(time.time() // 3600) + 1}"]
 
 

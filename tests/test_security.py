@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import requests
-from rq import Queue
 
+from books.jobs import job_queue
 from tests.processes import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +28,7 @@ PASSWORD = "pa55-word-that-must-not-be-logged"
 )
 def test_a_job_with_a_crafted_book_id_fetches_nothing(make_service, origin, redis, book_id):
     make_service(RETRY_MAX="0")
-    job = Queue("bookInfoParser", connection=redis).enqueue("worker.tasks.parse_book", book_id)
+    job = job_queue(redis, "bookInfoParser").enqueue("worker.tasks.parse_book", book_id)
     wait_until(lambda: job.get_status(refresh=True) == "failed", 30, 0.1, "the job to fail")
     assert origin.fetches() == []
     assert redis.keys("goodreads:book:*") == []

@@ -23,6 +23,7 @@ from books.links import BookId
 from books.queue import BookQueue
 from books.status import BookStatus
 from tests.processes import ROOT, running, wait_until
+from worker.jobs import ServiceJob
 from worker.recovery import WorkerRecovery, scheduler_name
 from worker.rq_worker import BookWorker
 
@@ -32,7 +33,7 @@ def start_job(queue: BookQueue, book_id: str) -> tuple[BookWorker, Execution]:
     the fetch begins."""
     worker = BookWorker([queue.rq_queue], connection=queue.redis)
     worker.register_birth()
-    found = Queue.dequeue_any([queue.rq_queue], None, connection=queue.redis)
+    found = Queue.dequeue_any(worker.queues, None, connection=queue.redis, job_class=ServiceJob)
     assert found is not None
     job, _ = found
     assert job.id == f"book-{book_id}"
@@ -52,7 +53,7 @@ def test_a_job_its_worker_no_longer_runs_goes_back_to_the_front_of_the_queue_uns
 
     assert recovery.requeue_stranded(worker.name) == ["book-7"]
 
-    assert Job.fetch("book-7", connection=redis).get_status() == JobStatus.QUEUED
+    assert ServiceJob.fetch("book-7", connection=redis).get_status() == JobStatus.QUEUED
     assert redis.lrange(queue.rq_queue.key, 0, -1) == [b"book-7", b"book-8"]
     assert queue.rq_queue.started_job_registry.get_job_ids() == []
     assert redis.smembers(WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker.name)) == set()
@@ -75,7 +76,7 @@ def test_the_jobs_a_worker_runs_are_left_alone(redis, settings):
     assert recovery.requeue_stranded(worker.name, [execution.composite_key]) == []
     assert recovery.requeue_stranded("another-worker") == []
 
-    assert Job.fetch("book-7", connection=redis).get_status() == JobStatus.STARTED
+    assert ServiceJob.fetch("book-7", connection=redis).get_status() == JobStatus.STARTED
     assert queue.rq_queue.started_job_registry.get_job_ids(cleanup=False) == ["book-7"]
     assert redis.llen(queue.rq_queue.key) == 0
 
@@ -109,7 +110,7 @@ def test_the_jobs_of_a_dead_worker_are_retried_as_rq_retries_abandoned_jobs_and_
 
     assert recovery.settle_dead_worker(dead.name) == ["book-7"]
 
-    job = Job.fetch("book-7", connection=redis)
+    job = ServiceJob.fetch("book-7", connection=redis)
     assert job.get_status() == JobStatus.SCHEDULED  # after the first retry interval, as RQ retries it
     assert job.retries_left == settings.retry_max - 1
     assert ScheduledJobRegistry(queue.name, connection=redis).get_job_ids() == ["book-7"]
@@ -130,7 +131,7 @@ def test_a_dead_worker_s_jobs_are_left_expired_to_the_worker_cleaning_the_regist
 
     assert recovery.settle_dead_worker(dead.name) == ["book-7"]
 
-    assert Job.fetch("book-7", connection=redis).get_status() == JobStatus.STARTED
+    assert ServiceJob.fetch("book-7", connection=redis).get_status() == JobStatus.STARTED
     assert queue.rq_queue.started_job_registry.get_expired_job_ids() == ["book-7"]
 
 

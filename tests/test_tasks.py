@@ -22,6 +22,7 @@ from books.status import BookState, BookStatus, Outcome
 from tests.origin import Origin
 from worker import tasks
 from worker.fetch import AttemptFailed
+from worker.jobs import ServiceJob
 from worker.rq_worker import BookWorker
 
 BOOK = BookId("42")
@@ -39,7 +40,7 @@ def standing(redis: Redis, settings: Settings, book_id: BookId = BOOK) -> tuple[
     """Where the book and its job stand (None: RQ deleted the job)."""
     exists = Job.exists(job_id(book_id), connection=redis)
     state = BookQueue(redis, settings).states([book_id])[book_id]
-    return state, Job.fetch(job_id(book_id), connection=redis) if exists else None
+    return state, ServiceJob.fetch(job_id(book_id), connection=redis) if exists else None
 
 
 def totals(redis: Redis, settings: Settings) -> Totals:
@@ -272,7 +273,7 @@ def test_an_invalid_book_id_in_a_crafted_job_fails_without_a_fetch(redis, settin
     run_jobs()
     state = queue.states([crafted])[crafted]
     assert (state.status, state.reason) == (BookStatus.FAILED, "'042' is not a valid book id")
-    assert Job.fetch(job_id(crafted), connection=redis).get_status() == JobStatus.FAILED
+    assert ServiceJob.fetch(job_id(crafted), connection=redis).get_status() == JobStatus.FAILED
     assert origin.fetches() == []
     counted = totals(redis, settings)
     assert counted.origin_statuses == {"none": state.attempts}

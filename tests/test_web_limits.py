@@ -16,6 +16,7 @@ from rq import Queue
 
 from app import REDIS_CONNECTIONS, create_app
 from app.limits import from_trusted_proxies
+from books.jobs import job_queue
 from books.settings import ConfigError, Settings
 from tests.processes import RedisServer, free_port
 
@@ -261,7 +262,7 @@ def test_the_operator_cookie_is_signed_dated_and_tied_to_the_password(configure)
 
 def test_the_dashboard_does_not_requeue_a_job_whose_data_it_refuses(client, redis, tmp_path):
     marker = tmp_path / "ran"
-    queue = Queue("bookInfoParser", connection=redis)
+    queue = job_queue(redis, "bookInfoParser")
     for job_id in ("book-1", "book-2"):
         job = queue.enqueue("worker.tasks.parse_book", job_id[5:], job_id=job_id)
         queue.remove(job)

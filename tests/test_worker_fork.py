@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 import pytest
 import requests
 from redis import Redis
-from rq import Queue, get_current_job
+from rq import get_current_job
 from rq.job import Job, JobStatus
 
+from books.jobs import BOOK, JobSerializer, job_queue
 from books.queue import BookQueue
 from books.settings import Settings
 from books.status import BookStatus
 from tests.processes import wait_until
+from worker import tasks
 from worker.rq_worker import InProcessBookWorker
 from worker.supervisor import rq_worker_command
 
@@ -61,28 +64,35 @@ def test_books_are_stored_without_a_fork_over_one_kept_connection(configure, red
     assert len({arrival.client_port for arrival in origin.fetches()}) == 1
 
 
-def test_a_job_past_its_timeout_is_stopped_in_the_worker_which_goes_on(configure, redis):
+def a_book_job(monkeypatch: pytest.MonkeyPatch, run: Callable[[str], object]) -> str:
+    """The book job's function (the only kind a worker runs), made to ``run`` instead."""
+    monkeypatch.setattr(tasks, "parse_book", run)
+    return BOOK.func
+
+
+def test_a_job_past_its_timeout_is_stopped_in_the_worker_which_goes_on(configure, redis, monkeypatch):
     settings = configure()
-    queue = Queue(settings.queue_name, connection=redis)
-    slow = queue.enqueue(time.sleep, 30, job_timeout=1)
-    quick = queue.enqueue(worker_lease, result_ttl=60)
+    queue = job_queue(redis, settings.queue_name)
+    func = a_book_job(monkeypatch, lambda book_id: time.sleep(30) if book_id == "1" else worker_lease())
+    slow = queue.enqueue(func, "1", job_timeout=1)
+    quick = queue.enqueue(func, "2", result_ttl=60)
     started = time.monotonic()
     QuietInProcessWorker([queue], connection=redis).work(burst=True)
     assert time.monotonic() - started < 10
-    slow = Job.fetch(slow.id, connection=redis)
+    slow = Job.fetch(slow.id, connection=redis, serializer=JobSerializer)
     assert slow.get_status() == JobStatus.FAILED
     assert "JobTimeoutException" in (slow.latest_result().exc_string or "")
-    assert Job.fetch(quick.id, connection=redis).get_status() == JobStatus.FINISHED
+    assert Job.fetch(quick.id, connection=redis, serializer=JobSerializer).get_status() == JobStatus.FINISHED
 
 
-def test_without_heartbeats_during_a_job_the_lease_taken_at_its_start_covers_its_timeout(configure, redis):
+def test_without_heartbeats_during_a_job_the_lease_taken_at_its_start_covers_its_timeout(configure, redis, monkeypatch):
     """A forking worker heartbeats every 10 s while its horse works, each heartbeat a lease of
     70 s; one that runs the job itself cannot, so its lease lasts the job's timeout and a minute."""
     settings = configure()
-    queue = Queue(settings.queue_name, connection=redis)
-    job = queue.enqueue(worker_lease, job_timeout=300, result_ttl=60)
+    queue = job_queue(redis, settings.queue_name)
+    job = queue.enqueue(a_book_job(monkeypatch, lambda book_id: worker_lease()), "1", job_timeout=300, result_ttl=60)
     QuietInProcessWorker([queue], connection=redis).work(burst=True)
-    assert Job.fetch(job.id, connection=redis).return_value() >= 300 + 60 - 5
+    assert Job.fetch(job.id, connection=redis, serializer=JobSerializer).return_value() >= 300 + 60 - 5
 
 
 def test_asking_to_stop_a_job_signals_no_process_group(configure, redis, monkeypatch):

@@ -28,7 +28,6 @@ from rq import Retry, get_current_job
 
 from books.batches import Batches
 from books.callbacks import (
-    CHECK,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     Callbacks,
@@ -40,6 +39,7 @@ from books.callbacks import (
     target_address,
 )
 from books.control import schedule_next
+from books.jobs import CALLBACKS_CHECK
 from books.queue import BookQueue
 from books.settings import Settings
 from books.status import IN_PROGRESS
@@ -76,7 +76,7 @@ def check_callbacks() -> int:
 
 def schedule_check(redis: Redis, config: Settings) -> None:
     if config.callback_hosts:
-        schedule_next(redis, config, "callbacks-check", CHECK, config.callback_check_interval)
+        schedule_next(redis, config, CALLBACKS_CHECK, config.callback_check_interval)
 
 
 def remaining_books(callbacks: Callbacks, queue: BookQueue, batch_id: str) -> int:

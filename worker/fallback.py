@@ -15,14 +15,12 @@ trying at once.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from redis import Redis
-from rq import Retry
 from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
-from books.control import RESULT_TTL, control_queue
+from books.control import enqueue_control
+from books.jobs import OPENLIBRARY_FILL
 from books.origin import OriginHealth, OriginState
 from books.record import OPENLIBRARY
 from books.settings import Settings
@@ -30,15 +28,10 @@ from books.status import BookStatus
 from books.store import BookStore
 from worker.ratelimit import FetchRateLimiter
 
-FILL = "worker.openlibrary.fill_book"
 # Requests a fill sends, about: the search (or the ISBN and its redirect) and the work.
 REQUESTS_PER_FILL = 2
 # The states in which Goodreads says no to every book, as opposed to being out of reach.
 REFUSING = (OriginState.CHALLENGE, OriginState.REFUSED)
-
-
-def fill_job_id(book_id: str) -> str:
-    return f"openlibrary-{book_id}"
 
 
 def after_attempt(redis: Redis, config: Settings, book_id: str) -> bool:
@@ -50,7 +43,7 @@ def after_attempt(redis: Redis, config: Settings, book_id: str) -> bool:
     with redis.pipeline(transaction=False) as pipe:
         pipe.hmget(store.status_key(book_id), "state", "source", "fallback")
         pipe.exists(store.record_key(book_id))
-        pipe.exists(Job.key_for(fill_job_id(book_id)))
+        pipe.exists(Job.key_for(OPENLIBRARY_FILL.job_id(book_id)))
         (state, source, fallback), has_record, asked = pipe.execute()
     if fallback or asked or (has_record and source != OPENLIBRARY.encode()):
         return False
@@ -67,19 +60,8 @@ def schedule_fill(redis: Redis, config: Settings, book_id: str) -> bool:
     pace = FetchRateLimiter(
         redis, f"{config.key_prefix}:openlibrary:next-fill", config.openlibrary_rate / REQUESTS_PER_FILL
     )
-    retry = Retry(max=config.retry_max, interval=list(config.retry_intervals)) if config.retry_max else None
     try:
-        control_queue(redis, config).enqueue_in(
-            timedelta(seconds=pace.reserve()),
-            FILL,
-            book_id,
-            job_id=fill_job_id(book_id),
-            unique=True,
-            result_ttl=0,
-            failure_ttl=RESULT_TTL,
-            job_timeout=config.job_timeout,
-            retry=retry,
-        )
+        enqueue_control(redis, config, OPENLIBRARY_FILL, book_id, unique=True, delay=pace.reserve())
     except DuplicateJobError:
         return False
     return True

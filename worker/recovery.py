@@ -24,6 +24,7 @@ from rq.scheduler import RQScheduler
 from rq.scripts import release_lock
 from rq.utils import as_text, parse_composite_key
 
+from books.jobs import BOOK, JobSerializer, job_queue
 from books.queue import BATCH, JOB_ID_PREFIX, key_around
 from books.settings import Settings
 from books.status import BookStatus
@@ -78,7 +79,7 @@ class WorkerRecovery:
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
         self.store = BookStore(redis, settings.key_prefix, RecordLimits.from_settings(settings))
-        self.rq_queue = Queue(settings.queue_name, connection=redis)
+        self.rq_queue = job_queue(redis, BOOK.queue_name(settings))
         self._requeue_stranded = redis.register_script(_REQUEUE_STRANDED_SCRIPT)
 
     def release_paused(self) -> int:
@@ -93,7 +94,7 @@ class WorkerRecovery:
                     pipe.hget(self.store.status_key(id_.removeprefix(JOB_ID_PREFIX)), "state")
                 states = pipe.execute()
             paused = [id_ for id_, state in zip(chunk, states, strict=True) if state == BookStatus.PAUSED.encode()]
-            for job in Job.fetch_many(paused, connection=self.redis):
+            for job in Job.fetch_many(paused, connection=self.redis, serializer=JobSerializer):
                 if job is None:
                     continue
                 try:
@@ -139,7 +140,7 @@ class WorkerRecovery:
             origin = self.redis.hget(Job.key_for(abandoned_id), "origin")
             if origin is None:
                 continue
-            registry = StartedJobRegistry(as_text(origin), connection=self.redis)
+            registry = StartedJobRegistry(as_text(origin), connection=self.redis, serializer=JobSerializer)
             if self.redis.zadd(registry.key, {member: 0}, xx=True, ch=True):
                 registries[registry.key] = registry
                 settled.append(abandoned_id)
@@ -152,7 +153,9 @@ class WorkerRecovery:
                     registry.cleanup()
                 finally:
                     queue.release_maintenance_lock()
-        dead = Worker.find_by_key(Worker.redis_worker_namespace_prefix + worker_name, connection=self.redis)
+        dead = Worker.find_by_key(
+            Worker.redis_worker_namespace_prefix + worker_name, connection=self.redis, serializer=JobSerializer
+        )
         if dead is not None:
             for name in dead.queue_names():
                 release_lock(self.redis, RQScheduler.get_locking_key(name), scheduler_name(worker_name))

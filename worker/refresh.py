@@ -14,6 +14,7 @@ from redis import Redis
 from rq import get_current_job
 
 from books.control import schedule_next
+from books.jobs import REFRESH_ROUND
 from books.queue import BookQueue
 from books.refresh import refresh_round
 from books.settings import Settings
@@ -22,12 +23,10 @@ from worker.context import settings
 
 log = logging.getLogger(__name__)
 
-ROUND = "worker.refresh.run_refresh_round"
-
 
 def schedule_round(redis: Redis, config: Settings) -> None:
     if config.refresh_every:
-        schedule_next(redis, config, "refresh-round", ROUND, config.refresh_every)
+        schedule_next(redis, config, REFRESH_ROUND, config.refresh_every)
 
 
 def run_refresh_round() -> int:

@@ -10,7 +10,8 @@ those live on.
 
 The worker serves the control queue, then the book queue, then the refresh queue: RQ
 takes a job from the first queue in the list that has one. At start it also makes sure
-the periodic jobs (refresh rounds, callback checks) are scheduled.
+the periodic jobs (refresh rounds, callback checks) are scheduled, and, once, carries the
+jobs an earlier version queued pickled over to JSON (worker/jobs.py).
 """
 
 import gc
@@ -23,6 +24,7 @@ from books.logs import LOGGING
 from books.redis_client import redis_client
 from books.settings import stop_on_config_error
 from worker import callbacks, context, refresh, warmup
+from worker.jobs import migrate_pickled_jobs
 
 with stop_on_config_error():
     _settings = context.settings()
@@ -39,9 +41,14 @@ DICT_CONFIG = LOGGING
 
 try:
     with redis_client(_settings, socket_connect_timeout=_settings.redis_socket_timeout) as _redis:
+        _rewritten, _failed = migrate_pickled_jobs(_redis, _settings)
+        if _rewritten or _failed:
+            logging.getLogger(__name__).warning(
+                "jobs queued pickled by an earlier version: %d carried over to JSON, %d failed", _rewritten, _failed
+            )
         refresh.schedule_round(_redis, _settings)
         callbacks.schedule_check(_redis, _settings)
-except RedisError as error:  # the worker itself waits for Redis; a later run schedules them
-    logging.getLogger(__name__).warning("could not schedule the periodic jobs: %s", error)
+except RedisError as error:  # the worker itself waits for Redis; a later run does this
+    logging.getLogger(__name__).warning("could not carry jobs over or schedule the periodic jobs: %s", error)
 
 gc.freeze()

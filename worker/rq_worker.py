@@ -64,6 +64,7 @@ from rq.worker.base import SHUTDOWN_SIGNAL
 from books.redis_client import master_address
 from worker import context
 from worker.fetch import AttemptFailed
+from worker.jobs import ServiceJobsWorker
 from worker.ratelimit import FetchRateLimiter
 from worker.recovery import WorkerRecovery, scheduler_name
 from worker.supervisor import PREDECESSOR_VARIABLE
@@ -116,10 +117,10 @@ class WorkerBoundScheduler(RQScheduler):
         super().heartbeat()
 
 
-class BookWorker(Worker):
+class BookWorker(ServiceJobsWorker, Worker):
     """RQ's ``Worker`` with a ``WorkerBoundScheduler``, paced to the shared request rate, whose
     work horses die with it, and which takes up the jobs a dead predecessor or a failover
-    left looking ``started``."""
+    left looking ``started``; it runs the service's own jobs only (worker/jobs.py)."""
 
     pacing_backoff = 0.0
     master_seen: tuple[str, int] | None = None
