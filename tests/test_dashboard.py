@@ -14,6 +14,7 @@ import requests
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
+from books.jobs import JobSerializer
 from books.settings import Settings
 from tests.listener import Listener
 from tests.processes import wait_until
@@ -146,6 +147,7 @@ def test_markup_in_a_jobs_description_meta_or_error_shows_as_text_in_the_dashboa
         description=f"parse book {MARKUP}",
         meta={"title": MARKUP},
         connection=redis,
+        serializer=JobSerializer,
     )
     crafted.save()
     pages = [
