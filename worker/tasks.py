@@ -120,12 +120,11 @@ def _attempt(job: Job, book_id: str) -> str | Retry:
     if gate == "wait":
         return _defer(store, health, book_id)
     admission = Admission(health, book_id, gate == "probe", probe_book)
-    attempt = Attempt(book_id, job.id, store.count_attempt(book_id))
+    attempt = Attempt(book_id, job.id, store.progress.started(book_id))
     started = time.perf_counter()
     try:
         outcome = _fetch_parse_store(BookId(book_id), config, store, attempt, admission)
     except OriginPaused:
-        store.redis.hincrby(store.status_key(book_id), "attempts", -1)
         return _defer(store, health, book_id)
     except SlotTooFar as far:
         return _wait_for_slot(store, book_id, far.wait)
@@ -169,11 +168,8 @@ def _origin_trouble(
             extra={"fields": {"origin_state": trouble.state, "reason": reason, "book_id": book_id}},
         )
     # Its own: shown so, or met a second time while the fleet runs.
-    own = verdict == "own" or (
-        verdict == "counted" and not store.redis.hsetnx(store.status_key(book_id), "origin_strike", 1)
-    )
+    own = verdict == "own" or (verdict == "counted" and not store.progress.struck(book_id))
     if not own:
-        store.redis.hincrby(store.status_key(book_id), "attempts", -1)
         _report(attempt, BookStatus.PAUSED, started, store, reason)
         return _defer(store, health, book_id, trouble, reason)
     failure = AttemptFailed(FINAL_STATUS[trouble.state], reason, trouble.retry_after)
@@ -192,7 +188,6 @@ def _defer(
     """Put the book aside without spending an attempt: until the fleet's next probe while the
     origin is paused, for a moment if not (one odd answer), for good past ORIGIN_PAUSE_MAX."""
     config = settings()
-    key = store.status_key(book_id)
     origin = health.snapshot()
     now = time.time()
     if not origin.paused:
@@ -200,24 +195,22 @@ def _defer(
             return Retry(max=DEFERRALS_MAX, interval=1)
         # RQ's scheduler keeps whole seconds and may run a job up to a second early: add one.
         wait = math.ceil(max((config.retry_intervals or (1,))[0], trouble.retry_after or 0, 1)) + 1
-        store.record_outcome(book_id, BookStatus.RETRYING, reason or "", now + wait)
+        store.progress.deferred(book_id, reason or "", now + wait)
         return Retry(max=DEFERRALS_MAX, interval=wait)
-    store.redis.hsetnx(key, "paused_since", now)
-    paused_since = float(store.redis.hget(key, "paused_since") or now)
+    paused_since = store.progress.paused_since(book_id, now)
     if now - paused_since >= config.origin_pause_max:
         final = FINAL_STATUS[origin.state]
-        store.record_outcome(
+        store.progress.gave_up_waiting(
             book_id,
             final,
             f"{origin.reason} (since {iso(origin.since)}); the book waited longer than ORIGIN_PAUSE_MAX "
             f"({config.origin_pause_max} s); send the link again to try again",
         )
-        store.redis.hdel(key, "paused_since", "next_attempt_at")
         log.info("book gave up waiting", extra={"fields": {"book_id": book_id, "outcome": final}})
         return str(final)
     wake_at, _prober = health.park(book_id)
     wake_at = min(wake_at, paused_since + config.origin_pause_max)
-    store.redis.hset(key, mapping={"state": BookStatus.PAUSED, "reason": origin.describe(), "next_attempt_at": wake_at})
+    store.progress.paused(book_id, origin.describe(), wake_at)
     return Retry(max=DEFERRALS_MAX, interval=max(1, math.ceil(wake_at - now)))
 
 
@@ -227,17 +220,11 @@ def _wait_for_slot(store: BookStore, book_id: str, wait: float) -> Retry:
     config = settings()
     # RQ's scheduler keeps whole seconds and may run a job up to a second early.
     interval = max(1, math.ceil(wait - config.fetch_wait_max))
-    with store.redis.pipeline(transaction=False) as pipe:
-        pipe.hincrby(store.status_key(book_id), "attempts", -1)
-        pipe.hset(
-            store.status_key(book_id),
-            mapping={
-                "state": BookStatus.QUEUED,
-                "reason": f"waiting for a request slot (FETCH_RATE {config.fetch_rate:g}/s, shared by every worker)",
-                "next_attempt_at": time.time() + interval,
-            },
-        )
-        pipe.execute()
+    store.progress.waiting_for_slot(
+        book_id,
+        f"waiting for a request slot (FETCH_RATE {config.fetch_rate:g}/s, shared by every worker)",
+        time.time() + interval,
+    )
     return Retry(max=DEFERRALS_MAX, interval=interval, enqueue_at_front=True)
 
 
@@ -261,7 +248,7 @@ def _fetch_parse_store(
         _probe(BookId(admission.probe_book), config, store, limiter, admission)
     rules = Robots(store.redis, config).rules(session(), limiter, admission)
     if not rules.can_fetch(config.user_agent, canonical_url(book_id, config.origin)):
-        store.record_outcome(book_id, BookStatus.BLOCKED, "Goodreads' robots.txt disallows this page for this service")
+        store.progress.ended(book_id, BookStatus.BLOCKED, "Goodreads' robots.txt disallows this page for this service")
         return BookStatus.BLOCKED
     crawl_delay = rules.crawl_delay(config.user_agent)
     if crawl_delay:
@@ -276,7 +263,7 @@ def _fetch_parse_store(
     _origin_answered(store, book_id, admission.health)
 
     if response.status in (404, 410):
-        store.record_outcome(book_id, BookStatus.NOT_FOUND, f"Goodreads answered HTTP {response.status}")
+        store.progress.ended(book_id, BookStatus.NOT_FOUND, f"Goodreads answered HTTP {response.status}")
         return BookStatus.NOT_FOUND
     if response.status == 200:
         page = parse_book_page(response.body, book_id)
@@ -285,7 +272,7 @@ def _fetch_parse_store(
             raise AttemptFailed(status, page.detail)
         record = Record(**page, fetched_at=datetime.now(UTC).isoformat(timespec="seconds"), source=GOODREADS)
         try:
-            store.save_record(book_id, record)
+            store.save_record(book_id, record, attempt_spent=True)
         except UnsafeRecord as error:
             raise AttemptFailed(BookStatus.FAILED, f"the page's record cannot be stored: {error}") from None
         admission.health.remember_served(book_id)
@@ -325,7 +312,7 @@ def _raise_origin_trouble(response: OriginResponse, config: Settings, limiter: F
 def _origin_answered(store: BookStore, book_id: str | None, health: OriginHealth) -> None:
     """Goodreads answered about a book itself: the fleet's streak ends, a pause ends (the
     paused books go back on the queue at once), and this job's book's pause is over."""
-    if health.report_success(store.status_key(book_id) if book_id else None):
+    if health.report_success(book_id):
         released = WorkerRecovery(store.redis, health.settings).release_paused()
         log.warning(
             "origin resumed: Goodreads serves pages again",
@@ -344,7 +331,7 @@ def _record_failure(job: Job, store: BookStore, book_id: str, failure: AttemptFa
     """``retrying`` while RQ will try again, the final state otherwise; stretch the next
     retry interval to the origin's Retry-After. Returns the state recorded."""
     if not job.retries_left:
-        store.record_outcome(book_id, failure.status, failure.reason)
+        store.progress.ended(book_id, failure.status, failure.reason)
         return failure.status
     if failure.retry_after:
         # RQ's scheduler keeps whole seconds and may run a retry up to a second early: add one.
@@ -358,5 +345,5 @@ def _record_failure(job: Job, store: BookStore, book_id: str, failure: AttemptFa
     # When RQ will try again (job.retry schedules it this far ahead), replacing the time an
     # earlier deferral left, which would otherwise be answered once it has passed.
     next_attempt_at = time.time() + job.get_retry_interval()
-    store.record_outcome(book_id, BookStatus.RETRYING, f"{failure.status}: {failure.reason}", next_attempt_at)
+    store.progress.ended(book_id, BookStatus.RETRYING, f"{failure.status}: {failure.reason}", next_attempt_at)
     return BookStatus.RETRYING
