@@ -18,6 +18,10 @@ Outcomes, as ``GET /getBookInfo`` reports them:
   Goodreads served the probe's book right after it) and it is retried as above. The probe
   asks for a book Goodreads served before, not the job's own.
 
+What to do with what came back is chosen by ``decide`` (worker/decisions.py, a pure
+function) and carried out in one place, ``_apply``: the book's progress (books/progress.py),
+the attempt's report, and RQ's answer.
+
 Nothing but a parsed book is ever stored as a record of Goodreads'. When Goodreads says no
 (the fleet paused for a challenge or a refusal, or the book ``blocked``), worker/fallback.py
 asks Open Library for the book, whose record is kept until Goodreads' replaces it.
@@ -36,13 +40,14 @@ from rq.job import Job
 
 from books.counters import Counters
 from books.links import BookId, canonical_url, parse_book_path
-from books.origin import FINAL_STATUS, OriginHealth, OriginState, iso
+from books.origin import OriginHealth, OriginSnapshot, OriginState, iso
 from books.record import GOODREADS, Record
 from books.settings import Settings
 from books.status import BookStatus
 from books.store import BookStore, RecordLimits, UnsafeRecord
 from worker import fallback
 from worker.context import cookies, session, settings
+from worker.decisions import Came, Kind, Met, Origin, decide
 from worker.fetch import AttemptFailed, OriginResponse, OriginTrouble, fetch_book_page, origin_trouble
 from worker.parser import NotABookPage, parse_book_page
 from worker.ratelimit import FetchRateLimiter, SlotTooFar
@@ -66,6 +71,12 @@ class Attempt:
 # RQ fails a job that returned ``Retry`` more often than its ``max``: deferrals are bounded
 # by ORIGIN_PAUSE_MAX instead, so this is only a ceiling no pause reaches.
 DEFERRALS_MAX = 1_000_000
+
+
+# What waits for the origin when it is paused (rather than ends as the book's own).
+WAITS_FOR_ORIGIN = (Met.ORIGIN_PAUSED, Met.ORIGIN_TROUBLE)
+# What an attempt's log line gives its reason for.
+WITH_REASON = (Met.FAILURE, Met.ORIGIN_TROUBLE)
 
 
 class OriginPaused(Exception):
@@ -118,44 +129,33 @@ def _attempt(job: Job, book_id: str) -> str | Retry:
     health = OriginHealth(job.connection, config)
     gate, probe_book = health.gate(book_id)
     if gate == "wait":
-        return _defer(store, health, book_id)
+        return _apply(job, store, health, book_id, Came(Met.ORIGIN_PAUSED))
     admission = Admission(health, book_id, gate == "probe", probe_book)
     attempt = Attempt(book_id, job.id, store.progress.started(book_id))
     started = time.perf_counter()
+    unexpected: Exception | None = None
     try:
-        outcome = _fetch_parse_store(BookId(book_id), config, store, attempt, admission)
+        came = _fetch_parse_store(BookId(book_id), config, store, attempt, admission)
     except OriginPaused:
-        return _defer(store, health, book_id)
+        came = Came(Met.ORIGIN_PAUSED)
     except SlotTooFar as far:
-        return _wait_for_slot(store, book_id, far.wait)
+        reason = f"waiting for a request slot (FETCH_RATE {config.fetch_rate:g}/s, shared by every worker)"
+        came = Came(Met.SLOT_TOO_FAR, reason, wait=far.wait)
     except OriginTrouble as trouble:
-        return _origin_trouble(job, store, health, attempt, admission, trouble, started)
+        came = _origin_trouble(store, health, book_id, admission, trouble)
+    except AttemptFailed as failure:
+        came = Came(Met.FAILURE, failure.reason, failure.status, retry_after=failure.retry_after)
     except Exception as error:
-        failure = (
-            error
-            if isinstance(error, AttemptFailed)
-            else AttemptFailed(BookStatus.FAILED, f"unexpected error: {type(error).__name__}: {str(error)[:200]}")
-        )
-        outcome = _record_failure(job, store, book_id, failure)
-        _report(attempt, outcome, started, store, failure.reason)
-        # An unexpected error keeps its own traceback as the cause (the worker logs it as an error).
-        raise failure from (None if failure is error else error)
-    _report(attempt, outcome, started, store)
-    return outcome
+        unexpected = error
+        came = Came(Met.FAILURE, f"unexpected error: {type(error).__name__}: {str(error)[:200]}")
+    return _apply(job, store, health, book_id, came, (attempt, started), unexpected)
 
 
 def _origin_trouble(
-    job: Job,
-    store: BookStore,
-    health: OriginHealth,
-    attempt: Attempt,
-    admission: Admission,
-    trouble: OriginTrouble,
-    started: float,
-) -> str | Retry:
-    """Report the answer to the fleet; defer the book, its attempt unspent, unless the answer
-    looks like its own (the fleet runs, and this book met such an answer before)."""
-    book_id = attempt.book_id
+    store: BookStore, health: OriginHealth, book_id: str, admission: Admission, trouble: OriginTrouble
+) -> Came:
+    """Report the answer to the fleet; it is the book's own if shown so, or met a second time
+    while the fleet runs."""
     reason = trouble.reason
     if trouble.state in (OriginState.CHALLENGE, OriginState.REFUSED) and cookies().in_use:
         reason += "; the session cookies were refused or have expired"
@@ -167,68 +167,102 @@ def _origin_trouble(
             "origin paused: every worker stops fetching",
             extra={"fields": {"origin_state": trouble.state, "reason": reason, "book_id": book_id}},
         )
-    # Its own: shown so, or met a second time while the fleet runs.
     own = verdict == "own" or (verdict == "counted" and not store.progress.struck(book_id))
-    if not own:
-        _report(attempt, BookStatus.PAUSED, started, store, reason)
-        return _defer(store, health, book_id, trouble, reason)
-    failure = AttemptFailed(FINAL_STATUS[trouble.state], reason, trouble.retry_after)
-    outcome = _record_failure(job, store, book_id, failure)
-    _report(attempt, outcome, started, store, failure.reason)
-    raise failure from None
+    return Came(Met.ORIGIN_TROUBLE, reason, origin_state=trouble.state, retry_after=trouble.retry_after, own=own)
 
 
-def _defer(
+def _apply(
+    job: Job,
     store: BookStore,
     health: OriginHealth,
     book_id: str,
-    trouble: OriginTrouble | None = None,
-    reason: str | None = None,
+    came: Came,
+    attempt: tuple[Attempt, float] | None = None,
+    unexpected: Exception | None = None,
 ) -> str | Retry:
-    """Put the book aside without spending an attempt: until the fleet's next probe while the
-    origin is paused, for a moment if not (one odd answer), for good past ORIGIN_PAUSE_MAX."""
+    """Carry out what ``decide`` chose: write the book's progress, report the attempt (one that
+    sent a request), answer RQ (a result, ``Retry``, or ``AttemptFailed`` for RQ's retries)."""
     config = settings()
-    origin = health.snapshot()
+    # Only what waits for the origin reads its state (a stored book is not charged the round trip).
+    origin = health.snapshot() if came.met in WAITS_FOR_ORIGIN and not came.own else OriginSnapshot.from_hash({})
     now = time.time()
-    if not origin.paused:
-        if trouble is None:  # the origin recovered a moment ago
-            return Retry(max=DEFERRALS_MAX, interval=1)
-        # RQ's scheduler keeps whole seconds and may run a job up to a second early: add one.
-        wait = math.ceil(max((config.retry_intervals or (1,))[0], trouble.retry_after or 0, 1)) + 1
-        store.progress.deferred(book_id, reason or "", now + wait)
-        return Retry(max=DEFERRALS_MAX, interval=wait)
-    paused_since = store.progress.paused_since(book_id, now)
-    if now - paused_since >= config.origin_pause_max:
-        final = FINAL_STATUS[origin.state]
-        store.progress.gave_up_waiting(
-            book_id,
-            final,
-            f"{origin.reason} (since {iso(origin.since)}); the book waited longer than ORIGIN_PAUSE_MAX "
-            f"({config.origin_pause_max} s); send the link again to try again",
-        )
-        log.info("book gave up waiting", extra={"fields": {"book_id": book_id, "outcome": final}})
-        return str(final)
-    wake_at, _prober = health.park(book_id)
-    wake_at = min(wake_at, paused_since + config.origin_pause_max)
-    store.progress.paused(book_id, origin.describe(), wake_at)
-    return Retry(max=DEFERRALS_MAX, interval=max(1, math.ceil(wake_at - now)))
-
-
-def _wait_for_slot(store: BookStore, book_id: str, wait: float) -> Retry:
-    """Put the book aside until about when a request slot comes within FETCH_WAIT_MAX, its
-    attempt unspent; it comes back at the front of the queue, ahead of books not yet tried."""
-    config = settings()
-    # RQ's scheduler keeps whole seconds and may run a job up to a second early.
-    interval = max(1, math.ceil(wait - config.fetch_wait_max))
-    store.progress.waiting_for_slot(
-        book_id,
-        f"waiting for a request slot (FETCH_RATE {config.fetch_rate:g}/s, shared by every worker)",
-        time.time() + interval,
+    paused_since = store.progress.paused_since(book_id, now) if origin.paused else now
+    view = Origin(
+        origin.paused,
+        origin.state,
+        now - paused_since,
+        config.origin_pause_max,
+        (config.retry_intervals or (1,))[0],
+        config.fetch_wait_max,
     )
-    return Retry(max=DEFERRALS_MAX, interval=interval, enqueue_at_front=True)
+    decision = decide(came, view, job.retries_left or 0)
+    if attempt and came.met not in (Met.ORIGIN_PAUSED, Met.SLOT_TOO_FAR):
+        put_aside = came.met == Met.ORIGIN_TROUBLE and not came.own
+        outcome = BookStatus.PAUSED if put_aside else decision.status
+        if decision.kind == Kind.RETRY:
+            outcome = BookStatus.RETRYING
+        _report(*attempt, store, outcome, came.reason if came.met in WITH_REASON else None)
+    progress = store.progress
+    match decision.kind:
+        case Kind.STORE:  # written with the record, its attempt spent (BookStore.save_record)
+            return decision.status
+        case Kind.NOT_FOUND | Kind.BLOCK:
+            progress.ended(book_id, decision.status, decision.reason, attempt_spent=decision.spend_attempt)
+            return decision.status
+        case Kind.RETRY | Kind.FAIL:
+            failure = AttemptFailed(decision.status, decision.reason, came.retry_after)
+            if decision.kind == Kind.FAIL:
+                progress.ended(book_id, decision.status, decision.reason, attempt_spent=decision.spend_attempt)
+            else:
+                next_attempt_at = now + _next_retry(job, decision.wait)
+                progress.ended(
+                    book_id, BookStatus.RETRYING, str(failure), next_attempt_at, attempt_spent=decision.spend_attempt
+                )
+            # An unexpected error keeps its own traceback as the cause (the worker logs it as an error).
+            raise failure from unexpected
+        case Kind.TRY_AGAIN:
+            return Retry(max=DEFERRALS_MAX, interval=decision.wait)
+        case Kind.DEFER:
+            progress.deferred(book_id, decision.reason, now + decision.wait)
+            return Retry(max=DEFERRALS_MAX, interval=decision.wait)
+        case Kind.WAIT_FOR_SLOT:
+            # It comes back at the front of the queue, ahead of books not yet tried.
+            progress.waiting_for_slot(book_id, decision.reason, now + decision.wait)
+            return Retry(max=DEFERRALS_MAX, interval=decision.wait, enqueue_at_front=True)
+        case Kind.GIVE_UP:
+            progress.gave_up_waiting(
+                book_id,
+                decision.status,
+                f"{origin.reason} (since {iso(origin.since)}); the book waited longer than ORIGIN_PAUSE_MAX "
+                f"({config.origin_pause_max} s); send the link again to try again",
+            )
+            log.info("book gave up waiting", extra={"fields": {"book_id": book_id, "outcome": decision.status}})
+            return str(decision.status)
+        case Kind.PARK:
+            wake_at, _prober = health.park(book_id)
+            wake_at = min(wake_at, paused_since + config.origin_pause_max)
+            progress.paused(book_id, origin.describe(), wake_at)
+            return Retry(max=DEFERRALS_MAX, interval=max(1, math.ceil(wake_at - now)))
 
 
-def _report(attempt: Attempt, outcome: BookStatus, started: float, store: BookStore, reason: str | None = None) -> None:
+def _next_retry(job: Job, wait: int) -> int:
+    """Seconds until RQ tries the job again, the next interval stretched to at least ``wait``
+    (for the origin's Retry-After)."""
+    if wait:
+        # RQ reuses the first interval while more retries are left than intervals: spell those
+        # out, so that only the next one is stretched.
+        retries_left = job.retries_left or 0
+        intervals = list(job.retry_intervals or [0])
+        intervals = [intervals[0]] * (retries_left - len(intervals)) + intervals
+        index = len(intervals) - retries_left
+        intervals[index] = max(intervals[index], wait)
+        job.retry_intervals = intervals
+    # When RQ will try again (job.retry schedules it this far ahead), replacing the time an
+    # earlier deferral left, which would otherwise be answered once it has passed.
+    return job.get_retry_interval()
+
+
+def _report(attempt: Attempt, started: float, store: BookStore, outcome: BookStatus, reason: str | None = None) -> None:
     Counters(store.redis, store.prefix).record_attempt(outcome, attempt.origin_status, attempt.fetch_seconds)
     fields = {**asdict(attempt), "outcome": outcome, "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
     if reason:
@@ -239,7 +273,7 @@ def _report(attempt: Attempt, outcome: BookStatus, started: float, store: BookSt
 
 def _fetch_parse_store(
     book_id: BookId, config: Settings, store: BookStore, attempt: Attempt, admission: Admission
-) -> BookStatus:
+) -> Came:
     if parse_book_path(f"/book/show/{book_id}") != book_id:
         raise AttemptFailed(BookStatus.FAILED, f"{book_id!r} is not a valid book id")
     limiter = FetchRateLimiter.for_settings(store.redis, config)
@@ -248,8 +282,7 @@ def _fetch_parse_store(
         _probe(BookId(admission.probe_book), config, store, limiter, admission)
     rules = Robots(store.redis, config).rules(session(), limiter, admission)
     if not rules.can_fetch(config.user_agent, canonical_url(book_id, config.origin)):
-        store.progress.ended(book_id, BookStatus.BLOCKED, "Goodreads' robots.txt disallows this page for this service")
-        return BookStatus.BLOCKED
+        return Came(Met.ROBOTS, "Goodreads' robots.txt disallows this page for this service")
     crawl_delay = rules.crawl_delay(config.user_agent)
     if crawl_delay:
         limiter = FetchRateLimiter.for_settings(store.redis, config, float(crawl_delay))
@@ -263,8 +296,7 @@ def _fetch_parse_store(
     _origin_answered(store, book_id, admission.health)
 
     if response.status in (404, 410):
-        store.progress.ended(book_id, BookStatus.NOT_FOUND, f"Goodreads answered HTTP {response.status}")
-        return BookStatus.NOT_FOUND
+        return Came(Met.NOT_FOUND, f"Goodreads answered HTTP {response.status}")
     if response.status == 200:
         page = parse_book_page(response.body, book_id)
         if isinstance(page, NotABookPage):
@@ -276,7 +308,7 @@ def _fetch_parse_store(
         except UnsafeRecord as error:
             raise AttemptFailed(BookStatus.FAILED, f"the page's record cannot be stored: {error}") from None
         admission.health.remember_served(book_id)
-        return BookStatus.STORED
+        return Came(Met.STORED)
 
     failure = _failure_for_status(response)
     if failure.retry_after:
@@ -325,25 +357,3 @@ def _failure_for_status(response: OriginResponse) -> AttemptFailed:
     if status >= 500:
         return AttemptFailed(BookStatus.FAILED, f"Goodreads failed to answer (HTTP {status})", retry_after)
     return AttemptFailed(BookStatus.FAILED, f"Goodreads answered HTTP {status}", retry_after)
-
-
-def _record_failure(job: Job, store: BookStore, book_id: str, failure: AttemptFailed) -> BookStatus:
-    """``retrying`` while RQ will try again, the final state otherwise; stretch the next
-    retry interval to the origin's Retry-After. Returns the state recorded."""
-    if not job.retries_left:
-        store.progress.ended(book_id, failure.status, failure.reason)
-        return failure.status
-    if failure.retry_after:
-        # RQ's scheduler keeps whole seconds and may run a retry up to a second early: add one.
-        # RQ reuses the first interval while more retries are left than intervals: spell those
-        # out, so that only the next one is stretched.
-        intervals = list(job.retry_intervals or [0])
-        intervals = [intervals[0]] * (job.retries_left - len(intervals)) + intervals
-        index = len(intervals) - job.retries_left
-        intervals[index] = max(intervals[index], math.ceil(failure.retry_after) + 1)
-        job.retry_intervals = intervals
-    # When RQ will try again (job.retry schedules it this far ahead), replacing the time an
-    # earlier deferral left, which would otherwise be answered once it has passed.
-    next_attempt_at = time.time() + job.get_retry_interval()
-    store.progress.ended(book_id, BookStatus.RETRYING, f"{failure.status}: {failure.reason}", next_attempt_at)
-    return BookStatus.RETRYING
