@@ -3,7 +3,7 @@ more, and the books put aside while the origin was paused.
 
 Only workers do this, each for itself or for the worker its supervisor ran before it
 (worker/rq_worker.py), or for the fleet when a probe finds the origin serving again
-(worker/tasks.py); the web side never does, so it lives here, beside the worker, while the
+(worker/pause.py); the web side never does, so it lives here, beside the worker, while the
 queue's contract with the web (enqueue, states, counts) stays in books/queue.py. It builds
 RQ's keys the way that module does, with its ``key_around``.
 """

@@ -30,7 +30,6 @@ asks Open Library for the book, whose record is kept until Goodreads' replaces i
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -40,18 +39,17 @@ from rq.job import Job
 
 from books.counters import Counters
 from books.links import BookId, canonical_url, parse_book_path
-from books.origin import OriginHealth, OriginSnapshot, OriginState, iso
+from books.origin import OriginHealth, OriginSnapshot, iso
 from books.record import GOODREADS, Record
 from books.settings import Settings
 from books.status import BookStatus
 from books.store import BookStore, RecordLimits, UnsafeRecord
-from worker import fallback
+from worker import fallback, pause
 from worker.context import cookies, session, settings
 from worker.decisions import Came, Kind, Met, Origin, decide
-from worker.fetch import AttemptFailed, OriginResponse, OriginTrouble, fetch_book_page, origin_trouble
+from worker.fetch import AttemptFailed, OriginResponse, OriginTrouble, fetch_book_page
 from worker.parser import NotABookPage, parse_book_page
 from worker.ratelimit import FetchRateLimiter, SlotTooFar
-from worker.recovery import WorkerRecovery
 from worker.robots import Robots
 
 log = logging.getLogger(__name__)
@@ -79,38 +77,6 @@ WAITS_FOR_ORIGIN = (Met.ORIGIN_PAUSED, Met.ORIGIN_TROUBLE)
 WITH_REASON = (Met.FAILURE, Met.ORIGIN_TROUBLE)
 
 
-class OriginPaused(Exception):
-    """The fleet paused while this book waited for its request slot."""
-
-
-# How long the job's own gate stands for its first request: asking again a moment later
-# would only spend a round trip to Redis.
-GATE_FRESH_SECONDS = 1.0
-
-
-class Admission:
-    """Lets a book's requests out while the origin is fine, or as the fleet's probe (claimed
-    when the job starts, with the book to probe with: ``probe_book``)."""
-
-    def __init__(self, health: OriginHealth, book_id: str, probing: bool, probe_book: str | None = None) -> None:
-        self.health = health
-        self.book_id = book_id
-        self.probing = probing
-        self.probe_book = probe_book if probe_book != book_id else None
-        self.gated_until = time.monotonic() + GATE_FRESH_SECONDS  # the job has just asked
-
-    def __call__(self) -> None:
-        if self.probing:
-            return
-        if time.monotonic() < self.gated_until:
-            self.gated_until = 0.0
-            return
-        # A job that found the origin fine does not become the probe midway: its own book could
-        # be what the origin refuses; the next job claims the probe, with a book served before.
-        if self.health.gate(self.book_id, may_probe=False)[0] == "wait":
-            raise OriginPaused
-
-
 def parse_book(book_id: str) -> str | Retry:
     """Fetch, parse and store one book; return ``stored``, ``not_found`` or ``blocked``
     (robots.txt), the final state of a book paused too long, or RQ's ``Retry`` to wait.
@@ -130,45 +96,25 @@ def _attempt(job: Job, book_id: str) -> str | Retry:
     gate, probe_book = health.gate(book_id)
     if gate == "wait":
         return _apply(job, store, health, book_id, Came(Met.ORIGIN_PAUSED))
-    admission = Admission(health, book_id, gate == "probe", probe_book)
+    admission = pause.Admission(health, book_id, gate == "probe", probe_book)
     attempt = Attempt(book_id, job.id, store.progress.started(book_id))
     started = time.perf_counter()
     unexpected: Exception | None = None
     try:
         came = _fetch_parse_store(BookId(book_id), config, store, attempt, admission)
-    except OriginPaused:
+    except pause.OriginPaused:
         came = Came(Met.ORIGIN_PAUSED)
     except SlotTooFar as far:
         reason = f"waiting for a request slot (FETCH_RATE {config.fetch_rate:g}/s, shared by every worker)"
         came = Came(Met.SLOT_TOO_FAR, reason, wait=far.wait)
     except OriginTrouble as trouble:
-        came = _origin_trouble(store, health, book_id, admission, trouble)
+        came = pause.report_trouble(store, health, book_id, admission, trouble)
     except AttemptFailed as failure:
         came = Came(Met.FAILURE, failure.reason, failure.status, retry_after=failure.retry_after)
     except Exception as error:
         unexpected = error
         came = Came(Met.FAILURE, f"unexpected error: {type(error).__name__}: {str(error)[:200]}")
     return _apply(job, store, health, book_id, came, (attempt, started), unexpected)
-
-
-def _origin_trouble(
-    store: BookStore, health: OriginHealth, book_id: str, admission: Admission, trouble: OriginTrouble
-) -> Came:
-    """Report the answer to the fleet; it is the book's own if shown so, or met a second time
-    while the fleet runs."""
-    reason = trouble.reason
-    if trouble.state in (OriginState.CHALLENGE, OriginState.REFUSED) and cookies().in_use:
-        reason += "; the session cookies were refused or have expired"
-    verdict, changed = health.report_trouble(
-        book_id, trouble.state, reason, trouble.retry_after or 0, admission.probing
-    )
-    if verdict == "paused_now" or changed:
-        log.warning(
-            "origin paused: every worker stops fetching",
-            extra={"fields": {"origin_state": trouble.state, "reason": reason, "book_id": book_id}},
-        )
-    own = verdict == "own" or (verdict == "counted" and not store.progress.struck(book_id))
-    return Came(Met.ORIGIN_TROUBLE, reason, origin_state=trouble.state, retry_after=trouble.retry_after, own=own)
 
 
 def _apply(
@@ -239,10 +185,9 @@ def _apply(
             log.info("book gave up waiting", extra={"fields": {"book_id": book_id, "outcome": decision.status}})
             return str(decision.status)
         case Kind.PARK:
-            wake_at, _prober = health.park(book_id)
-            wake_at = min(wake_at, paused_since + config.origin_pause_max)
-            progress.paused(book_id, origin.describe(), wake_at)
-            return Retry(max=DEFERRALS_MAX, interval=max(1, math.ceil(wake_at - now)))
+            return Retry(
+                max=DEFERRALS_MAX, interval=pause.park(health, progress, book_id, origin.describe(), paused_since, now)
+            )
 
 
 def _next_retry(job: Job, wait: int) -> int:
@@ -272,14 +217,14 @@ def _report(attempt: Attempt, started: float, store: BookStore, outcome: BookSta
 
 
 def _fetch_parse_store(
-    book_id: BookId, config: Settings, store: BookStore, attempt: Attempt, admission: Admission
+    book_id: BookId, config: Settings, store: BookStore, attempt: Attempt, admission: pause.Admission
 ) -> Came:
     if parse_book_path(f"/book/show/{book_id}") != book_id:
         raise AttemptFailed(BookStatus.FAILED, f"{book_id!r} is not a valid book id")
     limiter = FetchRateLimiter.for_settings(store.redis, config)
     cookies().refresh(session())
     if admission.probe_book:
-        _probe(BookId(admission.probe_book), config, store, limiter, admission)
+        pause.probe(BookId(admission.probe_book), config, store, limiter, admission)
     rules = Robots(store.redis, config).rules(session(), limiter, admission)
     if not rules.can_fetch(config.user_agent, canonical_url(book_id, config.origin)):
         return Came(Met.ROBOTS, "Goodreads' robots.txt disallows this page for this service")
@@ -292,8 +237,8 @@ def _fetch_parse_store(
     finally:
         attempt.fetch_seconds = time.perf_counter() - fetch_started
     attempt.origin_status = response.status
-    _raise_origin_trouble(response, config, limiter)
-    _origin_answered(store, book_id, admission.health)
+    pause.raise_origin_trouble(response, config, limiter)
+    pause.answered(store, book_id, admission.health)
 
     if response.status in (404, 410):
         return Came(Met.NOT_FOUND, f"Goodreads answered HTTP {response.status}")
@@ -314,42 +259,6 @@ def _fetch_parse_store(
     if failure.retry_after:
         limiter.pause(failure.retry_after)
     raise failure
-
-
-def _probe(
-    probe_book: BookId, config: Settings, store: BookStore, limiter: FetchRateLimiter, admission: Admission
-) -> None:
-    """The fleet's probe, for a book the origin served before rather than this job's own (which
-    anyone may have chosen for the origin to refuse): ``OriginTrouble`` if the origin is still
-    in trouble, else the fleet resumes and the job goes on with its own book."""
-    try:
-        response = fetch_book_page(probe_book, config, session(), limiter, admission)
-    except AttemptFailed:  # an answer, if not a whole page: about that book, not the origin
-        pass
-    else:
-        _raise_origin_trouble(response, config, limiter)
-    _origin_answered(store, None, admission.health)
-
-
-def _raise_origin_trouble(response: OriginResponse, config: Settings, limiter: FetchRateLimiter) -> None:
-    """Raise the answer's ``OriginTrouble``, if it is about the origin; a rate limit also holds
-    every worker's next request back for its Retry-After."""
-    trouble = origin_trouble(response)
-    if trouble:
-        if trouble.state == OriginState.RATE_LIMIT:
-            limiter.pause(trouble.retry_after or (config.retry_intervals or (60,))[0])
-        raise trouble
-
-
-def _origin_answered(store: BookStore, book_id: str | None, health: OriginHealth) -> None:
-    """Goodreads answered about a book itself: the fleet's streak ends, a pause ends (the
-    paused books go back on the queue at once), and this job's book's pause is over."""
-    if health.report_success(book_id):
-        released = WorkerRecovery(store.redis, health.settings).release_paused()
-        log.warning(
-            "origin resumed: Goodreads serves pages again",
-            extra={"fields": {"book_id": book_id, "released": released}},
-        )
 
 
 def _failure_for_status(response: OriginResponse) -> AttemptFailed:
