@@ -36,9 +36,10 @@ from typing import cast
 
 from redis import Redis
 
+from books.progress import LUA as PROGRESS_LUA
+from books.progress import BookProgress
 from books.settings import Settings
 from books.status import BookStatus
-from books.store import BookStore
 
 
 class OriginState(StrEnum):
@@ -96,7 +97,8 @@ return {'wait', ''}
 # 1 when the kind of trouble changed. The books of the streak that pauses the fleet become its
 # suspects; with books served to probe with, the first probe goes out at once (probe_index -1).
 _TROUBLE_SCRIPT = (
-    _CLOCK
+    PROGRESS_LUA
+    + _CLOCK
     + """
 local intervals = cjson.decode(ARGV[4])
 local wait = tonumber(ARGV[5])
@@ -109,7 +111,7 @@ if ARGV[6] == '1' and state ~= 'ok' then
     return {'probe_failed', state ~= ARGV[1] and 1 or 0}
 end
 if state ~= 'ok' then return {'paused', 0} end
-if redis.call('HEXISTS', KEYS[5], 'own_trouble') == 1 then return {'own', 0} end
+if progress.has_own_trouble(KEYS[5]) then return {'own', 0} end
 redis.call('SADD', KEYS[2], ARGV[7])
 if redis.call('SCARD', KEYS[2]) < tonumber(ARGV[3]) then return {'counted', 0} end
 local check = redis.call('EXISTS', KEYS[4]) == 1
@@ -125,16 +127,17 @@ return {'paused_now', 1}
 # KEYS[2]: the streak set, KEYS[3]: the suspects set, KEYS[4] (optional): the answered book's
 # status hash, whose pause is over. ARGV[1]: the prefix of a book's status hash. Returns
 # 'resumed' when this answer ended a pause, 'ok' otherwise. An answer before any probe failed
-# shows the suspects' trouble to be their own: each is marked ``own_trouble``.
+# shows the suspects' trouble to be their own: each is marked so (books/progress.py).
 _SUCCESS_SCRIPT = (
-    _CLOCK
+    PROGRESS_LUA
+    + _CLOCK
     + """
 redis.call('DEL', KEYS[2])
-if KEYS[4] then redis.call('HDEL', KEYS[4], 'paused_since', 'next_attempt_at') end
+if KEYS[4] then progress.pause_over(KEYS[4]) end
 if state == 'ok' then return 'ok' end
 if tonumber(redis.call('HGET', KEYS[1], 'probe_index') or '0') < 0 then
     for _, book_id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-        redis.call('HSET', ARGV[1] .. book_id, 'own_trouble', 1)
+        progress.own_trouble(ARGV[1] .. book_id)
     end
 end
 redis.call('DEL', KEYS[3])
@@ -215,7 +218,7 @@ class OriginHealth:
         self.streak_key = f"{self.key}:streak"
         self.suspects_key = f"{self.key}:suspects"
         self.served_key = f"{self.key}:served"
-        self.status_prefix = BookStore(redis, settings.key_prefix).status_key("")
+        self.progress = BookProgress(redis, settings.key_prefix)
         self._gate = redis.register_script(_GATE_SCRIPT)
         self._trouble = redis.register_script(_TROUBLE_SCRIPT)
         self._success = redis.register_script(_SUCCESS_SCRIPT)
@@ -248,7 +251,7 @@ class OriginHealth:
         """Count an origin-level answer to a book; returns the verdict (``paused_now``, ``paused``,
         ``probe_failed``, ``own`` or ``counted``) and whether the origin's state changed."""
         verdict, changed = self._trouble(
-            keys=[self.key, self.streak_key, self.suspects_key, self.served_key, self.status_prefix + book_id],
+            keys=[self.key, self.streak_key, self.suspects_key, self.served_key, self.progress.key(book_id)],
             args=[
                 state,
                 reason,
@@ -261,11 +264,11 @@ class OriginHealth:
         )
         return verdict.decode(), bool(changed)
 
-    def report_success(self, status_key: str | None = None) -> bool:
-        """A real book page came back; True when it ended a pause. The book's own pause, in
-        its status hash at ``status_key``, ends in the same round trip."""
-        keys = [self.key, self.streak_key, self.suspects_key, *([status_key] if status_key else [])]
-        return self._success(keys=keys, args=[self.status_prefix]) == b"resumed"
+    def report_success(self, book_id: str | None = None) -> bool:
+        """A real book page came back (about ``book_id``, if a job's own); True when it ended a
+        pause. The book's own pause ends in the same round trip."""
+        keys = [self.key, self.streak_key, self.suspects_key, *([self.progress.key(book_id)] if book_id else [])]
+        return self._success(keys=keys, args=[self.progress.key_prefix]) == b"resumed"
 
     def park(self, book_id: str) -> tuple[float, bool]:
         """When a paused book is tried again: the next probe's time for the one book that will

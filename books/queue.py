@@ -38,6 +38,8 @@ from rq.utils import now, utcparse
 from books.jobs import BOOK, job_queue
 from books.links import BookId
 from books.origin import OriginSnapshot, origin_key
+from books.progress import AT, ATTEMPTS, NEXT_ATTEMPT_AT, REASON, STATE
+from books.progress import LUA as PROGRESS_LUA
 from books.record import GOODREADS
 from books.settings import Settings
 from books.status import FINAL_FAILURES, BookState, BookStatus, Outcome
@@ -69,7 +71,9 @@ AWAITING = (BookStatus.PAUSED, BookStatus.QUEUED)
 # ARGV[2]: n, the number of job template values, then those n field/value values;
 # then the book ids. Returns one outcome per book.
 # Book keys are built inside, as RQ's own scripts build theirs.
-_ENQUEUE_SCRIPT = """
+_ENQUEUE_SCRIPT = (
+    PROGRESS_LUA
+    + """
 local config = cjson.decode(ARGV[1])
 local active = {}
 for _, status in ipairs(config.active) do active[status] = true end
@@ -100,7 +104,7 @@ for i = template_end + 1, #ARGV do
     end
     local last
     if not outcome then
-        last = redis.call('HMGET', status_key, 'stored_at', 'state', 'at', 'attempts')
+        last = progress.last(status_key)
         if not config.refresh and last[1] and tonumber(last[1]) >= config.fresh_since then
             outcome = 'stored'
         elseif not config.refresh and last[2] == 'not_found' and tonumber(last[3]) >= config.fresh_since then
@@ -118,11 +122,7 @@ for i = template_end + 1, #ARGV do
                    'description', description[1] .. id .. description[2], 'status', 'queued', unpack(template))
         pushed[#pushed + 1] = job_id
         -- a book that ran before starts afresh; a new one has no status hash until it runs
-        if last[2] or last[4] then
-            redis.call('HSET', status_key, 'attempts', 0)
-            redis.call('HDEL', status_key, 'paused_since', 'next_attempt_at', 'origin_strike', 'own_trouble',
-                       'fallback')
-        end
+        if last[2] or last[4] then progress.queued(status_key) end
         outcome = 'queued'
     end
     outcomes[#outcomes + 1] = outcome
@@ -133,22 +133,26 @@ if #pushed > 0 then
 end
 return outcomes
 """
+)
 
 # KEYS[1]: the origin's hash. ARGV[1..3]: the prefixes of a job's hash, a book's status hash and
 # its record; then book ids. Returns the origin's state, then, per book, its job's status, its
 # last outcome's state, whether it has a record (what ``_state`` reads to tell a book's status)
 # and its record's source, in one round trip for many books.
-_STATUS_FIELDS_SCRIPT = """
+_STATUS_FIELDS_SCRIPT = (
+    PROGRESS_LUA
+    + """
 local fields = {redis.call('HGET', KEYS[1], 'state') or ''}
 for i = 4, #ARGV do
     local id = ARGV[i]
     fields[#fields + 1] = redis.call('HGET', ARGV[1] .. id, 'status') or ''
-    fields[#fields + 1] = redis.call('HGET', ARGV[2] .. id, 'state') or ''
+    fields[#fields + 1] = progress.state(ARGV[2] .. id)
     fields[#fields + 1] = redis.call('EXISTS', ARGV[3] .. id)
-    fields[#fields + 1] = redis.call('HGET', ARGV[2] .. id, 'source') or ''
+    fields[#fields + 1] = progress.source(ARGV[2] .. id)
 end
 return fields
 """
+)
 
 
 def job_id(book_id: BookId) -> str:
@@ -302,7 +306,7 @@ class BookQueue:
         moved_up_from = self.refresh_queue if queue is self.rq_queue else queue
         config = {
             "job_id_prefix": JOB_ID_PREFIX,
-            "status_key_prefix": self.store.status_key(""),
+            "status_key_prefix": self.store.progress.key_prefix,
             "fresh_since": time.time() - self.settings.refresh_after,
             "refresh": refresh,
             "queue": queue.name,
@@ -356,7 +360,7 @@ class BookQueue:
             pipe.hgetall(origin_key(self.settings))
             for book_id in book_ids:
                 pipe.hget(Job.key_for(job_id(book_id)), "status")
-                pipe.hgetall(self.store.status_key(book_id))
+                pipe.hgetall(self.store.progress.key(book_id))
                 if check_records:
                     pipe.exists(self.store.record_key(book_id))
             origin_hash, *replies = pipe.execute()
@@ -373,7 +377,7 @@ class BookQueue:
         """The status of each book, as ``states`` tells it, and its record's source (None without a
         record), read for many books at a third of its cost (no reason, attempts or times): for
         the counts of large batches."""
-        prefixes = [Job.key_for(job_id(BookId(""))), self.store.status_key(""), self.store.record_key("")]
+        prefixes = [Job.key_for(job_id(BookId(""))), self.store.progress.key_prefix, self.store.record_key("")]
         origin_state, *fields = self._status_fields(keys=[origin_key(self.settings)], args=[*prefixes, *book_ids])
         return [
             (
@@ -421,7 +425,7 @@ def describe(book_id: BookId) -> str:
 @cache
 def _status(job_status: bytes, state: bytes, has_record: int, origin_state: bytes) -> BookStatus:
     origin = OriginSnapshot.from_hash({b"state": origin_state})
-    return _state(job_status or None, {b"state": state} if state else {}, has_record, origin).status
+    return _state(job_status or None, {STATE.encode(): state} if state else {}, has_record, origin).status
 
 
 def _state(
@@ -432,14 +436,14 @@ def _state(
     the origin or a request slot) waits for the origin: ``paused`` until the next probe."""
     job = job_status.decode() if job_status else None
     outcome = {key.decode(): value.decode() for key, value in last.items()}
-    reason = outcome.get("reason") or None
-    attempts = int(outcome["attempts"]) if outcome.get("attempts") else None
-    last_attempt_at = float(outcome["at"]) if outcome.get("at") else None
-    next_attempt_at = float(outcome["next_attempt_at"]) if outcome.get("next_attempt_at") else None
+    reason = outcome.get(REASON) or None
+    attempts = int(outcome[ATTEMPTS]) if outcome.get(ATTEMPTS) else None
+    last_attempt_at = float(outcome[AT]) if outcome.get(AT) else None
+    next_attempt_at = float(outcome[NEXT_ATTEMPT_AT]) if outcome.get(NEXT_ATTEMPT_AT) else None
     if job == JobStatus.STARTED:
         return BookState(BookStatus.RUNNING, reason, attempts, last_attempt_at)
     # Put aside: for the origin (paused), for a request slot (queued), or for a retry.
-    waiting = BookStatus(outcome["state"]) if outcome.get("state") in AWAITING else BookStatus.RETRYING
+    waiting = BookStatus(outcome[STATE]) if outcome.get(STATE) in AWAITING else BookStatus.RETRYING
     scheduled = job == JobStatus.SCHEDULED
     if origin and origin.paused and job in ACTIVE_JOB_STATUSES and not (scheduled and waiting == BookStatus.RETRYING):
         # Tried at the next probe (or, parked, when it gives up waiting, if that comes first).
@@ -450,10 +454,10 @@ def _state(
     if job in ACTIVE_JOB_STATUSES:
         # A pause's reason is over once the origin runs again (its book was released).
         return BookState(BookStatus.QUEUED, None if waiting == BookStatus.PAUSED else reason, attempts, last_attempt_at)
-    if has_record or outcome.get("state") == BookStatus.STORED:  # (or its record is being written now)
+    if has_record or outcome.get(STATE) == BookStatus.STORED:  # (or its record is being written now)
         return BookState(BookStatus.STORED, None, attempts, last_attempt_at)
-    if outcome.get("state") in FINAL_FAILURES:
-        return BookState(BookStatus(outcome["state"]), reason, attempts, last_attempt_at)
+    if outcome.get(STATE) in FINAL_FAILURES:
+        return BookState(BookStatus(outcome[STATE]), reason, attempts, last_attempt_at)
     if job in TERMINAL_JOB_STATUSES and job != JobStatus.FINISHED:
         return BookState(
             BookStatus.FAILED,

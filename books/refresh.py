@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from books.links import BookId
+from books.progress import AT, STORED_AT
 from books.queue import BookQueue
 from books.status import Outcome
 
@@ -54,10 +55,7 @@ def stale_book_ids(queue: BookQueue, limit: int) -> list[BookId]:
         candidates = [member.decode() for member in cast(list[bytes], members)]
         if not candidates:
             break
-        with queue.redis.pipeline(transaction=False) as pipe:
-            for book_id in candidates:
-                pipe.hget(queue.store.status_key(book_id), "at")
-            last_attempts = pipe.execute()
+        last_attempts = queue.store.progress.values(candidates, AT)
         chosen += [
             BookId(book_id)
             for book_id, at in zip(candidates, last_attempts, strict=True)
@@ -79,10 +77,7 @@ def index_earlier_records(queue: BookQueue, chunk: int = 1000) -> int:
     added = 0
     book_ids = store.scanned_book_ids()
     while batch := list(itertools.islice(book_ids, chunk)):
-        with redis.pipeline(transaction=False) as pipe:
-            for book_id in batch:
-                pipe.hget(store.status_key(book_id), "stored_at")
-            written = pipe.execute()
+        written = store.progress.values(batch, STORED_AT)
         entries = {book_id: float(at or 0) for book_id, at in zip(batch, written, strict=True)}
         added += int(redis.zadd(store.stored_at_key, entries, nx=True) or 0)
     redis.set(marker, 1)

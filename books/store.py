@@ -4,12 +4,7 @@ Key scheme (``<prefix>`` is ``KEY_PREFIX``, default ``goodreads``):
 
 - ``<prefix>:book:<book_id>``   the record: a zlib-compressed pickle of plain Python values
   (or, written before records were compressed, the bare pickle)
-- ``<prefix>:status:<book_id>`` a hash: ``state`` (stored, not_found, retrying, blocked,
-  failed), ``reason``, ``attempts``, ``at`` (epoch seconds of the last outcome),
-  ``stored_at`` (epoch seconds Goodreads' record was last written), ``source`` (where the
-  record came from: ``goodreads``, or ``openlibrary``, whose record leaves ``state`` and
-  ``stored_at`` alone: the book stays due for Goodreads) and ``fallback`` (what the second
-  source gave: ``openlibrary``, or ``none`` when it had no match)
+- the book's status hash: its progress, owned by books/progress.py
 - ``<prefix>:stored-at``        a sorted set: every book with a record, scored by ``stored_at``
   (the oldest records first, for the refresh rounds and /metrics)
 
@@ -45,11 +40,11 @@ from itertools import islice
 from typing import Any, cast
 
 from redis import Redis
-from redis.typing import EncodableT, FieldT
 
-from books.record import GOODREADS, MISSING_VALUES, Record, StoredRecord
+from books.progress import LUA as PROGRESS_LUA
+from books.progress import BookProgress
+from books.record import MISSING_VALUES, Record, StoredRecord
 from books.settings import Settings
-from books.status import BookStatus
 
 log = logging.getLogger(__name__)
 
@@ -246,13 +241,16 @@ def _decompress(data: bytes, max_bytes: int) -> bytes:
 
 # KEYS: the record, the status hash, the stored-at index. ARGV: the record as stored, now, the
 # book id, the source. A record without a source in the status hash is Goodreads'.
-_SAVE_SECOND_SOURCE = """
-if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('HGET', KEYS[2], 'source') ~= ARGV[4] then return 0 end
+_SAVE_SECOND_SOURCE = (
+    PROGRESS_LUA
+    + """
+if redis.call('EXISTS', KEYS[1]) == 1 and progress.source(KEYS[2]) ~= ARGV[4] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[2], 'source', ARGV[4], 'fallback', ARGV[4])
+progress.second_source_stored(KEYS[2], ARGV[4])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
 return 1
 """
+)
 
 
 class BookStore:
@@ -264,28 +262,24 @@ class BookStore:
         self.redis = redis
         self.prefix = prefix
         self.limits = limits
+        self.progress = BookProgress(redis, prefix)
 
     def record_key(self, book_id: str) -> str:
         return f"{self.prefix}:book:{book_id}"
-
-    def status_key(self, book_id: str) -> str:
-        return f"{self.prefix}:status:{book_id}"
 
     @property
     def stored_at_key(self) -> str:
         return f"{self.prefix}:stored-at"
 
-    def save_record(self, book_id: str, record: Record | StoredRecord) -> None:
-        """Write the record and mark the book stored, in one transaction; ``UnsafeRecord``
-        (nothing written) if it is not plain JSON data within the limits."""
+    def save_record(self, book_id: str, record: Record | StoredRecord, attempt_spent: bool = False) -> None:
+        """Write the record and mark the book stored (an attempt spent, if a job's), in one
+        transaction; ``UnsafeRecord`` (nothing written) if it is not plain JSON data within the
+        limits."""
         data = dumps_record(record, self.limits)
         now = time.time()
         with self.redis.pipeline() as pipe:
             pipe.set(self.record_key(book_id), data)
-            pipe.hset(
-                self.status_key(book_id),
-                mapping={"state": BookStatus.STORED, "reason": "", "at": now, "stored_at": now, "source": GOODREADS},
-            )
+            self.progress.stored(pipe, book_id, now, attempt_spent)
             pipe.zadd(self.stored_at_key, {book_id: now})
             pipe.execute()
 
@@ -295,7 +289,7 @@ class BookStore:
         it stays due for Goodreads. Returns whether it was written; ``UnsafeRecord`` as
         ``save_record``."""
         data = dumps_record(record, self.limits)
-        keys = [self.record_key(book_id), self.status_key(book_id), self.stored_at_key]
+        keys = [self.record_key(book_id), self.progress.key(book_id), self.stored_at_key]
         save = self.redis.register_script(_SAVE_SECOND_SOURCE)
         return bool(save(keys=keys, args=[data, time.time(), book_id, source]))
 
@@ -357,17 +351,3 @@ class BookStore:
     def load_record(self, book_id: str) -> StoredRecord | None:
         data = self.redis.get(self.record_key(book_id))
         return None if data is None else with_every_field(loads_record(cast(bytes, data), self.limits))
-
-    def record_outcome(
-        self, book_id: str, state: BookStatus, reason: str, next_attempt_at: float | None = None
-    ) -> None:
-        """Remember how the last attempt at a book ended (a stored record is kept), and, for a
-        book to be tried again, when."""
-        outcome: dict[FieldT, EncodableT] = {"state": state, "reason": reason, "at": time.time()}
-        if next_attempt_at is not None:
-            outcome["next_attempt_at"] = next_attempt_at
-        self.redis.hset(self.status_key(book_id), mapping=outcome)
-
-    def count_attempt(self, book_id: str) -> int:
-        """Count an attempt at the book; return how many there have been since it was queued."""
-        return int(self.redis.hincrby(self.status_key(book_id), "attempts", 1))

@@ -4,10 +4,12 @@ and the command-line client loads none of the service's code."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
+from books.progress import ATTEMPTS, FALLBACK, NEXT_ATTEMPT_AT, ORIGIN_STRIKE, OWN_TROUBLE, PAUSED_SINCE, STORED_AT
 from tests.processes import ROOT
 
 PROJECT_PACKAGES = ("app", "books", "client", "worker")
@@ -102,3 +104,40 @@ def test_worker_recovery_lives_on_the_worker_side_only():
     }
     assert definers == {"worker/recovery.py"}
     assert set(RECOVERY) <= defined_names(ROOT / "worker" / "recovery.py")
+
+
+# A book's status hash has one owner: the key and the fields only it has are spelled there alone
+# (fields it shares with the origin's hash, ``state`` and ``reason``, cannot be told apart by
+# grep). The API's answer has fields of the same names: a quoted name counts where a line also
+# writes or reads a hash, or the status key is spelled.
+PROGRESS_OWNER = ROOT / "books" / "progress.py"
+PROGRESS_FIELDS = ATTEMPTS, STORED_AT, FALLBACK, NEXT_ATTEMPT_AT, PAUSED_SINCE, ORIGIN_STRIKE, OWN_TROUBLE
+SPELLED_FIELD = re.compile("['\"]({})['\"]".format("|".join(PROGRESS_FIELDS)))
+HASH_COMMAND = re.compile(r"\bh(set|get|mget|getall|incrby|setnx|del|exists)\b|mapping=", re.IGNORECASE)
+
+
+def progress_spellings(source: str) -> list[str]:
+    """The lines of ``source`` that spell the status key, or one of its fields in a hash command."""
+    return [
+        line.strip()
+        for line in source.splitlines()
+        if ":status:" in line or (SPELLED_FIELD.search(line) and HASH_COMMAND.search(line))
+    ]
+
+
+def test_only_the_owner_of_a_books_progress_spells_its_key_and_fields():
+    assert progress_spellings(PROGRESS_OWNER.read_text()), "the owner spells them"
+    spelled = {
+        str(path.relative_to(ROOT)): lines
+        for package in ("app", "books", "worker")
+        for path in sorted((ROOT / package).glob("*.py"))
+        if path != PROGRESS_OWNER and (lines := progress_spellings(path.read_text()))
+    }
+    assert spelled == {}
+
+
+def test_the_progress_grep_finds_what_it_looks_for():
+    assert progress_spellings("""redis.call('HINCRBY', status_key, 'attempts', -1)""")
+    assert progress_spellings("""pipe.hdel(key, "paused_since", "next_attempt_at")""")
+    assert progress_spellings("""return f"{self.prefix}:status:{book_id}\"""")
+    assert not progress_spellings("""body["attempts"] = state.attempts""")

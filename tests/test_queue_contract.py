@@ -119,7 +119,7 @@ def test_a_failed_book_is_queued_again_as_cleanly_as_job_delete_leaves_it(redis,
     redis.flushdb()  # the same failure, cleared by RQ itself, then enqueued by RQ
     fail_book_9(queue, run_jobs).delete()
     rq_enqueue_many(queue, BookId("9"))
-    redis.hset(queue.store.status_key("9"), "attempts", 0)  # the service's own reset, which the script does
+    redis.hset(queue.store.progress.key("9"), "attempts", 0)  # the service's own reset, which the script does
     theirs = snapshot(redis)
 
     assert sorted(ours) == sorted(theirs)

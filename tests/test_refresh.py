@@ -24,7 +24,7 @@ def store(queue: BookQueue, book_id: str, age: float) -> None:
     queue.store.save_record(book_id, {"title": f"book {book_id}"})
     stored_at = time.time() - age
     queue.redis.zadd(queue.store.stored_at_key, {book_id: stored_at})
-    queue.redis.hset(queue.store.status_key(book_id), mapping={"stored_at": stored_at, "at": stored_at})
+    queue.redis.hset(queue.store.progress.key(book_id), mapping={"stored_at": stored_at, "at": stored_at})
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def test_saving_a_record_indexes_it_by_its_time(queue):
     queue.store.save_record("5", {"title": "t"})
     score = queue.redis.zscore(queue.store.stored_at_key, "5")
     assert before <= score <= time.time()
-    assert float(queue.redis.hget(queue.store.status_key("5"), "stored_at")) == score
+    assert float(queue.redis.hget(queue.store.progress.key("5"), "stored_at")) == score
 
 
 def test_stale_books_come_oldest_first_bounded_and_skip_a_recent_failed_refresh(queue):
@@ -45,13 +45,13 @@ def test_stale_books_come_oldest_first_bounded_and_skip_a_recent_failed_refresh(
         store(queue, book_id, age)
     assert stale_book_ids(queue, 10) == ["2", "4", "1", "3"]
     assert stale_book_ids(queue, 2) == ["2", "4"]
-    queue.store.record_outcome("4", BookStatus.FAILED, "Goodreads failed to answer (HTTP 503)")
+    queue.store.progress.ended("4", BookStatus.FAILED, "Goodreads failed to answer (HTTP 503)")
     assert stale_book_ids(queue, 2) == ["2", "1"]
 
 
 def test_the_first_round_indexes_records_written_before_the_index(queue):
     queue.redis.set(queue.store.record_key("7"), b"an earlier record")
-    queue.redis.hset(queue.store.status_key("7"), mapping={"stored_at": time.time() - 2 * DAY})
+    queue.redis.hset(queue.store.progress.key("7"), mapping={"stored_at": time.time() - 2 * DAY})
     queue.redis.set(queue.store.record_key("8"), b"an earlier record without its write time")
     store(queue, "9", 60)
     assert refresh_round(queue) == {"8": "queued", "7": "queued"}  # no write time: the oldest
@@ -97,7 +97,7 @@ def test_a_refreshed_book_leaves_no_trace_in_the_other_queue_s_registries(config
     run_jobs()
     assert queue.rq_queue.finished_job_registry.get_job_ids() == ["book-9"]
     queue.redis.zadd(queue.store.stored_at_key, {"9": time.time() - 2 * DAY})
-    queue.redis.hset(queue.store.status_key("9"), mapping={"stored_at": time.time() - 2 * DAY, "at": 0})
+    queue.redis.hset(queue.store.progress.key("9"), mapping={"stored_at": time.time() - 2 * DAY, "at": 0})
     assert refresh_round(queue) == {"9": Outcome.QUEUED}
     assert queue.rq_queue.finished_job_registry.get_job_ids() == []
     run_jobs(queue.refresh_queue.name)

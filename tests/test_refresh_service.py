@@ -22,7 +22,7 @@ def age(redis, book_id: str, seconds: float) -> None:
     store = BookStore(redis, Settings().key_prefix)
     then = time.time() - seconds
     redis.zadd(store.stored_at_key, {book_id: then})
-    redis.hset(store.status_key(book_id), mapping={"stored_at": then, "at": then})
+    redis.hset(store.progress.key(book_id), mapping={"stored_at": then, "at": then})
 
 
 def fetched(origin, book_id: str) -> int:

@@ -14,6 +14,7 @@ import zlib
 import pytest
 
 from books.record import MISSING_VALUES
+from books.status import BookStatus
 from books.store import BookStore, RecordLimits, UnsafeRecord, dumps_record, loads_record, plain_record
 
 RECORD = {
@@ -306,7 +307,6 @@ def test_iter_records_leaves_out_refused_records_and_says_which(redis, caplog):
 def test_an_outcome_keeps_the_stored_record(redis):
     store = BookStore(redis)
     store.save_record("7", RECORD)
-    store.record_outcome("7", "failed", "Goodreads failed to answer (HTTP 500)")
+    store.progress.ended("7", BookStatus.FAILED, "Goodreads failed to answer (HTTP 500)")
     assert store.load_record("7") == {**MISSING_VALUES, **RECORD}
     assert redis.hget("goodreads:status:7", "state") == b"failed"
-    assert store.count_attempt("7") == 1

@@ -39,7 +39,7 @@ def start_job(queue: BookQueue, book_id: str) -> tuple[BookWorker, Execution]:
     assert job.id == f"book-{book_id}"
     execution = worker.prepare_execution(job)
     worker.prepare_job_execution(job)
-    queue.store.count_attempt(book_id)
+    queue.store.progress.started(book_id)
     return worker, execution
 
 
@@ -58,13 +58,13 @@ def test_a_job_its_worker_no_longer_runs_goes_back_to_the_front_of_the_queue_uns
     assert queue.rq_queue.started_job_registry.get_job_ids() == []
     assert redis.smembers(WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker.name)) == set()
     assert redis.keys("rq:execution:book-7:*") == []
-    assert redis.hget(queue.store.status_key("7"), "attempts") == b"0"
+    assert redis.hget(queue.store.progress.key("7"), "attempts") == b"0"
     assert queue.state(BookId("7")).status == BookStatus.QUEUED
     assert recovery.requeue_stranded(worker.name) == []  # once
 
     run_jobs()
     assert queue.store.load_record("7") is not None and queue.store.load_record("8") is not None
-    assert redis.hget(queue.store.status_key("7"), "attempts") == b"1"
+    assert redis.hget(queue.store.progress.key("7"), "attempts") == b"1"
 
 
 def test_the_jobs_a_worker_runs_are_left_alone(redis, settings):
@@ -93,7 +93,7 @@ def test_a_job_that_is_over_is_only_cleared_from_the_workers_executions(redis, s
 
     assert redis.llen(queue.rq_queue.key) == 0
     assert redis.smembers(WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker.name)) == set()
-    assert redis.hget(queue.store.status_key("7"), "attempts") == b"1"
+    assert redis.hget(queue.store.progress.key("7"), "attempts") == b"0"  # spent only with an outcome: none here
 
 
 def test_the_jobs_of_a_dead_worker_are_retried_as_rq_retries_abandoned_jobs_and_it_is_unregistered(redis, configure):

@@ -41,7 +41,7 @@ def after_attempt(redis: Redis, config: Settings, book_id: str) -> bool:
         return False
     store = BookStore(redis, config.key_prefix)
     with redis.pipeline(transaction=False) as pipe:
-        pipe.hmget(store.status_key(book_id), "state", "source", "fallback")
+        store.progress.read(pipe, book_id)
         pipe.exists(store.record_key(book_id))
         pipe.exists(Job.key_for(OPENLIBRARY_FILL.job_id(book_id)))
         (state, source, fallback), has_record, asked = pipe.execute()

@@ -212,7 +212,7 @@ def _store(store: BookStore, book_id: BookId, finds: Finds) -> str:
     """Write what was found; a find without even a title is no match (a record always has one)."""
     page = build_record(book_id, finds)
     if not finds.found or page["title"] is None:
-        store.redis.hset(store.status_key(book_id), "fallback", "none")
+        store.progress.no_fallback_match(book_id)
         return "no_match"
     record = Record(**page, fetched_at=datetime.now(UTC).isoformat(timespec="seconds"), source=OPENLIBRARY)
     try:
@@ -225,8 +225,8 @@ def _store(store: BookStore, book_id: BookId, finds: Finds) -> str:
 def _has_goodreads_record(store: BookStore, book_id: str) -> bool:
     with store.redis.pipeline(transaction=False) as pipe:
         pipe.exists(store.record_key(book_id))
-        pipe.hget(store.status_key(book_id), "source")
-        exists, source = pipe.execute()
+        store.progress.read(pipe, book_id)
+        exists, (_state, source, _fallback) = pipe.execute()
     return bool(exists) and source != OPENLIBRARY.encode()
 
 

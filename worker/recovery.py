@@ -3,7 +3,7 @@ more, and the books put aside while the origin was paused.
 
 Only workers do this, each for itself or for the worker its supervisor ran before it
 (worker/rq_worker.py), or for the fleet when a probe finds the origin serving again
-(worker/tasks.py); the web side never does, so it lives here, beside the worker, while the
+(worker/pause.py); the web side never does, so it lives here, beside the worker, while the
 queue's contract with the web (enqueue, states, counts) stays in books/queue.py. It builds
 RQ's keys the way that module does, with its ``key_around``.
 """
@@ -25,17 +25,17 @@ from rq.scripts import release_lock
 from rq.utils import as_text, parse_composite_key
 
 from books.jobs import BOOK, JobSerializer, job_queue
+from books.progress import STATE, BookProgress
 from books.queue import BATCH, JOB_ID_PREFIX, key_around
 from books.settings import Settings
 from books.status import BookStatus
-from books.store import BookStore, RecordLimits
 
 # KEYS[1]: a worker's set of executions. ARGV[1]: JSON {job_key, execution_key, executions_key,
-# started_key, queue_key ([prefix, suffix] around an id, a composite key or a queue name),
-# job_id_prefix, status_key_prefix}; then the composite keys (job id:execution id) of the
-# executions the worker is running now. Every other execution in the set is one the worker
-# no longer runs: it is cleared, and its job, if still ``started``, goes back to the front of
-# its queue, a book's attempt given back. Returns the ids of the jobs put back.
+# started_key, queue_key ([prefix, suffix] around an id, a composite key or a queue name)};
+# then the composite keys (job id:execution id) of the executions the worker is running now.
+# Every other execution in the set is one the worker no longer runs: it is cleared, and its
+# job, if still ``started``, goes back to the front of its queue (a book's attempt is spent
+# only with its outcome: one stopped midway spent none). Returns the ids of the jobs put back.
 _REQUEUE_STRANDED_SCRIPT = """
 local config = cjson.decode(ARGV[1])
 local function key(around, id) return around[1] .. id .. around[2] end
@@ -54,12 +54,6 @@ for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
                 and redis.call('HGET', job_key, 'status') == 'started' then
             redis.call('HSET', job_key, 'status', 'queued')
             redis.call('LPUSH', key(config.queue_key, origin), job_id)
-            if string.sub(job_id, 1, #config.job_id_prefix) == config.job_id_prefix then
-                local status_key = config.status_key_prefix .. string.sub(job_id, #config.job_id_prefix + 1)
-                if tonumber(redis.call('HGET', status_key, 'attempts') or '0') > 0 then
-                    redis.call('HINCRBY', status_key, 'attempts', -1)
-                end
-            end
             requeued[#requeued + 1] = job_id
         end
     end
@@ -78,7 +72,7 @@ class WorkerRecovery:
 
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
-        self.store = BookStore(redis, settings.key_prefix, RecordLimits.from_settings(settings))
+        self.progress = BookProgress(redis, settings.key_prefix)
         self.rq_queue = job_queue(redis, BOOK.queue_name(settings))
         self._requeue_stranded = redis.register_script(_REQUEUE_STRANDED_SCRIPT)
 
@@ -89,10 +83,7 @@ class WorkerRecovery:
         released = 0
         scheduled = (member.decode() for member, _score in self.redis.zscan_iter(registry.key, count=BATCH))
         while chunk := list(islice(scheduled, BATCH)):
-            with self.redis.pipeline(transaction=False) as pipe:
-                for id_ in chunk:
-                    pipe.hget(self.store.status_key(id_.removeprefix(JOB_ID_PREFIX)), "state")
-                states = pipe.execute()
+            states = self.progress.values([id_.removeprefix(JOB_ID_PREFIX) for id_ in chunk], STATE)
             paused = [id_ for id_, state in zip(chunk, states, strict=True) if state == BookStatus.PAUSED.encode()]
             for job in Job.fetch_many(paused, connection=self.redis, serializer=JobSerializer):
                 if job is None:
@@ -118,8 +109,6 @@ class WorkerRecovery:
             "executions_key": key_around(ExecutionRegistry(marker, self.redis).key, marker),
             "started_key": key_around(StartedJobRegistry(marker, connection=self.redis).key, marker),
             "queue_key": key_around(Queue(marker, connection=self.redis).key, marker),
-            "job_id_prefix": JOB_ID_PREFIX,
-            "status_key_prefix": self.store.status_key(""),
         }
         executions_key = WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker_name)
         requeued = self._requeue_stranded(keys=[executions_key], args=[json.dumps(config), *running])
