@@ -156,11 +156,11 @@ def parse_goodreads_links() -> tuple[Response, int]:
     queue = _queue()
     refresh = _flag("refresh")
     callback_url = _callback_url(queue)
+    client = client_address()
     large_posts: LargePostTurns = current_app.extensions["large_posts"]
-    with large_posts.turn(client_address(), request.content_length):  # a large body read in the client's turn
+    with large_posts.turn(client, request.content_length):  # a large body read in the client's turn
         submitted = _submitted_links(queue.settings.max_links_per_request)
     accepted = [item.book for item in submitted if not isinstance(item.book, Refusal)]
-    client = client_address()
     echoes = [_echo(item.link) for item in submitted]
     new_batch = NewBatch.of(
         [

@@ -52,7 +52,6 @@ class OriginState(StrEnum):
     UNREACHABLE = "unreachable"  # DNS, connection refused, no answer; a robots.txt 5xx
 
 
-PAUSED_STATES = tuple(state for state in OriginState if state != OriginState.OK)
 # How many of the books the origin served last a probe asks for, in turn.
 PROBE_SAMPLE = 16
 
