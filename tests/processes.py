@@ -4,6 +4,7 @@ Procfile's own web and worker commands pointed at it and at a local origin."""
 from __future__ import annotations
 
 import os
+import random
 import shlex
 import shutil
 import signal
@@ -23,10 +24,32 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+# Ports for the tests' servers, below the kernel's ephemeral range: a port the kernel picks
+# from that range (bind to port 0) may be taken by an outgoing connection before the server
+# binds it, as it was under the e2e layer's tens of thousands of requests.
+LOWEST_TEST_PORT = 20_000
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            return int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port free now, below the ephemeral range, picked at random (so the two test processes
+    of ``-n 2`` hardly ever pick the same one)."""
+    for _ in range(200):
+        port = random.randrange(LOWEST_TEST_PORT, max(LOWEST_TEST_PORT + 1000, _ephemeral_low()))
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def running(pid: int) -> bool:
